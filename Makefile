@@ -1,0 +1,44 @@
+# tff_ser: the two commands of the README are `make run` and `make test`.
+# Both create .venv on first use from the pinned lock file.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+TFF_WHEEL := tensorflow-federated==0.87.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-slow corpus benchmark clean-venv
+
+setup: $(STAMP)
+
+# TFF 0.87 pins jaxlib==0.4.14, which is no longer on the package index; jax
+# 0.4.14's own floor is jaxlib>=0.4.11, so the lock pins jax/jaxlib 0.4.13 and
+# TFF itself goes in with --no-deps (see ../shared/TFF-NOTES.md and README).
+$(STAMP): requirements/lock.txt setup.cfg
+	@$(PYTHON) -c 'import sys; assert (3,9) <= sys.version_info[:2] < (3,12), "tff_ser needs Python 3.9-3.11 (TFF 0.87); found %s" % sys.version.split()[0]' 
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip==26.3" "setuptools>=68" "wheel==0.45.1"
+	$(PIP) install --quiet -r requirements/lock.txt
+	$(PIP) install --quiet --no-deps $(TFF_WHEEL)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -c "import tensorflow_federated, tff_ser; print('tff_ser ready: TFF', tensorflow_federated.__version__)"
+	touch $(STAMP)
+
+# The main job on the embedded (generated) corpus.
+run: $(STAMP)
+	$(VENV)/bin/tff-ser run
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+test-slow: $(STAMP)
+	$(VENV)/bin/python -m pytest -m slow
+
+corpus: $(STAMP)
+	$(VENV)/bin/tff-ser data generate
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/bench_round.py
+
+clean-venv:
+	rm -rf $(VENV)
