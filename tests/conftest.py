@@ -1,0 +1,59 @@
+"""Shared fixtures; and the guard that no TFF worker outlives the test session."""
+import os
+
+import psutil
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _tff_workers():
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if cmd and cmd[0].endswith("worker_binary") and "tensorflow_federated" in cmd[0]:
+            found.append(p)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_tff_worker_left_behind():
+    """Fail the run if any TFF worker_binary started during it is still alive.
+
+    Orphaned workers keep CI's pipes open and hang it (../shared/TFF-NOTES.md);
+    tff_ser.runtime must stop every worker it starts.
+    """
+    before = {p.pid for p in _tff_workers()}
+    yield
+    import sys
+    if "tff_ser.runtime" in sys.modules:
+        # What the atexit hook does at interpreter exit.
+        sys.modules["tff_ser.runtime"].shutdown()
+    left = [p for p in _tff_workers() if p.pid not in before]
+    if left:
+        for p in left:
+            p.kill()
+        pytest.fail(f"{len(left)} TFF worker_binary process(es) left running after the tests: "
+                    f"{[p.pid for p in left]}; something started a TFF context without "
+                    "tff_ser.runtime", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def small_corpus_dir(tmp_path_factory):
+    """The generated corpus at test size, made once per session."""
+    from tff_ser.corpus.generate import generate_corpus
+    out = tmp_path_factory.mktemp("corpus") / "generated-small"
+    generate_corpus(str(out), size="small", seed=0, progress=False)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def feature_cache_dir(tmp_path_factory, small_corpus_dir):
+    path = tmp_path_factory.mktemp("feature_cache")
+    old = os.environ.get("TFF_SER_CACHE")
+    os.environ["TFF_SER_CACHE"] = str(path)
+    yield str(path)
+    if old is None:
+        os.environ.pop("TFF_SER_CACHE", None)
+    else:
+        os.environ["TFF_SER_CACHE"] = old

@@ -1,0 +1,1 @@
+"""Experiments as declared configs: one per paper table or figure."""
