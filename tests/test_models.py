@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tff_ser.layers import ReproducibleDropout
+
 from tff_ser.models import FEATURE_SHAPES, MODELS, build_model, count_params
 
 # (layer name, output shape, parameters), read off paper 001's Keras summaries.
@@ -65,7 +67,7 @@ def test_paper_001_models_match_their_figure_layer_by_layer(name, table):
 def test_mlp_is_paper_000s_256_128_relu_with_dropout_02():
     model = build_model("mlp")
     dense = [l for l in model.layers if isinstance(l, tf.keras.layers.Dense)]
-    drops = [l for l in model.layers if isinstance(l, tf.keras.layers.Dropout)]
+    drops = [l for l in model.layers if isinstance(l, ReproducibleDropout)]
     assert [l.units for l in dense] == [256, 128, 4]
     assert [l.activation.__name__ for l in dense] == ["relu", "relu", "softmax"]
     assert [l.rate for l in drops] == [0.2, 0.2]
@@ -202,7 +204,7 @@ def test_bad_num_classes_and_seed_are_refused():
 
 def test_hyperparameters_reach_the_builder_and_unknown_ones_are_refused():
     model = build_model("dense", dropout_rate=0.3)
-    assert {l.rate for l in model.layers if isinstance(l, tf.keras.layers.Dropout)} == {0.3}
+    assert {l.rate for l in model.layers if isinstance(l, ReproducibleDropout)} == {0.3}
     assert count_params("mlp", hidden_units=(64,)) == 136 * 64 + 64 + 64 * 4 + 4
     with pytest.raises(ValueError, match="does not take"):
         build_model("lstm", dropout_rate=0.2)

@@ -231,6 +231,8 @@ def test_by_speaker_restricted_to_given_speakers():
     assert list(partition) == ["1001", "1003"]
     with pytest.raises(ValueError, match="have no clips"):
         by_speaker(CLIPS, ["1001", "9999"])
+    with pytest.raises(ValueError, match="list of speaker ids"):
+        by_speaker(CLIPS, "1001")
 
 
 @pytest.mark.parametrize("call, message", [

@@ -11,3 +11,33 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+# The public API, imported lazily so that `import tff_ser` stays cheap (TF and
+# TFF take seconds to import) and the CLI can start fast.
+_API = {
+    "Clip": "tff_ser.corpus.records",
+    "resolve_corpus": "tff_ser.corpus",
+    "load_corpus": "tff_ser.corpus",
+    "extract": "tff_ser.features.pipeline",
+    "build_model": "tff_ser.models",
+    "MODELS": "tff_ser.models",
+    "Task": "tff_ser.task",
+    "make_task": "tff_ser.task",
+    "prepare_task": "tff_ser.experiments.common",
+    "task_from_features": "tff_ser.experiments.common",
+    "FederatedConfig": "tff_ser.federated",
+    "train_federated": "tff_ser.federated",
+    "CentralizedConfig": "tff_ser.centralized",
+    "train_centralized": "tff_ser.centralized",
+    "classification_metrics": "tff_ser.metrics",
+    "RunResult": "tff_ser.results",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _API:
+        import importlib
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'tff_ser' has no attribute {name!r}")

@@ -120,6 +120,7 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
     run_config = {"mode": "centralized", "model": task.model, **config.to_dict(),
                   "num_train_clips": int(len(idx)), "task": task.info}
     result = RunResult(config=run_config, history=history, final_metrics=final, times=times)
-    result.extra["weights"] = ([w.numpy() for w in model.trainable_weights],
+    result.weights = (  # in memory only, not saved
+        [w.numpy() for w in model.trainable_weights],
                                [w.numpy() for w in model.non_trainable_weights])
     return result

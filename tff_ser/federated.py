@@ -223,6 +223,20 @@ def initial_model_weights(model_name: str, input_shape: tuple, num_classes: int,
 # evaluation
 # --------------------------------------------------------------------------
 
+_EVAL_MODELS: Dict[tuple, object] = {}
+
+
+def _eval_model(model_name: str, input_shape: tuple, num_classes: int):
+    # One Keras model per architecture, reused: rebuilding a model (and its
+    # predict function) for every evaluation retraces TF graphs each time.
+    key = (model_name, tuple(input_shape), num_classes)
+    if key not in _EVAL_MODELS:
+        from tff_ser.models import build_model
+        _EVAL_MODELS[key] = build_model(model_name, input_shape=tuple(input_shape),
+                                        num_classes=num_classes)
+    return _EVAL_MODELS[key]
+
+
 def evaluate_weights(task: Task, weights, *, batch_size: int = 256) -> dict:
     """Centralized evaluation of model weights on the validation clients.
 
@@ -230,9 +244,7 @@ def evaluate_weights(task: Task, weights, *, batch_size: int = 256) -> dict:
     mean of per-client accuracies (paper 000's objective, ``client_mean_accuracy``)
     and the per-client accuracies.
     """
-    from tff_ser.metrics import classification_metrics
-    from tff_ser.models import build_model
-    model = build_model(task.model, input_shape=task.input_shape, num_classes=task.num_classes)
+    model = _eval_model(task.model, task.input_shape, task.num_classes)
     trainable, non_trainable = weights
     for var, value in zip(model.trainable_weights, trainable):
         var.assign(value)
@@ -241,14 +253,20 @@ def evaluate_weights(task: Task, weights, *, batch_size: int = 256) -> dict:
     return evaluate_keras(task, model, batch_size=batch_size)
 
 
+def predict_classes(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """Argmax class of ``model`` on ``x``, in inference mode, batch by batch."""
+    out = [np.argmax(model(x[i:i + batch_size], training=False).numpy(), axis=-1)
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 def evaluate_keras(task: Task, model, *, batch_size: int = 256) -> dict:
     """Evaluate a Keras model on the task's validation clients (see :func:`evaluate_weights`)."""
     from tff_ser.metrics import classification_metrics
     idx = task.val_indices
     if len(idx) == 0:
         return {}
-    probs = model.predict(task.x[idx], batch_size=batch_size, verbose=0)
-    pred = np.argmax(probs, axis=-1)
+    pred = predict_classes(model, task.x[idx], batch_size=batch_size)
     pooled = classification_metrics(task.y[idx], pred, num_classes=task.num_classes,
                                     class_names=list(task.class_names))
     pos = {int(i): k for k, i in enumerate(idx)}
@@ -424,7 +442,9 @@ def train_federated(task: Task, config: FederatedConfig, *,
              "wall_seconds": time.perf_counter() - t_start,
              "resumed_from_round": start_round - 1}
     result = RunResult(config=run_config, history=history, final_metrics=final, times=times)
-    result.extra["weights"] = weights
+    # Final weights ride along in memory only (a 26 M-parameter model has no
+    # place in result.json).
+    result.weights = weights
     return result
 
 

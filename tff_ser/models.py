@@ -53,16 +53,21 @@ Seeds
 ``build_model(..., seed=s)`` gives every weight initializer its own seed
 derived from ``s`` (``numpy.random.SeedSequence``), so two builds with the
 same seed start from identical weights, and no global random state
-(Python, NumPy, TensorFlow) is touched.  Dropout masks are not seeded:
-they are training-time randomness, owned by whoever runs the training.
+(Python, NumPy, TensorFlow) is touched.  Dropout layers are
+:class:`tff_ser.layers.ReproducibleDropout`: their masks are a function of
+the input batch, so the same seed gives the same training run under TFF's
+C++ runtime, after a resume, and in Keras ``fit`` alike.
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+
+from tff_ser.layers import ReproducibleDropout
 
 #: Input shape of each feature kind (see ``tff_ser.features``).
 FEATURE_SHAPES: Dict[str, Tuple[int, ...]] = {
@@ -81,13 +86,15 @@ class _Initializers:
     """
 
     def __init__(self, seed: Optional[int]):
-        self._seeds = None
-        if seed is not None:
-            # 64 seeds is far more than any model here has weight tensors.
-            self._seeds = iter(np.random.SeedSequence(int(seed)).generate_state(64) % (2**31 - 1))
+        self._seed = None if seed is None else int(seed)
+        self._count = 0
 
     def _next(self) -> Optional[int]:
-        return None if self._seeds is None else int(next(self._seeds))
+        if self._seed is None:
+            return None
+        self._count += 1
+        # Hashing (seed, n) keeps seeds s and s + 1 from sharing streams shifted by one layer.
+        return int(np.random.SeedSequence((self._seed, self._count)).generate_state(1)[0] % (2**31 - 1))
 
     def glorot_uniform(self):
         return tf.keras.initializers.GlorotUniform(seed=self._next())
@@ -149,12 +156,12 @@ def dense_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
     return tf.keras.Sequential([
         tf.keras.Input(shape),
         init.conv1d(512, 3, "conv1d"),
-        tf.keras.layers.Dropout(rate, name="dropout"),
+        ReproducibleDropout(rate, name="dropout"),
         tf.keras.layers.Flatten(name="flatten"),
         init.dense(512, "relu", "dense"),
-        tf.keras.layers.Dropout(rate, name="dropout_1"),
+        ReproducibleDropout(rate, name="dropout_1"),
         init.dense(512, "relu", "embedding_layer"),
-        tf.keras.layers.Dropout(rate, name="dropout_2"),
+        ReproducibleDropout(rate, name="dropout_2"),
         init.dense(num_classes, "softmax", "softmax"),
     ], name="dense")
 
@@ -182,11 +189,11 @@ def conv1d_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
     for i, filters in enumerate((512, 128, 128, 64)):
         suffix = "" if i == 0 else f"_{i}"
         layers += [init.conv1d(filters, 3, f"conv1d{suffix}"),
-                   tf.keras.layers.Dropout(rate, name=f"dropout{suffix}")]
+                   ReproducibleDropout(rate, name=f"dropout{suffix}")]
     layers += [
         tf.keras.layers.Flatten(name="flatten"),
         init.dense(256, "relu", "embedding_layer"),
-        tf.keras.layers.Dropout(rate, name="dropout_4"),
+        ReproducibleDropout(rate, name="dropout_4"),
         init.dense(num_classes, "softmax", "softmax"),
     ]
     return tf.keras.Sequential(layers, name="conv1d")
@@ -244,7 +251,7 @@ def mlp_000(input_shape: Sequence[int] = (136,), num_classes: int = 4, *,
     layers = [tf.keras.Input(shape)]
     for i, units in enumerate(hidden_units):
         layers += [init.dense(int(units), "relu", f"dense_{i}"),
-                   tf.keras.layers.Dropout(rate, name=f"dropout_{i}")]
+                   ReproducibleDropout(rate, name=f"dropout_{i}")]
     layers.append(init.dense(num_classes, "softmax", "softmax"))
     return tf.keras.Sequential(layers, name="mlp")
 
@@ -396,14 +403,14 @@ def build_model(name: str, *, input_shape: Optional[Sequence[int]] = None, num_c
         raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
+    accepted = [p.name for p in inspect.signature(spec.builder).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "seed"]
+    unknown = sorted(set(hyperparameters) - set(accepted))
+    if unknown:
+        raise ValueError(f"model {name!r} does not take {unknown}; its hyperparameters are "
+                         f"{accepted or 'none'} (see tff_ser.models.{spec.builder.__name__})")
     shape = spec.input_shape if input_shape is None else tuple(input_shape)
-    try:
-        return spec.builder(shape, int(num_classes), seed=seed, **hyperparameters)
-    except TypeError as err:
-        if "unexpected keyword argument" in str(err):
-            raise ValueError(f"model {name!r} does not take {err}; see "
-                             f"help(tff_ser.models.{spec.builder.__name__})") from None
-        raise
+    return spec.builder(shape, int(num_classes), seed=seed, **hyperparameters)
 
 
 def count_params(name: str, *, input_shape: Optional[Sequence[int]] = None, num_classes: int = 4,

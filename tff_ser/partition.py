@@ -300,6 +300,8 @@ def by_speaker(clips: Sequence[Clip], speakers: Optional[Sequence[str]] = None) 
     if speakers is None:
         chosen = present
     else:
+        if isinstance(speakers, str):
+            raise ValueError(f"speakers must be a list of speaker ids, not the string {speakers!r}")
         chosen = sorted(set(speakers))
         missing = sorted(set(chosen) - set(present))
         if missing:

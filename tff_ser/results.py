@@ -156,7 +156,10 @@ class RunResult:
         tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         # Replace in one step so a crash mid-write never leaves a truncated result.json.
         os.replace(tmp, directory / RESULT_FILE)
-        self.history_frame().to_csv(directory / HISTORY_FILE, index=False)
+        frame = self.history_frame()
+        if frame.columns.empty:  # a header-less CSV is unreadable by pandas.read_csv
+            frame = pd.DataFrame(columns=["round"])
+        frame.to_csv(directory / HISTORY_FILE, index=False)
         return directory
 
     @classmethod

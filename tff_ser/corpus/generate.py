@@ -46,6 +46,7 @@ import zlib
 from typing import Optional, Sequence, Union
 
 import numpy as np
+import scipy.fft
 
 from tff_ser.corpus.records import CREMAD_SENTENCES, EMOTIONS_4, EMOTIONS_6
 
@@ -186,6 +187,12 @@ _STRESS_LEVEL_DB = {1: 0.0, 2: -1.5, 0: -4.0}
 #: Higher formants (F4, F5) of an adult male; bandwidths of F1-F5 in Hz.
 _F45 = (3400.0, 4300.0)
 _BANDWIDTHS = (80.0, 100.0, 150.0, 250.0, 300.0)
+
+#: Brings a stressed open vowel through the formant cascade to ~0 dB, the
+#: reference the segment levels (and frication at ~-10 dB for /s/) are set against.
+_VOCAL_TRACT_GAIN = 10.0 ** (-14.0 / 20.0)
+#: Frication / burst noise relative to its place's nominal level.
+_FRICATION_GAIN = 10.0 ** (-8.0 / 20.0)
 
 # --------------------------------------------------------------------------
 # Emotions.  Each cue is a range for a fully committed actor at level MD;
@@ -399,6 +406,14 @@ class Speaker:
         Height of the first pitch accent in neutral speech, semitones.
     vtl_factor : float
         Formant scaling (shorter vocal tract -> higher formants).
+    vowel_factors : dict
+        Per vowel, this speaker's own (F1, F2, F3) factors: an idiolect,
+        the same in every clip, as real speakers' vowel spaces differ.
+    upper_formants_hz : (float, float)
+        F4 and F5, which depend on the speaker's anatomy more than on the
+        vowel (and carry speaker identity).
+    bandwidth_factor : float
+        Formant bandwidth scaling (vocal-tract losses differ per speaker).
     tilt_db_oct : float
         Extra spectral tilt of the voice source, dB per octave.
     open_quotient : float
@@ -429,6 +444,9 @@ class Speaker:
     f0_hz: float
     f0_range_st: float
     vtl_factor: float
+    vowel_factors: dict
+    upper_formants_hz: tuple
+    bandwidth_factor: float
     tilt_db_oct: float
     open_quotient: float
     breath_db: float
@@ -488,6 +506,11 @@ def draw_speaker(actor: int, sex: str, seed: int, *, skill_range=(0.25, 1.2),
         skill = rng.uniform(skill_range[0], 0.5)
     else:
         skill = rng.uniform(0.6, skill_range[1])
+    irng = _rng(seed, "idiolect", int(actor))
+    vowel_factors = {v: tuple(float(f) for f in np.exp(irng.normal(0.0, 0.04, 3)))
+                     for v in sorted(_VOWELS)}
+    upper = tuple(float(f * vtl * np.exp(irng.normal(0.0, 0.05))) for f in _F45)
+    bandwidth_factor = float(np.exp(irng.normal(0.0, 0.2)))
     style = {}
     for emotion, cues in EMOTION_CUES.items():
         erng = _rng(seed, "style", int(actor), emotion)
@@ -497,6 +520,9 @@ def draw_speaker(actor: int, sex: str, seed: int, *, skill_range=(0.25, 1.2),
         f0_hz=f0,
         f0_range_st=float(rng.uniform(2.0, 5.0)),
         vtl_factor=vtl,
+        vowel_factors=vowel_factors,
+        upper_formants_hz=upper,
+        bandwidth_factor=bandwidth_factor,
         tilt_db_oct=float(rng.uniform(-2.0, 1.0)),
         open_quotient=float(rng.uniform(0.5, 0.68) + (0.0 if male else 0.04)),
         breath_db=float(rng.uniform(-30.0, -18.0) + (0.0 if male else 4.0)),
@@ -540,6 +566,8 @@ class ClipVoice:
     jitter: float
     shimmer: float
     formant_scale: tuple
+    upper_formants_hz: tuple
+    bandwidth_factor: float
     creak: float
     tremor: float
     accent_width: float
@@ -623,6 +651,8 @@ def draw_clip_voice(speaker: Speaker, emotion: str, level: str, rng: np.random.G
         jitter=speaker.jitter * math.exp(log_cue("jitter_x") + rng.normal(0.0, 0.1)),
         shimmer=speaker.shimmer * math.exp(0.5 * log_cue("jitter_x") + rng.normal(0.0, 0.1)),
         formant_scale=(speaker.vtl_factor * f1, speaker.vtl_factor * f2, speaker.vtl_factor),
+        upper_formants_hz=speaker.upper_formants_hz,
+        bandwidth_factor=speaker.bandwidth_factor,
         creak=float(np.clip(c * cue("creak"), 0.0, 0.9)),
         tremor=float(max(c * cue("tremor"), 0.0)),
         accent_width=shape["accent_width"] * math.exp(rng.normal(0.0, 0.1)),
@@ -703,7 +733,8 @@ def parse_phones(transcription: str) -> list:
 
 
 def sentence_segments(sentence: str, rate: float, rng: np.random.Generator,
-                      *, duration_jitter: float = 0.12) -> Segments:
+                      *, duration_jitter: float = 0.12,
+                      vowel_factors: Optional[dict] = None) -> Segments:
     """Time the phones of ``sentence`` into acoustic segments.
 
     Stops become a closure, a burst and (voiceless) aspiration; affricates a
@@ -719,6 +750,8 @@ def sentence_segments(sentence: str, rate: float, rng: np.random.Generator,
     rng : numpy.random.Generator
     duration_jitter : float, default 0.12
         Relative SD of each phone's duration around its nominal value.
+    vowel_factors : dict, optional
+        A speaker's (F1, F2, F3) factors per vowel (:attr:`Speaker.vowel_factors`).
     """
     phones = parse_phones(SENTENCE_PHONES[sentence])
     rows = []
@@ -735,6 +768,9 @@ def sentence_segments(sentence: str, rate: float, rng: np.random.Generator,
         jitter = float(np.exp(rng.normal(0.0, duration_jitter))) / rate
         if stress is not None:
             start, end, ms = _SCHWA if (name == "AH" and stress == 0) else _VOWELS[name]
+            if vowel_factors is not None:
+                start = tuple(f * k for f, k in zip(start, vowel_factors[name]))
+                end = tuple(f * k for f, k in zip(end, vowel_factors[name]))
             d = ms * _STRESS_DURATION[stress] * jitter / 1000.0
             if i == len(phones) - 1 or all(s is None for _, s in phones[i + 1:]):
                 d *= 1.25  # phrase-final lengthening
@@ -868,7 +904,7 @@ def control_tracks(seg: Segments, voice: ClipVoice, frame_s: float, rng: np.rand
     f123 = _smooth(f123, max(int(round(0.05 / frame_s)), 1))
     scale = np.asarray(voice.formant_scale)
     f123 = f123 * scale
-    f45 = np.broadcast_to(np.asarray(_F45) * voice.formant_scale[2], (n, 2))
+    f45 = np.broadcast_to(np.asarray(voice.upper_formants_hz), (n, 2))
     formants = np.concatenate([f123, f45], axis=1)
 
     # level: segment level + accent emphasis + intensity declination
@@ -927,12 +963,14 @@ def glottal_source(f0: np.ndarray, sr: int, *, open_quotient: float, jitter: flo
     (n,) float
     """
     phase0 = np.cumsum(f0) / sr
-    n_cycles = int(phase0[-1]) + 2
+    # jitter moves cycle boundaries, so leave room for a few extra cycles
+    n_cycles = int(1.5 * phase0[-1]) + 4
     period_noise = rng.standard_normal(n_cycles)
     # creaky phonation is also aperiodic: jitter grows with creak
-    f0j = f0 * (1.0 + (jitter * (1.0 + 4.0 * creak)) * period_noise[phase0.astype(int)])
+    f0j = f0 * np.maximum(
+        1.0 + (jitter * (1.0 + 4.0 * creak)) * period_noise[phase0.astype(int)], 0.5)
     phase = np.cumsum(f0j) / sr
-    cycle = phase.astype(int)
+    cycle = np.minimum(phase.astype(int), n_cycles - 1)
     p = phase - cycle
     tp = open_quotient * 0.65
     tn = open_quotient - tp
@@ -941,7 +979,8 @@ def glottal_source(f0: np.ndarray, sr: int, *, open_quotient: float, jitter: flo
                              np.cos(0.5 * np.pi * (p - tp) / tn), 0.0))
     amp = 1.0 + shimmer * rng.standard_normal(n_cycles)
     amp = amp[cycle] * (1.0 - 0.7 * creak * (cycle % 2))
-    pulse = np.diff(flow * amp, prepend=0.0)
+    # d(flow)/d(phase): the pulse's size does not shrink with the period
+    pulse = np.diff(flow * amp, prepend=0.0) * (sr / f0)
     rms = float(np.sqrt(np.mean(pulse ** 2))) or 1.0
     open_phase = 0.3 + 0.7 * (p < open_quotient)
     aspiration = rng.standard_normal(len(f0)) * open_phase * rms * 10.0 ** (breath_db / 20.0)
@@ -954,12 +993,13 @@ def _formant_envelope(freqs: np.ndarray, formants: np.ndarray, bandwidths: np.nd
 
     ``formants`` and ``bandwidths`` are (frames, k); returns (frames, bins).
     """
-    f = freqs[None, :, None]
-    fk = formants[:, None, :]
-    half_b = 0.5 * bandwidths[:, None, :]
-    num = fk ** 2 + half_b ** 2
-    den = np.sqrt(((f - fk) ** 2 + half_b ** 2) * ((f + fk) ** 2 + half_b ** 2))
-    return np.prod(num / den, axis=2)
+    f = freqs[None, :].astype(np.float32)
+    power = np.ones((formants.shape[0], len(freqs)), np.float32)
+    for k in range(formants.shape[1]):
+        fk = formants[:, k:k + 1].astype(np.float32)
+        hb2 = (0.5 * bandwidths[:, k:k + 1].astype(np.float32)) ** 2
+        power *= (fk ** 2 + hb2) ** 2 / (((f - fk) ** 2 + hb2) * ((f + fk) ** 2 + hb2))
+    return np.sqrt(power)
 
 
 def _noise_shapes(freqs: np.ndarray, vtl: float) -> np.ndarray:
@@ -982,17 +1022,18 @@ def _frames(x: np.ndarray, hop: int, win: int, nfft: int) -> np.ndarray:
     pad_left = win // 2
     padded = np.zeros(pad_left + n_frames * hop + win)
     padded[pad_left:pad_left + len(x)] = x
-    idx = np.arange(n_frames)[:, None] * hop + np.arange(win)[None, :]
-    frames = padded[idx] * np.hanning(win + 1)[:-1]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop][:n_frames]
     offset = (nfft - win) // 2
-    return np.pad(frames, [(0, 0), (offset, nfft - win - offset)])
+    frames = np.zeros((n_frames, nfft), np.float32)
+    frames[:, offset:offset + win] = windows * np.hanning(win + 1)[:-1]
+    return frames
 
 
 def _overlap_add(frames: np.ndarray, n: int, hop: int, win: int) -> np.ndarray:
     """Inverse of :func:`_frames` for frames filtered in the frequency domain."""
     n_frames, nfft = frames.shape
     blocks = nfft // hop
-    out = np.zeros((n_frames + blocks, hop))
+    out = np.zeros((n_frames + blocks, hop), np.float64)
     for k in range(blocks):
         out[k:k + n_frames] += frames[:, k * hop:(k + 1) * hop]
     start = win // 2 + (nfft - win) // 2
@@ -1015,10 +1056,12 @@ def _active_rms(y: np.ndarray, sr: int) -> float:
 
 def _coloured_noise(n: int, sr: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
     """Unit-RMS noise with power spectrum ~ 1 / f**exponent (0 white, 1 pink, 2 brown)."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / sr)
+    # an FFT length with small prime factors; a clip's own length can be slow
+    n_fft = scipy.fft.next_fast_len(n, real=True)
+    spectrum = scipy.fft.rfft(rng.standard_normal(n_fft))
+    f = np.fft.rfftfreq(n_fft, 1.0 / sr)
     spectrum *= np.maximum(f, 20.0) ** (-exponent / 2.0)
-    noise = np.fft.irfft(spectrum, n)
+    noise = scipy.fft.irfft(spectrum, n_fft)[:n]
     return noise / (np.sqrt(np.mean(noise ** 2)) or 1.0)
 
 
@@ -1072,7 +1115,8 @@ def synthesize_clip(speaker: Speaker, spec: ClipSpec, seed: int = 0, sr: int = 1
     frame_s = hop / sr
 
     # CREMA-D clips run 2-3 s; very slow renditions are kept under ~2.9 s of speech.
-    segments = sentence_segments(spec.sentence, voice.rate, rng)
+    segments = sentence_segments(spec.sentence, voice.rate, rng,
+                                 vowel_factors=speaker.vowel_factors)
     speech_s = float(segments.duration.sum())
     if speech_s > 2.9:
         segments.duration *= 2.9 / speech_s
@@ -1092,23 +1136,28 @@ def synthesize_clip(speaker: Speaker, spec: ClipSpec, seed: int = 0, sr: int = 1
     source *= np.interp(t_samples, t_frames, tracks.voice_amp)
     noise = rng.standard_normal(n_speech)
 
-    voiced_spec = np.fft.rfft(_frames(source, hop, win, nfft), axis=1)
-    noise_spec = np.fft.rfft(_frames(noise, hop, win, nfft), axis=1)
+    # single precision is ample for audio written at 16 bits, and twice as fast
+    voiced_spec = scipy.fft.rfft(_frames(source, hop, win, nfft), axis=1)
+    noise_spec = scipy.fft.rfft(_frames(noise, hop, win, nfft), axis=1)
     n_frames = voiced_spec.shape[0]
     freqs = np.fft.rfftfreq(nfft, 1.0 / sr)
     frame_idx = np.minimum(np.arange(n_frames), len(tracks.f0_hz) - 1)
     formants = np.minimum(tracks.formants[frame_idx], 0.45 * sr)
-    bandwidths = np.broadcast_to(np.asarray(_BANDWIDTHS), formants.shape).copy()
+    bandwidths = np.broadcast_to(np.asarray(_BANDWIDTHS) * voice.bandwidth_factor,
+                                 formants.shape).copy()
     # breathy voices have a damped, wider first formant (glottal losses)
     bandwidths[:, 0] *= 1.0 + 2.0 * max(voice.open_quotient - 0.6, 0.0)
-    vocal_tract = _formant_envelope(freqs, formants, bandwidths)
+    vocal_tract = _formant_envelope(freqs, formants, bandwidths) * _VOCAL_TRACT_GAIN
     channel = _tilt(freqs, voice.channel_tilt_db_oct) / np.sqrt(
         1.0 + (voice.channel_highpass_hz / np.maximum(freqs, 1.0)) ** 4)
-    frication = tracks.noise_amp[frame_idx] @ _noise_shapes(freqs, voice.formant_scale[2])
-    spectrum = (voiced_spec * vocal_tract * _tilt(freqs, voice.tilt_db_oct)
-                + noise_spec * (0.3 * frication
-                                + tracks.aspiration_amp[frame_idx, None] * vocal_tract))
-    speech = _overlap_add(np.fft.irfft(spectrum * channel, n=nfft, axis=1), n_speech, hop, win)
+    frication = (tracks.noise_amp[frame_idx] @ _noise_shapes(freqs, voice.formant_scale[2])
+                 ).astype(np.float32)
+    voiced_gain = vocal_tract * (_tilt(freqs, voice.tilt_db_oct) * channel).astype(np.float32)
+    noise_gain = (_FRICATION_GAIN * frication
+                  + tracks.aspiration_amp[frame_idx, None].astype(np.float32) * vocal_tract
+                  ) * channel.astype(np.float32)
+    spectrum = voiced_spec * voiced_gain + noise_spec * noise_gain
+    speech = _overlap_add(scipy.fft.irfft(spectrum, n=nfft, axis=1), n_speech, hop, win)
 
     speech *= 10.0 ** (voice.level_dbfs / 20.0) / (_active_rms(speech, sr) or 1.0)
     n_lead, n_trail = int(round(lead * sr)), int(round(trail * sr))

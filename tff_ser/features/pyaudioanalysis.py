@@ -31,8 +31,12 @@ papers trained on:
   were a full ``window // 2``-point FFT, so every filter sits at half its
   nominal frequency (the bank spans about 67 Hz - 3.2 kHz of the signal, not
   133 Hz - 6.4 kHz). Kept on purpose: it is what pyAudioAnalysis computes;
-* chroma maps each bin to a pitch class as pyAudioAnalysis does (one bin per
-  class-slot kept, averaged by the slot's bin count).
+* chroma maps bins to pitch classes as pyAudioAnalysis does, quirks
+  included: bin ``f`` is labelled with the frequency of bin ``f + 1``, only
+  the highest bin of each semitone keeps its power, and that power is divided
+  by a bin count looked up at a shifted index. A pure 440 Hz tone therefore
+  does not necessarily light up class "A" (see :func:`chroma_matrix`); the
+  chroma columns are reproduced for fidelity, not as a pitch estimate.
 
 Here every feature is computed for all frames at once with numpy (one
 ``rfft`` of the frame matrix, matrix products for the filterbank and chroma)
@@ -45,7 +49,6 @@ import functools
 
 import numpy as np
 import scipy.fft
-import librosa
 
 #: pyAudioAnalysis's ``ShortTermFeatures.eps`` (``sys.float_info.epsilon``).
 EPS = float(np.finfo(np.float64).eps)
@@ -187,8 +190,8 @@ def mfcc_filter_banks(sr: int, num_fft: int, *, low_freq: float = 133.33,
 def chroma_matrix(sr: int, num_fft: int) -> np.ndarray:
     """Bin-to-pitch-class weights, shape ``(num_fft, 12)``; chroma = power @ W.
 
-    Reproduces pyAudioAnalysis ``chroma_features``: bin ``f`` has frequency
-    ``(f + 1) * sr / (2 * num_fft)`` and pitch index
+    Reproduces pyAudioAnalysis ``chroma_features``: bin ``f`` is given the
+    frequency ``(f + 1) * sr / (2 * num_fft)`` (that of the next bin) and pitch index
     ``round(12 * log2(freq / 27.5))``; the power of the *last* bin with a
     given pitch index is kept, divided by a bin count, and pitch indices are
     folded into 12 classes. pyAudioAnalysis writes the powers into a
@@ -218,28 +221,63 @@ def chroma_matrix(sr: int, num_fft: int) -> np.ndarray:
     return weights
 
 
-def _sub_block_entropy(rows: np.ndarray, n_blocks: int = 10) -> np.ndarray:
-    """Entropy of the energy shares of ``n_blocks`` contiguous blocks per row."""
-    total = np.sum(rows ** 2, axis=1)
-    block = rows.shape[1] // n_blocks
-    blocks = rows[:, :block * n_blocks].reshape(rows.shape[0], n_blocks, block)
-    share = np.sum(blocks ** 2, axis=2) / (total[:, None] + EPS)
+def fix_frames(features: np.ndarray, n_frames: int) -> np.ndarray:
+    """Keep the first ``n_frames`` rows, or append rows of zeros up to ``n_frames``.
+
+    (numpy rather than ``librosa.util.fix_length``, whose first use costs
+    seconds of numba start-up in every worker process.)
+    """
+    if len(features) >= n_frames:
+        return features[:n_frames]
+    padding = np.zeros((n_frames - len(features),) + features.shape[1:], dtype=features.dtype)
+    return np.concatenate([features, padding])
+
+
+def _sub_block_entropy(squares: np.ndarray, n_blocks: int = 10) -> np.ndarray:
+    """Entropy of the energy shares of ``n_blocks`` contiguous blocks per row.
+
+    ``squares`` holds the squared samples (or squared magnitudes) per row.
+    """
+    total = np.sum(squares, axis=1)
+    block = squares.shape[1] // n_blocks
+    blocks = squares[:, :block * n_blocks].reshape(squares.shape[0], n_blocks, block)
+    share = np.sum(blocks, axis=2) / (total[:, None] + EPS)
     return -np.sum(share * np.log2(share + EPS), axis=1)
 
 
-def _frame_features(frames: np.ndarray, sr: int) -> np.ndarray:
-    """The 34 pyAudioAnalysis features of each row of ``frames`` (float64)."""
-    n_frames, window = frames.shape
+def _zero_crossing_rate(signal: np.ndarray, window: int, step: int,
+                        n_frames: int) -> np.ndarray:
+    """pyAudioAnalysis zcr of every frame from one pass over the signal.
+
+    Frames overlap (8-fold for 0.2 s / 0.025 s), so the sign changes are
+    counted once and summed per frame with a cumulative sum; the counts are
+    small integers, exact in float64.
+    """
+    changes = np.abs(np.diff(np.sign(signal)))
+    cumulative = np.concatenate([[0.0], np.cumsum(changes)])
+    starts = np.arange(n_frames) * step
+    return (cumulative[starts + window - 1] - cumulative[starts]) / 2.0 / (window - 1.0)
+
+
+def _frame_features(signal: np.ndarray, sr: int, window: int, step: int) -> np.ndarray:
+    """The 34 pyAudioAnalysis features of every window of ``signal`` (float64).
+
+    ``signal`` is already DC-normalised.
+    """
+    frames = frame_signal(signal, window, step)
+    n_frames = frames.shape[0]
     num_fft = window // 2
     features = np.empty((n_frames, N_FEATURES))
 
     # Time domain.
-    features[:, 0] = (np.sum(np.abs(np.diff(np.sign(frames), axis=1)), axis=1)
-                      / 2.0 / (window - 1.0))
-    features[:, 1] = np.sum(frames ** 2, axis=1) / window
-    features[:, 2] = _sub_block_entropy(frames)
+    features[:, 0] = _zero_crossing_rate(signal, window, step, n_frames)
+    squares = frames ** 2
+    features[:, 1] = np.sum(squares, axis=1) / window
+    features[:, 2] = _sub_block_entropy(squares)
 
-    magnitude = np.abs(scipy.fft.rfft(frames, axis=1))[:, :num_fft] / num_fft
+    magnitude = np.abs(scipy.fft.rfft(frames, axis=1)[:, :num_fft])
+    magnitude /= num_fft
+    power = magnitude ** 2
 
     # Centroid and spread on the peak-normalised magnitude.
     bin_hz = np.arange(1, num_fft + 1) * (sr / (2.0 * num_fft))
@@ -251,7 +289,7 @@ def _frame_features(frames: np.ndarray, sr: int) -> np.ndarray:
     features[:, 3] = centroid / (sr / 2.0)
     features[:, 4] = spread / (sr / 2.0)
 
-    features[:, 5] = _sub_block_entropy(magnitude)
+    features[:, 5] = _sub_block_entropy(power)
 
     # Flux between consecutive normalised spectra; the first frame is
     # compared with itself, as in pyAudioAnalysis.
@@ -259,7 +297,6 @@ def _frame_features(frames: np.ndarray, sr: int) -> np.ndarray:
     features[0, 6] = 0.0
     features[1:, 6] = np.sum(np.diff(normalised, axis=0) ** 2, axis=1)
 
-    power = magnitude ** 2
     cumulative = np.cumsum(power, axis=1) + EPS
     above = cumulative > 0.90 * power.sum(axis=1, keepdims=True)
     features[:, 7] = np.where(above.any(axis=1), np.argmax(above, axis=1), 0) / num_fft
@@ -308,8 +345,7 @@ def short_term_features(signal, sr: int, *, window: float = 0.2,
     signal = check_signal(signal, sr)
     window_n = seconds_to_samples(window, sr, "window")
     step_n = seconds_to_samples(step, sr, "step")
-    frames = frame_signal(dc_normalize(signal), window_n, step_n)
-    return _frame_features(frames, sr).astype(np.float32)
+    return _frame_features(dc_normalize(signal), sr, window_n, step_n).astype(np.float32)
 
 
 def paper001_frames(signal, sr: int, *, window: float = 0.2, step: float = 0.025,
@@ -338,7 +374,7 @@ def paper001_frames(signal, sr: int, *, window: float = 0.2, step: float = 0.025
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}")
     features = short_term_features(signal, sr, window=window, step=step)
-    return librosa.util.fix_length(features, size=int(n_frames), axis=0)
+    return fix_frames(features, int(n_frames))
 
 
 def clip_statistics(signal, sr: int, *, window: float = 0.05,
@@ -371,7 +407,7 @@ def clip_statistics(signal, sr: int, *, window: float = 0.05,
     signal = check_signal(signal, sr)
     window_n = seconds_to_samples(window, sr, "window")
     step_n = seconds_to_samples(step, sr, "step")
-    short = _frame_features(frame_signal(dc_normalize(signal), window_n, step_n), sr)
+    short = _frame_features(dc_normalize(signal), sr, window_n, step_n)
     deltas = np.zeros_like(short)
     deltas[1:] = np.diff(short, axis=0)
     series = np.concatenate([short, deltas], axis=1)

@@ -1,0 +1,143 @@
+"""Federated training on TFF: determinism, client sampling, resume after SIGKILL."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from fl_helpers import synthetic_task
+from tff_ser.federated import FederatedConfig, sample_clients, client_order, train_federated
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_client_fraction_samples_that_share_of_clients_each_round():
+    ids = [f"{i}" for i in range(73)]
+    for cd, expected in ((0.1, 7), (0.5, 36), (0.75, 55), (1.0, 73)):
+        chosen = sample_clients(ids, cd, round_num=3, seed=0)
+        assert len(chosen) == expected and len(set(chosen)) == expected
+    assert sample_clients(ids, 0.01, 1, 0) and len(sample_clients(ids, 0.01, 1, 0)) == 1
+
+
+def test_client_sampling_depends_only_on_seed_and_round():
+    ids = [f"{i}" for i in range(20)]
+    assert sample_clients(ids, 0.5, 4, seed=1) == sample_clients(ids, 0.5, 4, seed=1)
+    assert sample_clients(ids, 0.5, 4, seed=1) != sample_clients(ids, 0.5, 5, seed=1)
+
+
+def test_each_local_epoch_visits_every_clip_once():
+    order = client_order(17, 3, seed=0, round_num=2, client_index=5)
+    assert len(order) == 51
+    for e in range(3):
+        assert sorted(order[e * 17:(e + 1) * 17]) == list(range(17))
+
+
+def test_bad_knobs_are_refused_with_their_paper_names():
+    with pytest.raises(ValueError, match="client_fraction"):
+        FederatedConfig(client_fraction=0.0)
+    with pytest.raises(ValueError, match="NLE"):
+        FederatedConfig(local_epochs=0)
+    with pytest.raises(ValueError, match="server_optimizer"):
+        FederatedConfig(server_optimizer="rmsprop")
+
+
+@pytest.fixture(scope="module")
+def fl_run():
+    task = synthetic_task()
+    cfg = FederatedConfig(rounds=4, local_epochs=2, batch_size=8, client_fraction=0.5,
+                          client_lr=0.01, server_lr=0.01, seed=3, eval_every=2)
+    return task, cfg, train_federated(task, cfg, progress=False)
+
+
+def test_federated_mlp_learns_above_chance(fl_run):
+    task, cfg, result = fl_run
+    assert len(result.history) == cfg.rounds
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.final_metrics["validation"]["accuracy"] > 0.5  # 4 classes, chance 0.25
+    assert all(h["clients"] == 3 for h in result.history)  # CD 0.5 of 6 clients
+    assert "val_accuracy" in result.history[1]
+
+
+def test_federated_eval_agrees_with_centralized_eval_on_pooled_clips(fl_run):
+    _, _, result = fl_run
+    fed = result.final_metrics["federated_eval"]["accuracy"]
+    assert fed == pytest.approx(result.final_metrics["validation"]["accuracy"], abs=1e-6)
+
+
+def test_same_seed_gives_same_final_metrics(fl_run):
+    task, cfg, result = fl_run
+    again = train_federated(task, cfg, progress=False)
+    assert again.final_metrics["validation"] == result.final_metrics["validation"]
+    assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in result.history]
+
+
+def test_computation_time_is_the_sum_of_round_times(fl_run):
+    _, _, result = fl_run
+    assert result.times["train_seconds"] == pytest.approx(sum(result.times["per_round_seconds"]))
+    assert result.times["wall_seconds"] >= result.times["train_seconds"]
+
+
+def test_csv_and_a_mismatched_checkpoint_are_handled(tmp_path):
+    task = synthetic_task(n_train_clients=3, n_val_clients=1, per_client=12)
+    cfg = FederatedConfig(rounds=2, batch_size=8, client_lr=0.01, server_lr=0.01)
+    csv = tmp_path / "rounds.csv"
+    train_federated(task, cfg, checkpoint_dir=str(tmp_path / "ck"), csv_path=str(csv), progress=False)
+    assert len(csv.read_text().strip().splitlines()) == 3  # header + 2 rounds
+    other = FederatedConfig(rounds=2, batch_size=8, client_lr=0.1, server_lr=0.01)
+    with pytest.raises(ValueError, match="different configuration"):
+        train_federated(task, other, checkpoint_dir=str(tmp_path / "ck"), progress=False)
+
+
+RUN_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, {here!r})
+from fl_helpers import synthetic_task
+from tff_ser.federated import FederatedConfig, train_federated
+ck, out = sys.argv[1], sys.argv[2]
+task = synthetic_task()
+cfg = FederatedConfig(rounds=8, local_epochs=1, batch_size=8, client_fraction=0.5,
+                      client_lr=0.01, server_lr=0.01, seed=5)
+r = train_federated(task, cfg, checkpoint_dir=ck, progress=False, federated_eval=False)
+json.dump({{"final": r.final_metrics["validation"], "resumed": r.times["resumed_from_round"],
+           "losses": [h["train_loss"] for h in r.history]}}, open(out, "w"))
+"""
+
+
+def _run(args, **kw):
+    script = RUN_SCRIPT.format(here=HERE)
+    return subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, **kw)
+
+
+def test_run_killed_mid_way_resumes_and_ends_like_an_uninterrupted_run(tmp_path):
+    straight = tmp_path / "straight.json"
+    assert _run([str(tmp_path / "ck_straight"), str(straight)]).wait(timeout=600) == 0
+
+    ck = tmp_path / "ck_killed"
+    proc = _run([str(ck), str(tmp_path / "never.json")])
+    history = ck / "history.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if history.exists():
+            try:
+                if len(json.loads(history.read_text())) >= 3:
+                    break
+            except ValueError:
+                pass
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "never.json").exists()
+
+    resumed = tmp_path / "resumed.json"
+    assert _run([str(ck), str(resumed)]).wait(timeout=600) == 0
+    a, b = json.loads(straight.read_text()), json.loads(resumed.read_text())
+    assert b["resumed"] >= 2, "the restarted run started from scratch instead of resuming"
+    assert b["losses"] == a["losses"]
+    assert b["final"] == a["final"]
