@@ -3,7 +3,6 @@
 Signals are synthetic (sines, noise, chirps at 16 kHz) so every expected
 value follows from the formula, not from a stored fixture.
 """
-import dataclasses
 import logging
 
 import librosa

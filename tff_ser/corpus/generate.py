@@ -432,6 +432,8 @@ class Speaker:
         The recording channel of this actor's session.
     noise_colour : float
         Spectral exponent of the session's background noise (0 white, 1 pink).
+    snr_db : float
+        Typical signal-to-noise ratio of the session (clips vary around it).
     style : dict
         Per emotion, this actor's own draw of each cue in :data:`EMOTION_CUES`.
     """
@@ -458,6 +460,7 @@ class Speaker:
     channel_tilt_db_oct: float
     channel_highpass_hz: float
     noise_colour: float
+    snr_db: float
     style: dict
 
 
@@ -534,6 +537,7 @@ def draw_speaker(actor: int, sex: str, seed: int, *, skill_range=(0.25, 1.2),
         channel_tilt_db_oct=float(rng.uniform(-1.0, 1.0)),
         channel_highpass_hz=float(rng.uniform(60.0, 150.0)),
         noise_colour=float(rng.uniform(0.3, 1.5)),
+        snr_db=float(rng.uniform(18.0, 32.0)),
         style=style,
     )
 
@@ -638,7 +642,7 @@ def draw_clip_voice(speaker: Speaker, emotion: str, level: str, rng: np.random.G
                   + rng.normal(0.0, 1.5))
     f1 = math.exp(log_cue("f1_rel") + rng.normal(0.0, 0.02))
     f2 = math.exp(log_cue("f2_rel") + rng.normal(0.0, 0.02))
-    snr = rng.uniform(15.0, 35.0)
+    snr = float(np.clip(speaker.snr_db + rng.normal(0.0, 3.0), 15.0, 35.0))
     return ClipVoice(
         f0_hz=f0,
         f0_range_st=f0_range,

@@ -276,8 +276,12 @@ class FeatureCache:
                       message=np.array(message))
 
     # -- packs ----------------------------------------------------------------
-    def get_pack(self, keys: Sequence[str]) -> Optional[List[ClipOutcome]]:
-        """Outcomes of exactly this ordered key list, or ``None``."""
+    def get_pack(self, keys: Sequence[str]) -> Optional[Tuple[List[ClipOutcome], np.ndarray]]:
+        """Outcomes of exactly this ordered key list, or ``None``.
+
+        Returns the outcomes and the ``(n_ok, *shape)`` array that their
+        features are rows (views) of, already stacked in clip order.
+        """
         keys = list(keys)
         path = self.pack_path(keys)
         if not os.path.exists(path):
@@ -308,7 +312,7 @@ class FeatureCache:
                 outcomes.append(ClipOutcome(features=features[row], note=message or None))
             else:
                 outcomes.append(ClipOutcome(skip_reason=message or "skipped"))
-        return outcomes
+        return outcomes, features
 
     def put_pack(self, keys: Sequence[str], outcomes: Sequence[ClipOutcome]) -> None:
         """Store the outcomes of an ordered key list as one file."""

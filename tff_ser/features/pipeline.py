@@ -332,39 +332,39 @@ def extract(clips: Sequence[Clip], kind: str, *, sr: int = 16000, cache_dir=None
 
     identities = [file_identity(c.path) for c in clips]
     cache = None
+    keys: List[Optional[str]] = [None] * len(clips)
     if use_cache:
         root = resolve_cache_root([c.path for c in clips], cache_dir)
         cache = FeatureCache(root, kind, params, sr, FEATURE_CODE_VERSION, shape)
         keys = [cache.key(i) if i is not None else f"missing:{os.path.abspath(c.path)}"
                 for c, i in zip(clips, identities)]
-        outcomes = cache.get_pack(keys)
-    else:
-        keys = [None] * len(clips)
-        outcomes = None
+        pack = cache.get_pack(keys)
+        if pack is not None:  # warm: every clip unchanged since the last run
+            outcomes, stacked = pack
+            return _assemble(clips, outcomes, kind, params, sr, stacked=stacked)
 
-    if outcomes is None:
-        outcomes = [None] * len(clips)
-        for i, identity in enumerate(identities):
-            if identity is None:
-                outcomes[i] = ClipOutcome(
-                    skip_reason=f"missing: {clips[i].path} does not exist")
-            elif cache is not None:
-                outcomes[i] = cache.get(keys[i])
-        todo = [i for i, o in enumerate(outcomes) if o is None]
-        if todo:
-            log.info("computing %s features for %d of %d clips (%d cached)", kind, len(todo),
-                     len(clips), len(clips) - len(todo))
-            tasks = [(clips[i].path, spec.function, params, sr, min_samples, shape, cache,
-                      keys[i]) for i in todo]
-            for i, outcome in zip(todo, _compute(tasks, n_jobs, progress, f"{kind} features")):
-                outcomes[i] = outcome
-        if cache is not None:
-            cache.put_pack(keys, outcomes)
+    outcomes: List[Optional[ClipOutcome]] = [None] * len(clips)
+    for i, identity in enumerate(identities):
+        if identity is None:
+            outcomes[i] = ClipOutcome(skip_reason=f"missing: {clips[i].path} does not exist")
+        elif cache is not None:
+            outcomes[i] = cache.get(keys[i])
+    todo = [i for i, o in enumerate(outcomes) if o is None]
+    if todo:
+        log.info("computing %s features for %d of %d clips (%d cached)", kind, len(todo),
+                 len(clips), len(clips) - len(todo))
+        tasks = [(clips[i].path, spec.function, params, sr, min_samples, shape, cache, keys[i])
+                 for i in todo]
+        for i, outcome in zip(todo, _compute(tasks, n_jobs, progress, f"{kind} features")):
+            outcomes[i] = outcome
+    if cache is not None:
+        cache.put_pack(keys, outcomes)
     return _assemble(clips, outcomes, kind, params, sr)
 
 
 def _assemble(clips: List[Clip], outcomes: List[ClipOutcome], kind: str,
-              params: Dict[str, Any], sr: int) -> FeatureSet:
+              params: Dict[str, Any], sr: int,
+              stacked: Optional[np.ndarray] = None) -> FeatureSet:
     kept = [(c, o) for c, o in zip(clips, outcomes) if o.ok]
     skipped = [(c, o.skip_reason) for c, o in zip(clips, outcomes) if not o.ok]
     notes = [(c, o.note) for c, o in kept if o.note]
@@ -383,6 +383,8 @@ def _assemble(clips: List[Clip], outcomes: List[ClipOutcome], kind: str,
     if notes:
         log.info("%d clips shorter than one analysis window were zero-padded; see "
                  "FeatureSet.notes", len(notes))
-    x = np.stack([o.features for _, o in kept]).astype(np.float32, copy=False)
+    if stacked is None:
+        stacked = np.stack([o.features for _, o in kept])
+    x = stacked.astype(np.float32, copy=False)
     return FeatureSet(x=x, clips=[c for c, _ in kept], skipped=skipped, kind=kind,
                       params=dict(params), notes=notes, sr=int(sr))

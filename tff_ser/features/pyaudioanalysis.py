@@ -40,8 +40,9 @@ papers trained on:
 
 Here every feature is computed for all frames at once with numpy (one
 ``rfft`` of the frame matrix, matrix products for the filterbank and chroma)
-instead of pyAudioAnalysis's per-frame Python loop: about a hundred times
-faster, same numbers to float64 rounding.
+instead of pyAudioAnalysis's per-frame Python loop: 10-30 times faster, and
+equal to a per-frame transcription of pyAudioAnalysis to ~1e-14 (checked on
+tones, noise, chirps and clips with silent gaps, 50/200 ms windows).
 """
 from __future__ import annotations
 

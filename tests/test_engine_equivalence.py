@@ -1,0 +1,211 @@
+"""BatchedFedAvg computes the TFF process's FedAvg rounds: the proof, round by round.
+
+Same initial weights, same sampled clients, same clips in the same batches,
+client Adam and server Adam: the engine's weights must equal TFF's to 1e-5
+after every round.  The task is built to exercise every corner of the
+batching: uneven client sizes (clients run out of batches at different
+steps), partial last batches, batches straddling two local epochs (NLE 2)
+and a client fraction below one.  Dropout is off for the proof (TFF's masks
+cannot be replayed outside TFF); the engine's own dropout is tested for
+training and determinism separately.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from tff_ser import models
+from tff_ser.engines import BatchedFedAvg, EngineState
+from tff_ser.engines.batched import plan_round
+from tff_ser.federated import (FederatedConfig, _client_dataset, build_processes, client_order,
+                               initial_model_weights, sample_clients, set_learning_rates)
+from tff_ser.task import Task
+
+NO_DROPOUT = "mlp_without_dropout"
+TOLERANCE = 1e-5
+# Sizes chosen so that with BS 4 and NLE 2 most clients end on a partial batch
+# and the largest needs 9 steps more than the smallest.
+CLIENT_SIZES = (5, 9, 14, 22, 7, 11, 17)
+PROOF_CONFIG = FederatedConfig(rounds=4, local_epochs=2, batch_size=4, client_fraction=0.6,
+                               client_lr=0.01, server_lr=0.01, seed=3)
+
+
+def _mlp_without_dropout(input_shape=(136,), num_classes=4, *, seed=None):
+    return models.mlp_000(input_shape, num_classes, dropout_rate=0.0, seed=seed)
+
+
+def _task(model: str, sizes=CLIENT_SIZES, n_features: int = 24, seed: int = 0) -> Task:
+    """Clips with a learnable class signal, one client per entry of ``sizes``."""
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    centers = rng.normal(scale=1.0, size=(4, n_features))
+    y = rng.integers(0, 4, size=n).astype(np.int32)
+    x = (centers[y] + rng.normal(size=(n, n_features))).astype(np.float32)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    clients = {f"s{i:02d}": np.arange(starts[i], starts[i + 1]) for i in range(len(sizes))}
+    return Task(model, x, y, clients, {}, info={"corpus": "synthetic"})
+
+
+@pytest.fixture(scope="module")
+def no_dropout_model():
+    """Register the paper 000 MLP without dropout so the TFF process can build it."""
+    mp = pytest.MonkeyPatch()
+    mp.setitem(models.MODELS, NO_DROPOUT, models.ModelSpec(
+        NO_DROPOUT, _mlp_without_dropout, "clip_stats", (136,), "000 IV.A", "MLP, dropout 0"))
+    yield NO_DROPOUT
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def tff_trajectory(no_dropout_model):
+    """Weights and training metrics of the TFF process after every round."""
+    from tff_ser.runtime import get_tff
+    tff = get_tff()
+    task, config = _task(no_dropout_model), PROOF_CONFIG
+    process, _ = build_processes(task.model, task.input_shape, task.num_classes,
+                                 client_optimizer="adam", server_optimizer="adam")
+    trainable, non_trainable = initial_model_weights(task.model, task.input_shape,
+                                                     task.num_classes, config.seed)
+    state = process.set_model_weights(process.initialize(),
+                                      tff.learning.models.ModelWeights(trainable, non_trainable))
+    state = set_learning_rates(process, state, config.client_lr, config.server_lr)
+    ids = sorted(task.train_clients)
+    rounds = []
+    for round_num in range(1, config.rounds + 1):
+        datasets = []
+        for cid in sample_clients(ids, config.client_fraction, round_num, config.seed):
+            clips = task.train_clients[cid]
+            order = client_order(len(clips), config.local_epochs, config.seed, round_num,
+                                 ids.index(cid))
+            datasets.append(_client_dataset(task, clips, order, config.batch_size))
+        output = process.next(state, datasets)
+        state = output.state
+        train = output.metrics["client_work"]["train"]
+        rounds.append({"weights": [np.asarray(w) for w in process.get_model_weights(state).trainable],
+                       "loss": float(train["loss"]),
+                       "accuracy": float(train["sparse_categorical_accuracy"]),
+                       "examples": int(train["num_examples"])})
+    return task, trainable, rounds
+
+
+def test_the_proof_task_exercises_masking_partial_batches_and_sampling():
+    task, config = _task("mlp"), PROOF_CONFIG
+    plan = plan_round(task, config, round_num=1)
+    steps = [math.ceil(n / config.batch_size) for n in plan.num_examples]
+    assert len(plan.clients) < len(task.train_clients)          # CD < 1
+    assert min(steps) < plan.clip_index.shape[1]                 # clients stop early
+    assert any(n % config.batch_size for n in plan.num_examples)  # partial last batches
+    assert any((len(task.train_clients[c]) * e) % config.batch_size
+               for c in plan.clients for e in range(1, config.local_epochs))  # straddling epochs
+
+
+def test_round_plan_feeds_each_client_the_batches_tff_gets():
+    task, config = _task("mlp"), PROOF_CONFIG
+    ids = sorted(task.train_clients)
+    for round_num in (1, 2):
+        plan = plan_round(task, config, round_num)
+        assert list(plan.clients) == sample_clients(ids, config.client_fraction, round_num,
+                                                    config.seed)
+        for s, cid in enumerate(plan.clients):
+            clips = task.train_clients[cid]
+            order = client_order(len(clips), config.local_epochs, config.seed, round_num,
+                                 ids.index(cid))
+            batches = list(_client_dataset(task, clips, order, config.batch_size).as_numpy_iterator())
+            for k, (bx, by) in enumerate(batches):
+                real = plan.clip_mask[s, k] > 0
+                np.testing.assert_array_equal(task.x[plan.clip_index[s, k][real]], bx)
+                np.testing.assert_array_equal(task.y[plan.clip_index[s, k][real]], by)
+            assert plan.clip_mask[s, len(batches):].sum() == 0
+            assert plan.num_examples[s] == len(clips) * config.local_epochs
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla_fused", "plain_tf"])
+def test_engine_weights_equal_tff_weights_after_every_round(tff_trajectory, jit_compile):
+    task, tff_initial, tff_rounds = tff_trajectory
+    config = PROOF_CONFIG
+    engine = BatchedFedAvg.for_task(task, jit_compile=jit_compile)
+    state = engine.initial_state(config)
+    for ours, theirs in zip(state.trainable, tff_initial):
+        np.testing.assert_array_equal(ours, theirs)
+    for round_num, expected in enumerate(tff_rounds, start=1):
+        # One call per round also exercises resuming from a state.
+        state, (row,) = engine.run_rounds(task, config, start_round=round_num,
+                                          end_round=round_num, state=state)
+        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(state.trainable, expected["weights"]))
+        moved = max(float(np.max(np.abs(a - b))) for a, b in zip(expected["weights"], tff_initial))
+        assert diff < TOLERANCE, f"round {round_num}: max |engine - TFF| = {diff:.3g}"
+        assert moved > 100 * TOLERANCE, "the weights barely moved; the proof would prove nothing"
+        assert row["train_examples"] == expected["examples"]
+        assert row["train_loss"] == pytest.approx(expected["loss"], abs=TOLERANCE)
+        assert abs(row["train_accuracy"] - expected["accuracy"]) <= 1.0 / expected["examples"]
+
+
+@pytest.fixture(scope="module")
+def dropout_task():
+    return _task("mlp", sizes=(30, 26, 22, 30, 26, 22), n_features=136, seed=1)
+
+
+DROPOUT_CONFIG = FederatedConfig(rounds=8, local_epochs=1, batch_size=8, client_fraction=0.5,
+                                 client_lr=0.001, server_lr=0.01, seed=0)
+
+
+def test_engine_with_dropout_lowers_the_training_loss(dropout_task):
+    engine = BatchedFedAvg.for_task(dropout_task)
+    assert any(getattr(layer, "rate", 0) == 0.2 for layer in engine.layers)
+    _, rows = engine.run_rounds(dropout_task, DROPOUT_CONFIG)
+    losses = [r["train_loss"] for r in rows]
+    assert np.mean(losses[-2:]) < 0.6 * losses[0], losses
+
+
+def test_dropout_changes_the_update(dropout_task):
+    config = DROPOUT_CONFIG
+    with_dropout, _ = BatchedFedAvg.for_task(dropout_task).run_rounds(
+        dropout_task, config, end_round=1)
+    without, _ = BatchedFedAvg.for_task(dropout_task, dropout_rate=0.0).run_rounds(
+        dropout_task, config, end_round=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(with_dropout.trainable, without.trainable))
+
+
+def test_same_seed_gives_the_same_weights_and_a_resumed_run_ends_the_same(dropout_task, tmp_path):
+    config = DROPOUT_CONFIG
+    full, full_rows = BatchedFedAvg.for_task(dropout_task).run_rounds(dropout_task, config,
+                                                                      end_round=4)
+    again, again_rows = BatchedFedAvg.for_task(dropout_task).run_rounds(dropout_task, config,
+                                                                        end_round=4)
+    engine = BatchedFedAvg.for_task(dropout_task)
+    half, _ = engine.run_rounds(dropout_task, config, end_round=2)
+    half.save(str(tmp_path / "state.npz"))
+    resumed, resumed_rows = engine.run_rounds(dropout_task, config, start_round=3, end_round=4,
+                                              state=EngineState.load(str(tmp_path / "state.npz")))
+    for other in (again, resumed):
+        assert other.round_num == 4 and other.server_step == full.server_step == 4
+        for a, b in zip(full.trainable + full.server_accumulator + full.server_preconditioner,
+                        other.trainable + other.server_accumulator + other.server_preconditioner):
+            np.testing.assert_array_equal(a, b)
+    assert [r["train_loss"] for r in full_rows] == [r["train_loss"] for r in again_rows]
+    assert [r["train_loss"] for r in full_rows[2:]] == [r["train_loss"] for r in resumed_rows]
+
+
+def test_other_seed_gives_other_weights(dropout_task):
+    import dataclasses
+    a, _ = BatchedFedAvg.for_task(dropout_task).run_rounds(dropout_task, DROPOUT_CONFIG, end_round=1)
+    b, _ = BatchedFedAvg.for_task(dropout_task).run_rounds(
+        dropout_task, dataclasses.replace(DROPOUT_CONFIG, seed=1), end_round=1)
+    assert not np.array_equal(a.trainable[0], b.trainable[0])
+
+
+def test_a_state_from_another_round_is_refused(dropout_task):
+    engine = BatchedFedAvg.for_task(dropout_task)
+    state, _ = engine.run_rounds(dropout_task, DROPOUT_CONFIG, end_round=1)
+    with pytest.raises(ValueError, match="next round is 2"):
+        engine.run_rounds(dropout_task, DROPOUT_CONFIG, start_round=3, end_round=3, state=state)
+    with pytest.raises(ValueError, match="pass state="):
+        engine.run_rounds(dropout_task, DROPOUT_CONFIG, start_round=2, end_round=2)
+
+
+@pytest.mark.parametrize("model, layer", [("conv1d", "Conv1D"), ("lstm_logmel", "LSTM"),
+                                          ("cnn_logmel", "Reshape")])
+def test_models_beyond_dense_and_dropout_are_refused_naming_the_layer(model, layer):
+    spec = models.get_spec(model)
+    with pytest.raises(NotImplementedError, match=layer):
+        BatchedFedAvg(model, spec.input_shape, 4)
