@@ -38,22 +38,27 @@ def no_tff_worker_left_behind():
                     "tff_ser.runtime", pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_data_dirs(tmp_path_factory):
+    """Tests never write into the repository's data/: corpora and caches go to tmp."""
+    root = tmp_path_factory.mktemp("tff_ser_data")
+    saved = {k: os.environ.get(k) for k in ("TFF_SER_DATA", "TFF_SER_CACHE")}
+    os.environ["TFF_SER_DATA"] = str(root / "data")
+    os.environ["TFF_SER_CACHE"] = str(root / "cache")
+    yield root
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
-def small_corpus_dir(tmp_path_factory):
-    """The generated corpus at test size, made once per session."""
+def small_corpus_dir(isolated_data_dirs):
+    """The generated corpus at test size, made once per session where
+    ``resolve_corpus(size="small")`` looks for it."""
+    from tff_ser.corpus import default_generated_dir
     from tff_ser.corpus.generate import generate_corpus
-    out = tmp_path_factory.mktemp("corpus") / "generated-small"
-    generate_corpus(str(out), size="small", seed=0, progress=False)
-    return str(out)
-
-
-@pytest.fixture(scope="session")
-def feature_cache_dir(tmp_path_factory, small_corpus_dir):
-    path = tmp_path_factory.mktemp("feature_cache")
-    old = os.environ.get("TFF_SER_CACHE")
-    os.environ["TFF_SER_CACHE"] = str(path)
-    yield str(path)
-    if old is None:
-        os.environ.pop("TFF_SER_CACHE", None)
-    else:
-        os.environ["TFF_SER_CACHE"] = old
+    out = default_generated_dir("small")
+    generate_corpus(out, size="small", seed=0, overwrite=False, progress=False)
+    return out

@@ -8,6 +8,13 @@ steps), partial last batches, batches straddling two local epochs (NLE 2)
 and a client fraction below one.  Dropout is off for the proof (TFF's masks
 cannot be replayed outside TFF); the engine's own dropout is tested for
 training and determinism separately.
+
+Learning rates are the papers' default 0.001.  The tolerance holds there with
+a wide margin (measured: 6e-7 after each of 4 rounds); at 0.01 it cannot hold
+for any two implementations that round differently, TFF included: Adam
+divides by sqrt(v) + 1e-7, so a gradient that float32 rounding leaves at
+1e-8 instead of 0 moves its weight by ~lr * 3e-3, and TFF's own weights are
+7e-5 away from the same math in float64 after one round at lr 0.01.
 """
 import math
 
@@ -27,7 +34,7 @@ TOLERANCE = 1e-5
 # and the largest needs 9 steps more than the smallest.
 CLIENT_SIZES = (5, 9, 14, 22, 7, 11, 17)
 PROOF_CONFIG = FederatedConfig(rounds=4, local_epochs=2, batch_size=4, client_fraction=0.6,
-                               client_lr=0.01, server_lr=0.01, seed=3)
+                               client_lr=0.001, server_lr=0.001, seed=3)
 
 
 def _mlp_without_dropout(input_shape=(136,), num_classes=4, *, seed=None):
@@ -127,14 +134,16 @@ def test_engine_weights_equal_tff_weights_after_every_round(tff_trajectory, jit_
     state = engine.initial_state(config)
     for ours, theirs in zip(state.trainable, tff_initial):
         np.testing.assert_array_equal(ours, theirs)
+    previous = tff_initial
     for round_num, expected in enumerate(tff_rounds, start=1):
         # One call per round also exercises resuming from a state.
         state, (row,) = engine.run_rounds(task, config, start_round=round_num,
                                           end_round=round_num, state=state)
         diff = max(float(np.max(np.abs(a - b))) for a, b in zip(state.trainable, expected["weights"]))
-        moved = max(float(np.max(np.abs(a - b))) for a, b in zip(expected["weights"], tff_initial))
+        moved = max(float(np.max(np.abs(a - b))) for a, b in zip(expected["weights"], previous))
         assert diff < TOLERANCE, f"round {round_num}: max |engine - TFF| = {diff:.3g}"
-        assert moved > 100 * TOLERANCE, "the weights barely moved; the proof would prove nothing"
+        assert moved > 50 * TOLERANCE, "the round barely moved the weights; nothing is proven"
+        previous = expected["weights"]
         assert row["train_examples"] == expected["examples"]
         assert row["train_loss"] == pytest.approx(expected["loss"], abs=TOLERANCE)
         assert abs(row["train_accuracy"] - expected["accuracy"]) <= 1.0 / expected["examples"]

@@ -18,8 +18,8 @@ runs exactly that on TFF 0.87:
   :func:`tff_ser.metrics.classification_metrics`).
 
 Compiled processes are cached per (model, shapes, optimizer kinds); learning
-rates are set through ``set_hparams``, so a sweep over learning rates reuses
-one traced computation.
+rates are written into the process state, so a sweep over learning rates
+reuses one traced computation.
 """
 from __future__ import annotations
 
@@ -196,19 +196,57 @@ def build_processes(model_name: str, input_shape: tuple, num_classes: int, *,
     return train, evaluate
 
 
+_INITIAL_STATES: Dict[int, object] = {}
+
+
+def initial_state(process):
+    """``process.initialize()``, computed once per process.
+
+    States are immutable structures of arrays (every update makes a new
+    one), so the fresh state can be shared; each run then writes its own
+    seeded weights and learning rates into it.
+    """
+    key = id(process)
+    if key not in _INITIAL_STATES:
+        _INITIAL_STATES[key] = process.initialize()
+    return _INITIAL_STATES[key]
+
+
+# The state of a TFF 0.87 learning process is a plain Python structure
+# (the NamedTuple LearningAlgorithmState) once it leaves the runtime.  TFF's own
+# set_hparams / set_model_weights / get_model_weights are TFF computations: each
+# call ships the whole state (weights and both Adam moments) to the C++ worker
+# and back, which for paper 001's 26 M-parameter Dense model costs tens of
+# seconds.  Reading and replacing the fields directly gives the same state.
+
 def set_learning_rates(process, state, client_lr: float, server_lr: float):
     """State with the client and server learning rates replaced (no retracing)."""
-    hparams = process.get_hparams(state)
-    hparams["client_work"]["learning_rate"] = np.float32(client_lr)
-    hparams["finalizer"]["learning_rate"] = np.float32(server_lr)
-    return process.set_hparams(state, hparams)
+    client_work, finalizer = state.client_work, state.finalizer
+    if "learning_rate" not in client_work or "learning_rate" not in finalizer:
+        hparams = process.get_hparams(state)  # unknown layout: TFF's own way
+        hparams["client_work"]["learning_rate"] = np.float32(client_lr)
+        hparams["finalizer"]["learning_rate"] = np.float32(server_lr)
+        return process.set_hparams(state, hparams)
+    client_work = type(client_work)(client_work)
+    finalizer = type(finalizer)(finalizer)
+    client_work["learning_rate"] = np.float32(client_lr)
+    finalizer["learning_rate"] = np.float32(server_lr)
+    return state._replace(client_work=client_work, finalizer=finalizer)
 
 
 def learning_rates(process, state) -> tuple:
     """(client_lr, server_lr) held in a process state."""
-    h = process.get_hparams(state)
-    return (float(h["client_work"]["learning_rate"]),
-            float(h["finalizer"]["learning_rate"]))
+    return (float(state.client_work["learning_rate"]), float(state.finalizer["learning_rate"]))
+
+
+def with_model_weights(state, trainable, non_trainable):
+    """State with the global model weights replaced (what ``set_model_weights`` does)."""
+    from tff_ser.runtime import get_tff
+    tff = get_tff()
+    weights = tff.learning.models.ModelWeights(
+        [np.asarray(w, np.float32) for w in trainable],
+        [np.asarray(w, np.float32) for w in non_trainable])
+    return state._replace(global_model_weights=weights)
 
 
 def initial_model_weights(model_name: str, input_shape: tuple, num_classes: int, seed: int):
@@ -366,7 +404,7 @@ def train_federated(task: Task, config: FederatedConfig, *,
     state_manager = None
     history: List[dict] = []
     start_round = 1
-    state = process.initialize()
+    state = initial_state(process)
     if checkpoint_dir:
         os.makedirs(checkpoint_dir, exist_ok=True)
         _check_run_config(checkpoint_dir, run_config)
@@ -379,8 +417,7 @@ def train_federated(task: Task, config: FederatedConfig, *,
     if start_round == 1:
         trainable, non_trainable = initial_model_weights(
             task.model, task.input_shape, task.num_classes, config.seed)
-        state = process.set_model_weights(
-            state, tff.learning.models.ModelWeights(trainable, non_trainable))
+        state = with_model_weights(state, trainable, non_trainable)
     state = set_learning_rates(process, state, config.client_lr, config.server_lr)
 
     writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
@@ -449,13 +486,12 @@ def train_federated(task: Task, config: FederatedConfig, *,
 
 
 def _weights_of(process, state):
-    w = process.get_model_weights(state)
+    w = state.global_model_weights
     return ([np.asarray(v) for v in w.trainable], [np.asarray(v) for v in w.non_trainable])
 
 
 def _federated_eval(tff, eval_process, process, state, task: Task) -> dict:
-    eval_state = eval_process.initialize()
-    eval_state = eval_process.set_model_weights(eval_state, process.get_model_weights(state))
+    eval_state = with_model_weights(initial_state(eval_process), *_weights_of(process, state))
     datasets = [_client_dataset(task, task.val_clients[c], np.arange(len(task.val_clients[c])), 256)
                 for c in sorted(task.val_clients)]
     out = eval_process.next(eval_state, datasets)

@@ -242,6 +242,7 @@ class RoundPlan:
     clip_index: np.ndarray   # (clients, max_steps, batch_size) int32
     clip_mask: np.ndarray    # (clients, max_steps, batch_size) float32
     num_examples: np.ndarray  # (clients,) float32: clips seen over all local epochs
+    last_step: np.ndarray    # (clients,) int32: index of each client's last local step
     num_steps: int           # local steps of the busiest sampled client
 
 
@@ -286,9 +287,10 @@ def plan_round(task: Task, config: FederatedConfig, round_num: int, *,
         clip_mask[s, :len(order)] = 1.0
         num_examples[s] = len(order)
     shape = (len(sampled), max_steps, bs)
+    steps = np.ceil(num_examples / bs).astype(np.int32)
     return RoundPlan(clients=tuple(sampled), clip_index=clip_index.reshape(shape),
                      clip_mask=clip_mask.reshape(shape), num_examples=num_examples,
-                     num_steps=int(math.ceil(num_examples.max() / bs)))
+                     last_step=steps - 1, num_steps=int(steps.max()))
 
 
 def dropout_seed(seed: int, round_num: int) -> np.ndarray:
@@ -306,7 +308,8 @@ class BatchedFedAvg:
     Computes what ``tff.learning.algorithms.build_weighted_fed_avg`` with
     ``build_adam`` (or ``build_sgdm``) on both sides computes for the same
     clients and clip order, as :mod:`tff_ser.federated` builds them; see the
-    module docstring for the exact semantics.
+    module docstring for the exact semantics.  Not thread-safe: one engine
+    serves one run at a time (it owns the clients' working copies).
 
     Parameters
     ----------
@@ -319,7 +322,9 @@ class BatchedFedAvg:
     num_classes : int
         Softmax outputs.
     jit_compile : bool
-        Compile the round with XLA (default; the faster of the two on CPU).
+        Fuse the aggregation and server step with XLA (default).  The local
+        steps always run on TensorFlow's own kernels: its batched matrix
+        products and in-place Adam beat XLA's on CPU.
     **model_hyperparameters
         Passed to :func:`tff_ser.models.build_model` (e.g. ``dropout_rate``,
         ``hidden_units``).
@@ -344,7 +349,8 @@ class BatchedFedAvg:
                             seed=0, **self.model_hyperparameters)
         self.layers = sequential_layers(model)
         self.weight_shapes = [tuple(w.shape) for w in model.trainable_weights]
-        self._functions: Dict[Tuple[str, str], Callable] = {}
+        self._functions: Dict[tuple, Callable] = {}
+        self._slots: Optional[_ClientSlots] = None
         self._compiled: set = set()
         self._resident: Optional[Tuple[np.ndarray, tf.Tensor, tf.Tensor]] = None
         #: Seconds spent tracing and compiling round functions (excluded from round times).
@@ -358,8 +364,9 @@ class BatchedFedAvg:
     # ---------------------------------------------------------------- state
 
     def initial_state(self, config: FederatedConfig) -> EngineState:
-        """Round-0 state: the seeded initial model (as in :func:`tff_ser.federated.initial_model_weights`)
-        and a fresh server optimizer."""
+        """Round-0 state: the seeded initial model (as
+        :func:`tff_ser.federated.initial_model_weights` builds it) and a fresh
+        server optimizer."""
         from tff_ser.models import build_model
         model = build_model(self.model_name, input_shape=self.input_shape,
                             num_classes=self.num_classes, seed=config.seed,
@@ -409,36 +416,37 @@ class BatchedFedAvg:
         if state is None:
             state = self.initial_state(config)
         x, y = self._resident_data(task)
-        fn = self._round_function(config.client_optimizer, config.server_optimizer)
         max_steps = max_local_steps([len(v) for v in task.train_clients.values()],
                                     config.local_epochs, config.batch_size)
         weights = tuple(tf.constant(w) for w in state.trainable)
         moments = (tuple(tf.constant(m) for m in state.server_accumulator),
                    tuple(tf.constant(v) for v in state.server_preconditioner))
         step = tf.constant(state.server_step, tf.int32)
-        client_lr = tf.constant(config.client_lr, tf.float32)
-        server_lr = tf.constant(config.server_lr, tf.float32)
+        rates = (tf.constant(config.client_lr, tf.float32),
+                 tf.constant(config.server_lr, tf.float32))
         rows = []
         for round_num in range(start_round, end_round + 1):
             t0 = time.perf_counter()
             plan = plan_round(task, config, round_num, max_steps=max_steps)
-            args = (tf.constant(plan.clip_index), tf.constant(plan.clip_mask),
-                    tf.constant(plan.num_examples), tf.constant(plan.num_steps, tf.int32),
-                    tf.constant(dropout_seed(config.seed, round_num)))
+            fn = self._round_function(config.client_optimizer, config.server_optimizer,
+                                      len(plan.clients))
+            batches = (tf.constant(plan.clip_index), tf.constant(plan.clip_mask),
+                       tf.constant(plan.num_examples), tf.constant(plan.last_step))
+            seed = tf.constant(dropout_seed(config.seed, round_num))
             key = (config.client_optimizer, config.server_optimizer) + plan.clip_index.shape
             if key not in self._compiled:
-                # Compile on a zero-step round so the first timed round runs compiled code.
+                # Trace and compile on a zero-step round, so round times hold no compilation.
                 tc = time.perf_counter()
-                fn(x, y, weights, moments, step, args[0], args[1], args[2],
-                   tf.constant(0, tf.int32), args[4], client_lr, server_lr)
+                fn(x, y, weights, moments, step, *batches, tf.constant(0, tf.int32), seed, *rates)
                 self._compiled.add(key)
                 self.compile_seconds += time.perf_counter() - tc
                 t0 += time.perf_counter() - tc
-            weights, moments, step, metrics = fn(x, y, weights, moments, step, *args[:4], args[4],
-                                                 client_lr, server_lr)
+            weights, moments, step, metrics = fn(x, y, weights, moments, step, *batches,
+                                                 tf.constant(plan.num_steps, tf.int32), seed,
+                                                 *rates)
             loss_sum, correct, examples = (float(v) for v in metrics.numpy())
-            seconds = time.perf_counter() - t0
-            rows.append({"round": round_num, "clients": len(plan.clients), "seconds": seconds,
+            rows.append({"round": round_num, "clients": len(plan.clients),
+                         "seconds": time.perf_counter() - t0,
                          "train_loss": loss_sum / examples if examples else float("nan"),
                          "train_accuracy": correct / examples if examples else float("nan"),
                          "train_examples": int(round(examples))})
@@ -489,25 +497,50 @@ class BatchedFedAvg:
             self._resident = (task.x, tf.constant(task.x), tf.constant(task.y))
         return self._resident[1], self._resident[2]
 
-    # ---------------------------------------------------------------- graph
-
-    def _round_function(self, client_optimizer: str, server_optimizer: str) -> Callable:
-        key = (client_optimizer, server_optimizer)
+    def _round_function(self, client_optimizer: str, server_optimizer: str,
+                        num_clients: int) -> Callable:
+        key = (client_optimizer, server_optimizer, num_clients)
         if key not in self._functions:
-            kernels = _FUSED if self.jit_compile else _PLAIN
+            if self._slots is None or self._slots.num_clients != num_clients:
+                # One client count at a time: a run's CD fixes it, and the
+                # working copies of 73 clients take ~80 MB.
+                self._slots = _ClientSlots(self.weight_shapes, num_clients)
+                self._functions = {k: f for k, f in self._functions.items() if k[2] == num_clients}
+            slots = self._slots
+            aggregate = _AGGREGATE_XLA if self.jit_compile else _aggregate_and_apply
 
             def round_fn(x, y, weights, moments, step, clip_index, clip_mask, num_examples,
-                         num_steps, seed, client_lr, server_lr):
-                return _fedavg_round(self.layers, client_optimizer, server_optimizer, kernels,
-                                     x, y, weights, moments, step, clip_index, clip_mask,
-                                     num_examples, num_steps, seed, client_lr, server_lr)
-            self._functions[key] = tf.function(round_fn, jit_compile=self.jit_compile == "all")
+                         last_step, num_steps, seed, client_lr, server_lr):
+                return _fedavg_round(self.layers, client_optimizer, server_optimizer, slots,
+                                     aggregate, x, y, weights, moments, step, clip_index,
+                                     clip_mask, num_examples, last_step, num_steps, seed,
+                                     client_lr, server_lr)
+            self._functions[key] = tf.function(round_fn)
         return self._functions[key]
 
 
 # --------------------------------------------------------------------------
-# the round, as pure TensorFlow
+# the round, as TensorFlow
 # --------------------------------------------------------------------------
+
+class _ClientSlots:
+    """Every sampled client's working copy of the model and its client optimizer.
+
+    Variables, so the optimizer updates them in place: a fresh 20 MB tensor
+    per weight per step (73 clients) costs more than the arithmetic.
+    """
+
+    def __init__(self, weight_shapes: Sequence[Tuple[int, ...]], num_clients: int):
+        self.num_clients = num_clients
+
+        def slot(shape, trainable=False):
+            return tf.Variable(tf.zeros((num_clients,) + tuple(shape)), trainable=trainable)
+
+        self.weights = [slot(s, trainable=True) for s in weight_shapes]
+        self.trained = [slot(s) for s in weight_shapes]
+        self.accumulators = [slot(s) for s in weight_shapes]
+        self.preconditioners = [slot(s) for s in weight_shapes]
+
 
 def _per_client(v: tf.Tensor, rank: int) -> tf.Tensor:
     """(clients,) -> (clients, 1, ..., 1) broadcastable against a rank-``rank`` tensor."""
@@ -547,31 +580,13 @@ def _adam_normalized_lr(lr, step, beta_1, beta_2):
     return lr * tf.math.sqrt(one - tf.math.pow(beta_2, t)) / (one - tf.math.pow(beta_1, t))
 
 
-def _adam(w, a, p, g, normalized_lr, beta_1, beta_2, epsilon, active=None):
-    # TFF 0.87 adam.py's update, term for term (same float operation order);
-    # ``active`` (1 or 0, exact in float) freezes clients without a batch.
+def _adam(w, a, p, g, normalized_lr, beta_1, beta_2, epsilon):
+    # TFF 0.87 adam.py's update, term for term (same float operation order).
     one = tf.constant(1.0, tf.float32)
-    decay_1, decay_2 = one - beta_1, one - beta_2
-    if active is not None:
-        decay_1, decay_2 = decay_1 * active, decay_2 * active
-    a = a + (g - a) * decay_1
-    p = p + (tf.math.square(g) - p) * decay_2
+    a = a + (g - a) * (one - beta_1)
+    p = p + (tf.math.square(g) - p) * (one - beta_2)
     w = w - normalized_lr * a / (tf.math.sqrt(p) + epsilon)
     return w, a, p
-
-
-def _client_adam_step(weights, accumulators, preconditioners, grads, client_lr, client_step, active):
-    """One Adam step of every client; ``client_step`` already counts this step."""
-    beta_1, beta_2, epsilon = _adam_constants()
-    lr = tf.where(active > 0, _adam_normalized_lr(client_lr, client_step, beta_1, beta_2), 0.0)
-    out = [_adam(w, a, p, g, _per_client(lr, w.shape.rank), beta_1, beta_2, epsilon,
-                 active=_per_client(active, w.shape.rank))
-           for w, a, p, g in zip(weights, accumulators, preconditioners, grads)]
-    return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
-
-
-def _client_sgd_step(weights, grads, client_lr, active):
-    return [w - _per_client(client_lr * active, w.shape.rank) * g for w, g in zip(weights, grads)]
 
 
 def _all_finite(tensors: Sequence[tf.Tensor], axis_from: int) -> tf.Tensor:
@@ -584,7 +599,7 @@ def _aggregate_and_apply(server_optimizer, weights, moments, step, trained, num_
                          server_lr):
     """TFF's weighted mean of client updates, then the server optimizer step.
 
-    Returns ``(weights, moments, step, client_counted)``: ``client_counted``
+    Returns ``(weights, moments, step, client_weight, counted)``; ``counted``
     is 1 for clients whose update was finite (TFF keeps only their metrics).
     """
     # Client updates as TFF computes them: initial - trained, zeroed (weight 0) if non-finite.
@@ -618,58 +633,69 @@ def _aggregate_and_apply(server_optimizer, weights, moments, step, trained, num_
             tf.where(accept, new_step, step), client_weight, tf.cast(finite, tf.float32))
 
 
-# Elementwise work over every client's copy of the model is memory-bound; XLA
-# fuses each of these into one pass, while the batched matrix products stay on
-# TensorFlow's own kernels, which are faster on CPU than XLA's batched dots.
-_FUSED = {
-    "client_adam": tf.function(_client_adam_step, jit_compile=True),
-    "client_sgd": tf.function(_client_sgd_step, jit_compile=True),
-    "aggregate": tf.function(_aggregate_and_apply, jit_compile=True),
-}
-_PLAIN = {"client_adam": _client_adam_step, "client_sgd": _client_sgd_step,
-          "aggregate": _aggregate_and_apply}
+# The aggregation reads every client's weights once; XLA makes that one fused pass.
+_AGGREGATE_XLA = tf.function(_aggregate_and_apply, jit_compile=True)
 
 
-def _fedavg_round(layers, client_optimizer, server_optimizer, kernels, x, y, weights, moments,
-                  step, clip_index, clip_mask, num_examples, num_steps, seed, client_lr,
-                  server_lr):
-    num_clients = tf.shape(clip_index)[0]
-    start = [tf.broadcast_to(w[tf.newaxis], tf.concat([[num_clients], tf.shape(w)], 0))
-             for w in weights]
-    zeros = [tf.zeros_like(w) for w in start] if client_optimizer == "adam" else []
+def _after(dependencies, tensors):
+    with tf.control_dependencies(dependencies):
+        return [tf.identity(t) for t in tensors]
 
-    def local_step(k, client_w, client_a, client_p, client_t, loss_sum, correct):
+
+def _fedavg_round(layers, client_optimizer, server_optimizer, slots, aggregate, x, y, weights,
+                  moments, step, clip_index, clip_mask, num_examples, last_step, num_steps,
+                  seed, client_lr, server_lr):
+    beta_1, beta_2, epsilon = _adam_constants()
+    for var, w in zip(slots.weights, weights):
+        var.assign(tf.broadcast_to(w[tf.newaxis], var.shape))
+    if client_optimizer == "adam":
+        # TFF builds a fresh client optimizer every round.
+        for var in slots.accumulators + slots.preconditioners:
+            var.assign(tf.zeros(var.shape))
+    loss_sum = tf.zeros([slots.num_clients])
+    correct = tf.zeros([slots.num_clients])
+    for k in tf.range(num_steps):
         index, mask = clip_index[:, k], clip_mask[:, k]
         inputs, labels = tf.gather(x, index), tf.gather(y, index)
         count = tf.reduce_sum(mask, axis=1)
-        active = tf.cast(count > 0, tf.float32)
         with tf.GradientTape() as tape:
-            tape.watch(client_w)
-            logits = _logits(layers, client_w, inputs, seed, k)
+            logits = _logits(layers, slots.weights, inputs, seed, k)
             per_clip = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits) * mask
-            # Keras' SUM_OVER_BATCH_SIZE over this client's real clips only.
+            # Keras' SUM_OVER_BATCH_SIZE over each client's real clips only.
             objective = tf.reduce_sum(tf.reduce_sum(per_clip, axis=1) / tf.maximum(count, 1.0))
-        grads = tape.gradient(objective, client_w)
+        grads = tape.gradient(objective, slots.weights)
         hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
                        tf.float32)
-        loss_sum = loss_sum + tf.reduce_sum(per_clip, axis=1)
-        correct = correct + tf.reduce_sum(hits * mask, axis=1)
+        loss_sum += tf.reduce_sum(per_clip, axis=1)
+        correct += tf.reduce_sum(hits * mask, axis=1)
+        # Local steps are a prefix of the step axis, so every client still
+        # training is at its (k+1)-th Adam step: one scalar step size serves
+        # all.  A client past its last step sees a zero gradient, and the
+        # in-place update keeps moving its copy (Adam's momentum); its result
+        # was saved to `trained` at its last step, which is all that is used.
+        # Update only once every gradient exists: an in-place update while a
+        # backward product still reads the weights would copy them first.
+        grads = _after(grads, grads)
         if client_optimizer == "adam":
-            client_t = client_t + active
-            client_w, client_a, client_p = kernels["client_adam"](
-                client_w, client_a, client_p, grads, client_lr, client_t, active)
+            t = tf.cast(k + 1, tf.float32)
+            beta_1_power, beta_2_power = tf.math.pow(beta_1, t), tf.math.pow(beta_2, t)
+            for w, a, p, g in zip(slots.weights, slots.accumulators, slots.preconditioners,
+                                  grads):
+                tf.raw_ops.ResourceApplyAdam(
+                    var=w.handle, m=a.handle, v=p.handle, beta1_power=beta_1_power,
+                    beta2_power=beta_2_power, lr=client_lr, beta1=beta_1, beta2=beta_2,
+                    epsilon=epsilon, grad=g)
         else:
-            client_w = kernels["client_sgd"](client_w, grads, client_lr, active)
-        return k + 1, list(client_w), list(client_a), list(client_p), client_t, loss_sum, correct
-
-    per_client_zeros = tf.zeros([num_clients], tf.float32)
-    _, trained, _, _, _, loss_sum, correct = tf.while_loop(
-        lambda k, *_: k < num_steps, local_step,
-        (tf.constant(0, tf.int32), start, zeros, list(zeros), per_client_zeros,
-         per_client_zeros, per_client_zeros))
-    new_weights, new_moments, new_step, client_weight, counted = kernels["aggregate"](
-        server_optimizer, list(weights), (list(moments[0]), list(moments[1])), step, trained,
-        num_examples, server_lr)
+            for w, g in zip(slots.weights, grads):
+                tf.raw_ops.ResourceApplyGradientDescent(var=w.handle, alpha=client_lr, delta=g)
+        finished = tf.reshape(tf.where(tf.equal(last_step, k)), [-1])
+        for w, done in zip(slots.weights, slots.trained):
+            # Gather from a dense read: a sparse read (ResourceGather) would put
+            # the variable in copy-on-read mode and copy it at every later read.
+            done.scatter_update(tf.IndexedSlices(tf.gather(w.read_value(), finished), finished))
+    new_weights, new_moments, new_step, client_weight, counted = aggregate(
+        server_optimizer, list(weights), (list(moments[0]), list(moments[1])), step,
+        [t.read_value() for t in slots.trained], num_examples, server_lr)
     # TFF resets the training metrics of a client whose update was non-finite.
     metrics = tf.stack([tf.reduce_sum(loss_sum * counted), tf.reduce_sum(correct * counted),
                         tf.reduce_sum(client_weight)])

@@ -1,0 +1,53 @@
+"""Issue 3's acceptance runs at test size, on the generated corpus.
+
+Every model of the papers trains federated (IID, 4 clients) and the paper 000
+setting (one client per speaker, CD 0.5) runs next to its centralized
+baseline.  Full-size numbers come from `make test-slow` / the experiments.
+"""
+import numpy as np
+import pytest
+
+import tff_ser
+from tff_ser.experiments.common import load_features, task_from_features
+
+
+@pytest.fixture(scope="module")
+def features_by_kind(small_corpus_dir):
+    out = {}
+    for model in ("mlp", "dense", "cnn_logmel"):
+        _, fs = load_features(model, size="small", progress=False)
+        out[fs.kind] = fs
+    return out
+
+
+@pytest.mark.parametrize("model,rounds", [("dense", 1), ("conv1d", 2), ("lstm", 1), ("mlp", 2),
+                                          ("cnn_logmel", 2), ("lstm_logmel", 1)])
+def test_every_model_trains_federated_on_4_iid_clients(features_by_kind, model, rounds):
+    kind = tff_ser.MODELS[model].feature_kind
+    task = task_from_features(features_by_kind[kind], model, partition="iid", k=4, seed=0)
+    assert len(task.train_clients) == 4
+    cfg = tff_ser.FederatedConfig(rounds=rounds, batch_size=20, seed=0)
+    result = tff_ser.train_federated(task, cfg, progress=False, federated_eval=False)
+    assert len(result.history) == rounds
+    assert np.isfinite(result.history[-1]["train_loss"])
+    val = result.final_metrics["validation"]
+    assert val["n"] == len(task.val_indices)
+    assert np.array(val["confusion_matrix"]).sum() == val["n"]
+    assert result.config["task"]["corpus"] == "generated"
+
+
+def test_per_speaker_mlp_with_half_the_clients_per_round_and_its_baseline(features_by_kind):
+    fs = features_by_kind["clip_stats"]
+    task = task_from_features(fs, "mlp", partition="by_speaker", seed=0)
+    speakers = {c.speaker for c in fs.clips}
+    assert len(task.train_clients) + len(task.val_clients) == len(speakers)
+    assert set(task.train_clients).isdisjoint(task.val_clients)
+    cfg = tff_ser.FederatedConfig(rounds=3, local_epochs=2, batch_size=16, client_fraction=0.5,
+                                  client_lr=0.01, server_lr=0.01, seed=0)
+    fed = tff_ser.train_federated(task, cfg, progress=False)
+    expected = max(1, round(0.5 * len(task.train_clients)))
+    assert all(h["clients"] == expected for h in fed.history)
+    base = tff_ser.train_centralized(task, tff_ser.CentralizedConfig.matching(cfg), progress=False)
+    for r in (fed, base):
+        assert set(r.final_metrics["validation_per_client_accuracy"]) == set(task.val_clients)
+        assert 0.0 <= r.final_metrics["validation"]["accuracy"] <= 1.0
