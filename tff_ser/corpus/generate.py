@@ -52,7 +52,7 @@ from tff_ser.corpus.records import CREMAD_SENTENCES, EMOTIONS_4, EMOTIONS_6
 
 #: Bumped whenever a change alters the generated audio, so an existing
 #: corpus is regenerated instead of being reused.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 
 #: Written into GENERATED.json; the CREMA-D loader keys on the file's presence.
 GENERATED_NOTE = "synthetic stand-in for CREMA-D; never report as CREMA-D"
@@ -64,7 +64,7 @@ FIRST_ACTOR = 1001
 MALE_FRACTION = 48 / 91
 
 #: Contrast of CREMA-D's intensity levels relative to an unmarked (XX) clip.
-LEVEL_CONTRAST = {"LO": 0.6, "MD": 1.0, "HI": 1.4, "XX": 1.0}
+LEVEL_CONTRAST = {"LO": 0.5, "MD": 1.0, "HI": 1.5, "XX": 1.0}
 
 #: The sentence recorded at three intensity levels in CREMA-D.
 LEVELLED_SENTENCE = "IEO"
@@ -294,6 +294,10 @@ CONTOUR_SHAPE = {
 #: aroused clips.
 MAX_ACCENT_ST = 9.0
 
+#: Fastest F0 movement, semitones per second: large pitch rises and falls
+#: reach roughly 50-80 st/s (Xu & Sun 2002, "Maximum speed of pitch change").
+MAX_F0_SPEED_ST_S = 70.0
+
 #: Reference active-speech level of neutral speech before speaker loudness, dBFS.
 _REFERENCE_LEVEL_DBFS = -30.0
 
@@ -431,7 +435,7 @@ class Speaker:
     loudness_db : float
         Speaking level relative to the corpus reference.
     skill : float
-        Acting skill: scales every emotion cue (poor actors near 0.3).
+        Acting skill: scales every emotion cue (poor actors 0.3-0.6).
     channel_tilt_db_oct, channel_highpass_hz : float
         The recording channel of this actor's session.
     noise_colour : float
@@ -546,7 +550,7 @@ def draw_speaker(actor: int, sex: str, seed: int, *, skill_range=(0.8, 1.5),
         channel_tilt_db_oct=float(rng.uniform(-1.0, 1.0)),
         channel_highpass_hz=float(rng.uniform(60.0, 150.0)),
         noise_colour=float(rng.uniform(0.3, 1.5)),
-        snr_db=float(rng.uniform(18.0, 32.0)),
+        snr_db=float(rng.uniform(20.0, 32.0)),
         style=style,
     )
 
@@ -610,7 +614,8 @@ def _saturate(c: float, knee: float = 1.2, ceiling: float = 2.0) -> float:
 
 
 def draw_clip_voice(speaker: Speaker, emotion: str, level: str, rng: np.random.Generator,
-                    *, clip_variation: float = 0.3, contrast: float = 1.0) -> ClipVoice:
+                    *, clip_variation: float = 0.3, cue_variation: float = 0.2,
+                    contrast: float = 1.0) -> ClipVoice:
     """How ``speaker`` speaks one clip of ``emotion`` at ``level``.
 
     Each cue is the speaker's own style value (drawn once per speaker from
@@ -627,8 +632,11 @@ def draw_clip_voice(speaker: Speaker, emotion: str, level: str, rng: np.random.G
     rng : numpy.random.Generator
         The clip's own stream (:func:`clip_rng`).
     clip_variation : float, default 0.3
-        Relative SD of the clip-to-clip variation of each emotion cue and of
-        the clip's overall contrast.
+        SD (log scale) of the clip-to-clip variation of the clip's overall
+        contrast: how committed this take is.
+    cue_variation : float, default 0.2
+        Relative SD of each cue's own clip-to-clip variation around the
+        speaker's style.
     contrast : float, default 1.0
         Global multiplier of every emotion effect (the corpus difficulty knob).
 
@@ -643,7 +651,7 @@ def draw_clip_voice(speaker: Speaker, emotion: str, level: str, rng: np.random.G
     def cue(name, default=0.0):
         if name not in style:
             return default
-        return style[name] * (1.0 + rng.normal(0.0, clip_variation))
+        return style[name] * (1.0 + rng.normal(0.0, cue_variation))
 
     def log_cue(name):
         # Relative changes and factors act on a log scale, so a half-hearted
@@ -661,7 +669,7 @@ def draw_clip_voice(speaker: Speaker, emotion: str, level: str, rng: np.random.G
     f0_range = MAX_ACCENT_ST * math.tanh(f0_range / MAX_ACCENT_ST)
     rate = speaker.rate * math.exp(log_cue("rate_rel") + rng.normal(0.0, 0.05))
     level_dbfs = (_REFERENCE_LEVEL_DBFS + speaker.loudness_db + c * cue("intensity_db")
-                  + rng.normal(0.0, 1.5))
+                  + rng.normal(0.0, 1.0))
     f1 = math.exp(log_cue("f1_rel") + rng.normal(0.0, 0.02))
     f2 = math.exp(log_cue("f2_rel") + rng.normal(0.0, 0.02))
     snr = float(np.clip(speaker.snr_db + rng.normal(0.0, 3.0), 15.0, 35.0))
@@ -868,37 +876,44 @@ def _db_to_amp(db):
     return np.where(np.isfinite(db), 10.0 ** (np.asarray(db, float) / 20.0), 0.0)
 
 
-def f0_contour_st(t: np.ndarray, seg: Segments, voice: ClipVoice, rng: np.random.Generator
-                  ) -> np.ndarray:
+def f0_contour_st(t: np.ndarray, seg: Segments, voice: ClipVoice, rng: np.random.Generator,
+                  *, max_speed_st_s: float = MAX_F0_SPEED_ST_S) -> np.ndarray:
     """F0 in semitones relative to the clip's mean F0, at times ``t`` (s).
 
     Pitch accents sit on the accented vowels, each lower than the previous
     (downstep); the utterance declines and ends in a boundary movement; a slow
-    random drift adds the clip's own irregularity. Everything but the level is
-    scaled by the clip's F0 range.
+    random drift adds the clip's own irregularity. Every excursion scales with
+    the clip's F0 range (:attr:`ClipVoice.f0_range_st` is the first accent's
+    height; declination and boundary are given for a 3-st range). No movement
+    is faster than a larynx can go (``max_speed_st_s``, Xu & Sun 2002), so an
+    "abrupt" accent is as steep as the voice allows, not a jump.
     """
     bounds = seg.boundaries
     total = bounds[-1]
-    accents = np.flatnonzero(seg.accent == 1)
-    contour = voice.declination_st * (t / total - 0.5)
-    for k, i in enumerate(accents):
+    r = voice.f0_range_st / 3.0
+    contour = voice.declination_st * r * (t / total - 0.5)
+    for k, i in enumerate(np.flatnonzero(seg.accent == 1)):
         start, dur = bounds[i], seg.duration[i]
+        height = voice.f0_range_st * 0.8 ** k * (1.0 + rng.normal(0.0, 0.15))
+        # a Gaussian's steepest slope is height / (width * sqrt(e))
+        width = max(voice.accent_width * dur, abs(height) / (max_speed_st_s * math.sqrt(math.e)))
         centre = start + voice.accent_peak * dur
-        width = max(voice.accent_width * dur, 0.015)
-        height = 0.8 ** k * (1.0 + rng.normal(0.0, 0.15))
         contour = contour + height * np.exp(-0.5 * ((t - centre) / width) ** 2)
     # secondary stresses get a small bump
     for i in np.flatnonzero(seg.accent == 2):
         centre = bounds[i] + 0.5 * seg.duration[i]
-        contour = contour + 0.3 * np.exp(-0.5 * ((t - centre) / (0.5 * seg.duration[i])) ** 2)
-    # boundary tone over the last vowel (normalised to the accent scale)
+        width = max(0.5 * seg.duration[i], 0.3 * voice.f0_range_st / max_speed_st_s)
+        contour = contour + 0.3 * voice.f0_range_st * np.exp(-0.5 * ((t - centre) / width) ** 2)
+    # boundary tone over the end of the last vowel, no faster than the speed limit
     last_vowel = np.flatnonzero(seg.accent >= 0)[-1]
-    t0 = bounds[last_vowel] + 0.3 * seg.duration[last_vowel]
-    ramp = np.clip((t - t0) / max(total - t0, 1e-3), 0.0, 1.0)
-    contour = contour + (voice.final_st / 4.0) * ramp
+    boundary = voice.final_st * r
+    t0 = min(bounds[last_vowel] + 0.3 * seg.duration[last_vowel],
+             total - abs(boundary) / max_speed_st_s)
+    contour = contour + boundary * np.clip((t - t0) / max(total - t0, 1e-3), 0.0, 1.0)
     drift = _smooth(rng.standard_normal(len(t)), max(len(t) // 6, 3))
-    drift *= 0.25 / max(float(np.std(drift)), 1e-9)
-    contour = (contour + drift) * voice.f0_range_st
+    contour = contour + drift * (0.25 * voice.f0_range_st / max(float(np.std(drift)), 1e-9))
+    # round off the corners where accents and the boundary meet
+    contour = _smooth(contour, max(int(round(0.03 / (t[1] - t[0]))), 1) if len(t) > 1 else 1)
     return contour - float(np.mean(contour))
 
 
@@ -1067,8 +1082,13 @@ def _overlap_add(frames: np.ndarray, n: int, hop: int, win: int) -> np.ndarray:
     return out.reshape(-1)[start:start + n] * (hop / (win / 2.0))
 
 
-def _tilt(freqs: np.ndarray, db_per_octave: float, pivot_hz: float = 1000.0) -> np.ndarray:
-    return 10.0 ** (db_per_octave * np.log2(np.maximum(freqs, 100.0) / pivot_hz) / 20.0)
+def _tilt(freqs: np.ndarray, db_per_octave: float, pivot_hz: float = 500.0) -> np.ndarray:
+    """Gain that rises (or falls) by ``db_per_octave`` above ``pivot_hz``, flat below.
+
+    Vocal effort changes the harmonics above the first formant region, not
+    the fundamental.
+    """
+    return 10.0 ** (db_per_octave * np.log2(np.maximum(freqs, pivot_hz) / pivot_hz) / 20.0)
 
 
 def _active_rms(y: np.ndarray, sr: int) -> float:
@@ -1141,7 +1161,8 @@ def synthesize_clip(speaker: Speaker, spec: ClipSpec, seed: int = 0, sr: int = 1
     sr : int, default 16000
         Sample rate in Hz (CREMA-D's).
     **voice_kwargs
-        Passed to :func:`draw_clip_voice` (``clip_variation``, ``contrast``).
+        Passed to :func:`draw_clip_voice` (``clip_variation``, ``cue_variation``,
+        ``contrast``).
 
     Returns
     -------
@@ -1158,6 +1179,12 @@ def synthesize_clip(speaker: Speaker, spec: ClipSpec, seed: int = 0, sr: int = 1
     if spec.actor != speaker.actor:
         raise ValueError(f"clip {spec.filename} belongs to actor {spec.actor}, "
                          f"not to speaker {speaker.actor}")
+    for what, value, known in (("sentence", spec.sentence, SENTENCE_PHONES),
+                               ("emotion", spec.emotion, EMOTION_CUES),
+                               ("level", spec.level, LEVEL_CONTRAST)):
+        if value not in known:
+            raise ValueError(f"clip {spec.filename}: unknown {what} {value!r}; "
+                             f"choose one of {tuple(known)}")
     rng = clip_rng(seed, spec.actor, spec.sentence, spec.emotion, spec.level)
     voice = draw_clip_voice(speaker, spec.emotion, spec.level, rng, **voice_kwargs)
     hop = int(round(sr * 0.008))

@@ -18,8 +18,9 @@ What "the same round" means, read from TFF 0.87's sources
   local epoch, concatenated, cut into batches of BS, the last one partial);
 * every client starts the round from the server weights with a fresh client
   optimizer (Adam's step count, first and second moments at zero);
-* a batch's loss is Keras' ``SparseCategoricalCrossentropy`` on the softmax
-  layer's logits, averaged over the batch's real clips;
+* a batch's loss is Keras' ``SparseCategoricalCrossentropy``, which in a
+  graph reads the softmax layer's logits, averaged over the batch's real
+  clips;
 * a client with fewer batches than the longest client simply stops: no
   weight change and no Adam step for the batches it does not have;
 * the client update is ``initial - trained`` weights, weighted by the number
@@ -29,13 +30,23 @@ What "the same round" means, read from TFF 0.87's sources
   were a gradient; its Adam state persists across rounds, and a non-finite
   mean update is rejected (nothing changes).
 
-Dropout is the one place where the engine cannot match TFF bit for bit: TFF
-draws unseeded masks.  Here each mask comes from
-``tf.random.stateless_uniform`` with a seed made from (config seed, round,
-local step, layer), the client axis giving each sampled client its own
-rows, so a run is reproducible and statistically the same as Keras'
-dropout (keep with probability ``1 - rate``, survivors scaled by
-``1 / (1 - rate)``).
+How it is fast: each sampled client's copy of the model, and of its Adam
+moments, is a slice of a (clients, ...) ``tf.Variable`` updated in place by
+TensorFlow's fused ``ResourceApplyAdam`` kernel (fresh 20 MB tensors per
+step would cost more than the arithmetic); the batched matrix products run
+on TensorFlow's own (oneDNN) kernels, which beat XLA's batched dots on CPU;
+the aggregation, one pass over every client's weights, is fused by XLA.
+Every round is one call of one traced function; learning rates are tensors,
+so only a new client count, step count or batch size traces again.
+
+Dropout is the one place where the engine cannot match TFF bit for bit:
+tff_ser's ``ReproducibleDropout`` seeds each mask from the bits of the sum
+of the layer's input, which two implementations never agree on to the last
+bit.  Here each mask comes from ``tf.random.stateless_uniform`` with a seed
+made from (config seed, round, local step, layer), the client axis giving
+each sampled client its own rows (clients in sorted order), so a run is
+reproducible and statistically the same as Keras' dropout (keep with
+probability ``1 - rate``, survivors scaled by ``1 / (1 - rate)``).
 
 ``tests/test_engine_equivalence.py`` checks the weights against the TFF
 process after every round (dropout off) to 1e-5.
@@ -295,7 +306,8 @@ def plan_round(task: Task, config: FederatedConfig, round_num: int, *,
 
 def dropout_seed(seed: int, round_num: int) -> np.ndarray:
     """Base seed of a round's dropout masks (steps and layers are folded in on the graph)."""
-    return np.random.SeedSequence([int(seed), int(round_num), 0xD50]).generate_state(2).astype(np.int64)
+    state = np.random.SeedSequence([int(seed), int(round_num), 0xD50]).generate_state(2)
+    return state.astype(np.int64)
 
 
 # --------------------------------------------------------------------------
@@ -505,7 +517,8 @@ class BatchedFedAvg:
                 # One client count at a time: a run's CD fixes it, and the
                 # working copies of 73 clients take ~80 MB.
                 self._slots = _ClientSlots(self.weight_shapes, num_clients)
-                self._functions = {k: f for k, f in self._functions.items() if k[2] == num_clients}
+                self._functions = {}
+                self._compiled = set()
             slots = self._slots
             aggregate = _AGGREGATE_XLA if self.jit_compile else _aggregate_and_apply
 
@@ -537,7 +550,6 @@ class _ClientSlots:
             return tf.Variable(tf.zeros((num_clients,) + tuple(shape)), trainable=trainable)
 
         self.weights = [slot(s, trainable=True) for s in weight_shapes]
-        self.trained = [slot(s) for s in weight_shapes]
         self.accumulators = [slot(s) for s in weight_shapes]
         self.preconditioners = [slot(s) for s in weight_shapes]
 
@@ -669,12 +681,12 @@ def _fedavg_round(layers, client_optimizer, server_optimizer, slots, aggregate, 
         loss_sum += tf.reduce_sum(per_clip, axis=1)
         correct += tf.reduce_sum(hits * mask, axis=1)
         # Local steps are a prefix of the step axis, so every client still
-        # training is at its (k+1)-th Adam step: one scalar step size serves
-        # all.  A client past its last step sees a zero gradient, and the
-        # in-place update keeps moving its copy (Adam's momentum); its result
-        # was saved to `trained` at its last step, which is all that is used.
-        # Update only once every gradient exists: an in-place update while a
-        # backward product still reads the weights would copy them first.
+        # training takes its (k+1)-th Adam step here: one scalar step size
+        # serves all.  A client past its last step has a zero gradient; with
+        # its first moment zeroed too (below), Adam leaves its weights exactly
+        # as they are (w - lr * 0 / (sqrt(v) + eps) == w), and SGD does anyway.
+        # Updates wait for every gradient: updating in place while a backward
+        # product still reads the weights would copy them first.
         grads = _after(grads, grads)
         if client_optimizer == "adam":
             t = tf.cast(k + 1, tf.float32)
@@ -685,17 +697,19 @@ def _fedavg_round(layers, client_optimizer, server_optimizer, slots, aggregate, 
                     var=w.handle, m=a.handle, v=p.handle, beta1_power=beta_1_power,
                     beta2_power=beta_2_power, lr=client_lr, beta1=beta_1, beta2=beta_2,
                     epsilon=epsilon, grad=g)
+            # A dense masked pass, only at steps where some client stops: a
+            # sparse row update would leave the variable copying at every update.
+            stops = tf.logical_and(tf.equal(last_step, k), k + 1 < num_steps)
+            if tf.reduce_any(stops):
+                carry_on = 1.0 - tf.cast(stops, tf.float32)
+                for a in slots.accumulators:
+                    a.assign(a * _per_client(carry_on, a.shape.rank))
         else:
             for w, g in zip(slots.weights, grads):
                 tf.raw_ops.ResourceApplyGradientDescent(var=w.handle, alpha=client_lr, delta=g)
-        finished = tf.reshape(tf.where(tf.equal(last_step, k)), [-1])
-        for w, done in zip(slots.weights, slots.trained):
-            # Gather from a dense read: a sparse read (ResourceGather) would put
-            # the variable in copy-on-read mode and copy it at every later read.
-            done.scatter_update(tf.IndexedSlices(tf.gather(w.read_value(), finished), finished))
     new_weights, new_moments, new_step, client_weight, counted = aggregate(
         server_optimizer, list(weights), (list(moments[0]), list(moments[1])), step,
-        [t.read_value() for t in slots.trained], num_examples, server_lr)
+        [w.read_value() for w in slots.weights], num_examples, server_lr)
     # TFF resets the training metrics of a client whose update was non-finite.
     metrics = tf.stack([tf.reduce_sum(loss_sum * counted), tf.reduce_sum(correct * counted),
                         tf.reduce_sum(client_weight)])

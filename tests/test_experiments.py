@@ -1,0 +1,244 @@
+"""The declared experiments, the runner's results folder and the ``experiment`` command."""
+import json
+import os
+import pathlib
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tff_ser.experiments import configs, registry, runner
+from tff_ser.experiments.configs import (EXP1_BASELINE_VS_FEDERATED,
+                                         EXP1_BASELINE_VS_FEDERATED_QUICK, EXP2_CLIENT_COUNT,
+                                         EXP2_CLIENT_COUNT_QUICK, PER_SPEAKER_MLP,
+                                         PER_SPEAKER_MLP_QUICK, with_overrides)
+
+REQUIRED_COLUMNS = ["model", "setup", "accuracy", "precision_macro", "recall_macro", "f1_macro",
+                    "uar", "train_seconds"]
+
+
+# ---------------------------------------------------------------------------
+# the declared configs say what the papers say
+# ---------------------------------------------------------------------------
+
+def test_exp1_is_three_models_by_baseline_iid_and_single_emotion():
+    runs = EXP1_BASELINE_VS_FEDERATED.runs()
+    assert [(r.model, r.setup) for r in runs] == [
+        (m, s) for m in ("dense", "conv1d", "lstm")
+        for s in ("centralized", "iid", "single_emotion")]
+    for r in runs:
+        assert (r.rounds, r.batch_size, r.client_optimizer, r.server_optimizer) == \
+            (20, 20, "adam", "adam")
+        if r.setup == "centralized":
+            assert r.mode == "centralized"
+            assert r.centralized_config().epochs == 20
+        else:
+            assert (r.mode, r.partition, r.clients) == ("federated", r.setup, 4)
+
+
+def test_exp2_sweeps_one_to_eight_iid_clients_for_dense_and_conv1d_over_10_rounds():
+    runs = EXP2_CLIENT_COUNT.runs()
+    assert sorted({r.model for r in runs}) == ["conv1d", "dense"]
+    for model in ("dense", "conv1d"):
+        assert [r.clients for r in runs if r.model == model] == list(range(1, 9))
+    assert {(r.partition, r.rounds, r.mode) for r in runs} == {("iid", 10, "federated")}
+
+
+def test_per_speaker_run_is_paper_000s_optimal_accuracy_point():
+    fed, central = PER_SPEAKER_MLP.runs()
+    cfg = fed.federated_config()
+    assert (fed.model, fed.partition) == ("mlp", "by_speaker")
+    assert (cfg.rounds, cfg.local_epochs, cfg.client_lr, cfg.batch_size, cfg.client_fraction) \
+        == (50, 5, 0.01, 16, 0.5)
+    assert cfg.eval_every == 1, "learning curves need a score every round"
+    assert central.mode == "centralized" and central.centralized_config().epochs == 50
+
+
+@pytest.mark.parametrize("full,quick", [
+    (EXP1_BASELINE_VS_FEDERATED, EXP1_BASELINE_VS_FEDERATED_QUICK),
+    (EXP2_CLIENT_COUNT, EXP2_CLIENT_COUNT_QUICK),
+    (PER_SPEAKER_MLP, PER_SPEAKER_MLP_QUICK)])
+def test_quick_variants_keep_the_papers_models_on_a_small_corpus(full, quick):
+    assert quick.models == full.models
+    assert (quick.size, quick.quick, full.size, full.quick) == ("small", True, "full", False)
+    assert quick.rounds < full.rounds
+    assert {r.setup for r in quick.runs()} == {r.setup for r in full.runs()}
+
+
+def test_every_registered_experiment_has_a_full_and_a_quick_config():
+    assert set(registry.EXPERIMENTS) == {"exp1_baseline_vs_federated", "exp2_client_count",
+                                         "per_speaker_mlp"}
+    for name, e in registry.EXPERIMENTS.items():
+        assert e.config(False).name == e.config(True).name == name
+        assert not e.config(False).quick and e.config(True).quick
+
+
+def test_a_bad_setting_is_refused_where_the_config_is_declared():
+    with pytest.raises(ValueError, match="client_lr"):
+        with_overrides(EXP1_BASELINE_VS_FEDERATED, client_lr=0.0)
+    with pytest.raises(ValueError, match="no field"):
+        with_overrides(EXP1_BASELINE_VS_FEDERATED, learning_rate=0.1)
+    with pytest.raises(ValueError, match="size"):
+        with_overrides(EXP2_CLIENT_COUNT, size="medium")
+
+
+def test_an_unknown_experiment_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="exp2_client_count"):
+        registry.get_experiment("table_9")
+
+
+# ---------------------------------------------------------------------------
+# running: the results folder
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def data_root(small_corpus_dir):
+    """The session's small generated corpus, where ``resolve_corpus(size="small")`` finds it
+    (conftest points TFF_SER_DATA at a temporary directory)."""
+    return pathlib.Path(small_corpus_dir).parent
+
+
+@pytest.fixture(scope="module")
+def per_speaker_out(data_root, tmp_path_factory):
+    """``tff-ser experiment per_speaker_mlp --quick`` run once through the CLI."""
+    from tff_ser import cli
+    out = tmp_path_factory.mktemp("per_speaker") / "out"
+    assert cli.main(["experiment", "per_speaker_mlp", "--quick", "--out", str(out),
+                     "--no-progress"]) == 0
+    return out
+
+
+def test_the_experiment_command_writes_table_runs_figures_and_summary(per_speaker_out):
+    table = pd.read_csv(per_speaker_out / runner.TABLE_FILE)
+    assert list(table.columns) == list(runner.TABLE_COLUMNS)
+    assert set(REQUIRED_COLUMNS) <= set(table.columns)
+    assert list(table["setup"]) == ["by_speaker", "centralized"]
+    assert table[["accuracy", "f1_macro", "uar", "train_seconds"]].notna().all().all()
+    for png in ("confusion_matrices.png", "learning_curves.png", "metrics.png"):
+        assert (per_speaker_out / png).stat().st_size > 1000
+    assert not (per_speaker_out / runner.FAILED_FILE).exists()
+
+
+def test_the_csv_holds_the_numbers_of_each_saved_run(per_speaker_out):
+    from tff_ser.results import RunResult
+    table = pd.read_csv(per_speaker_out / runner.TABLE_FILE).set_index("run_id")
+    for run_id in table.index:
+        result = RunResult.load(per_speaker_out / runner.RUNS_DIR / run_id)
+        val = result.final_metrics["validation"]
+        assert table.loc[run_id, "accuracy"] == pytest.approx(val["accuracy"])
+        assert table.loc[run_id, "f1_macro"] == pytest.approx(val["f1_macro"])
+        assert table.loc[run_id, "uar"] == pytest.approx(val["balanced_accuracy"])
+        assert "weights" not in result.extra
+
+
+def test_per_speaker_runs_have_one_client_per_training_speaker_and_a_curve(per_speaker_out):
+    table = pd.read_csv(per_speaker_out / runner.TABLE_FILE).set_index("run_id")
+    fed = table.loc["mlp-by_speaker"]
+    assert fed["clients"] == fed["train_speakers"]
+    assert fed["val_speakers"] >= 1
+    history = pd.read_csv(per_speaker_out / "runs" / "mlp-by_speaker" / "history.csv")
+    assert list(history["round"]) == [1, 2, 3]
+    assert history["val_accuracy"].between(0, 1).all()
+
+
+def test_the_summary_names_the_generated_corpus_and_the_exact_command(per_speaker_out):
+    import tff_ser
+    text = (per_speaker_out / runner.SUMMARY_FILE).read_text()
+    assert "generated stand-in corpus, not CREMA-D" in text
+    assert f"tff-ser experiment per_speaker_mlp --quick --out {per_speaker_out}" in text
+    assert f"tff_ser** {tff_ser.__version__}" in text
+    assert "wall time" in text
+    assert "![learning_curves](learning_curves.png)" in text
+
+
+def test_a_finished_run_with_the_same_settings_is_read_back_not_retrained(
+        per_speaker_out, data_root, tmp_path, monkeypatch):
+    out = tmp_path / "again"
+    shutil.copytree(per_speaker_out, out)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a saved run was trained again")
+
+    monkeypatch.setattr(runner, "train_run", no_training)
+    outcome = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False)
+    before = pd.read_csv(per_speaker_out / runner.TABLE_FILE)
+    pd.testing.assert_frame_equal(outcome.table.reset_index(drop=True), before,
+                                  check_dtype=False)
+    assert (out / runner.SUMMARY_FILE).exists()
+
+
+def test_a_failed_run_leaves_a_failed_marker_and_no_summary(per_speaker_out, data_root,
+                                                            tmp_path, monkeypatch):
+    out = tmp_path / "failing"
+    shutil.copytree(per_speaker_out, out)  # a complete-looking folder from an earlier run
+    assert (out / runner.SUMMARY_FILE).exists()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("client 3 ran out of memory")
+
+    monkeypatch.setattr(runner, "train_run", boom)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False, reuse=False)
+    assert not (out / runner.SUMMARY_FILE).exists()
+    failed = (out / runner.FAILED_FILE).read_text()
+    assert "client 3 ran out of memory" in failed and "per_speaker_mlp" in failed
+
+
+def test_an_unknown_model_fails_before_any_data_is_touched(tmp_path):
+    config = with_overrides(EXP2_CLIENT_COUNT_QUICK, models=("resnet50",))
+    with pytest.raises(ValueError, match="resnet50"):
+        runner.run_experiment(config, tmp_path / "out", data_dir=str(tmp_path / "nowhere"),
+                              progress=False)
+    assert (tmp_path / "out" / runner.FAILED_FILE).exists()
+    assert not (tmp_path / "out" / runner.SUMMARY_FILE).exists()
+
+
+def test_the_command_refuses_a_missing_data_dir_with_a_message(tmp_path, capsys):
+    from tff_ser import cli
+    code = cli.main(["experiment", "per_speaker_mlp", "--quick", "--data-dir",
+                     str(tmp_path / "CREMA-D"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "is not a directory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_exp1_quick_with_one_model_fills_all_three_setups(data_root, tmp_path):
+    config = with_overrides(EXP1_BASELINE_VS_FEDERATED_QUICK, models=("conv1d",), rounds=1)
+    outcome = runner.run_experiment(config, tmp_path / "exp1", progress=False,
+                                    command="pytest exp1 conv1d")
+    table = outcome.table
+    assert list(table["setup"]) == ["centralized", "iid", "single_emotion"]
+    assert list(table["clients"].iloc[1:]) == [4, 4]
+    single = outcome.results["conv1d-single_emotion"]
+    # each single-emotion client holds one emotion: the paper's skewed setup
+    assert single.config["task"]["partition"] == "single_emotion"
+    assert set(outcome.figures) == {"confusion_matrices", "metrics"}
+    text = outcome.summary_path.read_text()
+    assert "Paper 001 Tables 1-3 beside ours" in text and "`pytest exp1 conv1d`" in text
+    comparison = runner.paper001_comparison(table)
+    assert list(comparison["paper F1"]) == [0.16, 0.37, 0.09]
+
+
+def test_exp2_quick_draws_f1_against_the_number_of_clients(data_root, tmp_path):
+    config = with_overrides(EXP2_CLIENT_COUNT_QUICK, models=("conv1d",), client_counts=(1, 3))
+    outcome = runner.run_experiment(config, tmp_path / "exp2", progress=False)
+    assert list(outcome.table["clients"]) == [1, 3]
+    assert (outcome.out_dir / "f1_vs_clients.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------
+# plots refuse input they cannot draw
+# ---------------------------------------------------------------------------
+
+def test_a_confusion_matrix_of_the_wrong_size_is_refused():
+    from tff_ser import plots
+    with pytest.raises(ValueError, match="expected 4 x 4"):
+        plots.plot_confusion_grid({("dense", "iid"): np.eye(3)},
+                                  class_names=["NEU", "HAP", "SAD", "ANG"])
+
+
+def test_f1_against_clients_needs_the_clients_column():
+    from tff_ser import plots
+    with pytest.raises(ValueError, match="clients"):
+        plots.plot_f1_vs_clients(pd.DataFrame({"model": ["dense"], "f1_macro": [0.4]}))

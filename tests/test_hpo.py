@@ -1,0 +1,373 @@
+"""Paper 000's grid at speed: every point once, across workers, kills and reruns.
+
+The quick grid (NGE {2, 4} x NLE {1} x LR {0.01, 0.001} x BS {16} x CD
+{0.5, 1.0} = 8 points in 4 trajectories) runs on the 12-speaker generated
+corpus; worker subprocesses inherit ``TFF_SER_DATA`` from conftest.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tff_ser.hpo import report as R
+from tff_ser.hpo.space import (PAPER_000_DEFAULT, PAPER_000_GRID, QUICK_GRID, VARIABLES,
+                               GridSpace, point_key, trajectory_key)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# --------------------------------------------------------------------------
+# the grid itself
+# --------------------------------------------------------------------------
+
+def test_paper_grid_has_576_points_in_144_trajectories():
+    points = PAPER_000_GRID.points()
+    assert len(points) == len(PAPER_000_GRID) == 576
+    assert len({point_key(p) for p in points}) == 576
+    assert len(PAPER_000_GRID.trajectories()) == 144
+    assert PAPER_000_GRID.levels["client_lr"] == (0.001, 0.01, 0.1)
+    assert PAPER_000_GRID.levels["client_fraction"] == (0.1, 0.5, 0.75, 1.0)
+    assert PAPER_000_GRID.milestones == (50, 100, 150, 200)
+    assert PAPER_000_GRID.contains(PAPER_000_DEFAULT | {"rounds": 200})
+
+
+def test_points_differing_only_in_rounds_share_a_trajectory():
+    keys = {}
+    for p in PAPER_000_GRID.points():
+        keys.setdefault(trajectory_key(p), set()).add(p["rounds"])
+    assert all(rounds == {50, 100, 150, 200} for rounds in keys.values())
+
+
+def test_grid_without_a_variable_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="client_fraction"):
+        GridSpace("broken", {v: (1,) for v in VARIABLES if v != "client_fraction"})
+
+
+# --------------------------------------------------------------------------
+# SOO, Pareto, hypervolume, sensitivity on hand-made tables
+# --------------------------------------------------------------------------
+
+def _hand_table():
+    base = {"local_epochs": 1, "client_lr": 0.01, "batch_size": 16}
+    rows = [  # (NGE, CD, Acc, CT)
+        (50, 0.1, 0.70, 10.0),    # fastest: Pareto
+        (50, 0.5, 0.75, 20.0),    # Pareto
+        (100, 0.5, 0.74, 30.0),   # dominated by (50, 0.5)
+        (200, 1.0, 0.80, 90.0),   # most accurate: Pareto
+        (150, 1.0, 0.80, 95.0),   # same Acc, slower: dominated
+        (100, 1.0, 0.60, 15.0),   # Pareto? no: (50, 0.1) is faster and more accurate
+    ]
+    return pd.DataFrame([{**base, "rounds": n, "client_fraction": cd, "accuracy": a,
+                          "computation_time": t} for n, cd, a, t in rows])
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_points():
+    front = R.pareto_front(_hand_table())
+    assert list(zip(front["rounds"], front["client_fraction"])) == [(50, 0.1), (50, 0.5),
+                                                                     (200, 1.0)]
+
+
+def test_identical_points_do_not_dominate_each_other():
+    assert R.pareto_mask([0.7, 0.7, 0.6], [1.0, 1.0, 2.0]).tolist() == [True, True, False]
+
+
+def test_table_i_picks_the_default_the_most_accurate_and_the_fastest_point():
+    table = _hand_table()
+    default = {**PAPER_000_DEFAULT, "accuracy": 0.77, "computation_time": 350.0}
+    table = pd.concat([table, pd.DataFrame([default])], ignore_index=True)
+    t1 = R.soo_table(table)
+    assert t1["Results"].tolist() == ["Default setup", "Optimal accuracy", "Optimal comp. time"]
+    assert t1["Acc"].tolist() == [0.77, 0.80, 0.70]
+    # Two points reach 0.80; the faster one is optimal.
+    assert t1.loc[1, "NGE"] == 200 and t1.loc[1, "Time (s)"] == 90.0
+    assert t1.loc[2, "Time (s)"] == 10.0
+
+
+def test_hypervolume_of_a_two_step_staircase_by_hand():
+    # (0.2, 0.5) and (0.5, 0.2) under (1, 1): 0.3 * 0.5 + 0.5 * 0.8 = 0.55
+    assert R.hypervolume_2d([(0.2, 0.5), (0.5, 0.2)]) == pytest.approx(0.55)
+    # A dominated point and one outside the reference box add nothing.
+    assert R.hypervolume_2d([(0.2, 0.5), (0.5, 0.2), (0.6, 0.6), (1.2, 0.0)]) == \
+        pytest.approx(0.55)
+    assert R.hypervolume_2d([]) == 0.0
+
+
+def test_the_grid_front_has_hypervolume_ratio_one_and_a_subset_less():
+    table = _hand_table()
+    assert R.hypervolume_ratio(table["accuracy"], table["computation_time"],
+                               grid=table) == pytest.approx(1.0)
+    part = table.iloc[[0, 2]]
+    assert R.hypervolume_ratio(part["accuracy"], part["computation_time"], grid=table) < 1.0
+
+
+def test_evaluations_to_best_counts_from_one_and_says_never():
+    assert R.evaluations_to_best([0.5, 0.7, 0.9, 0.9], 0.9) == 3
+    assert R.evaluations_to_best([0.5, 0.7], 0.9) is None
+
+
+def test_main_effects_explain_all_variance_of_an_additive_objective():
+    rows = [{"rounds": n, "local_epochs": e, "client_lr": 0.01, "batch_size": 16,
+             "client_fraction": 1.0, "accuracy": 0.01 * n / 50 + 0.1 * e,
+             "computation_time": float(n * e)}
+            for n in (50, 100, 150, 200) for e in (1, 3, 5)]
+    table = pd.DataFrame(rows)
+    shares = {v: R.main_effect_share(table, v, "accuracy") for v in VARIABLES}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["batch_size"] == pytest.approx(0.0, abs=1e-12)
+    assert shares["local_epochs"] > shares["rounds"]
+    # log CT = log NGE + log NLE is additive too
+    sens = R.sensitivity_table(table)
+    ct_shares = sens.groupby("variable")["ct_share"].first()
+    assert ct_shares.sum() == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------
+# the study: enqueueing and stale trials (no training)
+# --------------------------------------------------------------------------
+
+FAKE_TASK = {"model": "mlp", "labels_and_clients_sha256": "0" * 64, "x_shape": [10, 136],
+             "x_sum": 0.0, "x_abs_sum": 1.0}
+
+
+def _fake_study(tmp_path, space=QUICK_GRID):
+    from tff_ser.hpo.objective import RunSettings
+    from tff_ser.hpo.study import create_grid_study
+    return create_grid_study(str(tmp_path / "study.journal"), "s", space=space,
+                             settings=RunSettings(), corpus="test", fingerprint=FAKE_TASK)
+
+
+def test_every_grid_point_is_enqueued_once_even_when_created_twice(tmp_path):
+    study, added = _fake_study(tmp_path, PAPER_000_GRID)
+    again, added_again = _fake_study(tmp_path, PAPER_000_GRID)
+    assert (added, added_again) == (576, 0)
+    trials = again.get_trials(deepcopy=False)
+    assert len(trials) == 576
+    assert {point_key(t.system_attrs["fixed_params"]) for t in trials} == \
+        {point_key(p) for p in PAPER_000_GRID.points()}
+
+
+def test_a_study_with_other_settings_is_refused(tmp_path):
+    from tff_ser.hpo.objective import RunSettings
+    from tff_ser.hpo.study import create_grid_study
+    _fake_study(tmp_path)
+    with pytest.raises(ValueError, match="other settings"):
+        create_grid_study(str(tmp_path / "study.journal"), "s", space=QUICK_GRID,
+                          settings=RunSettings(server_lr=0.1), corpus="test",
+                          fingerprint=FAKE_TASK)
+
+
+def test_running_trial_of_a_dead_process_is_failed_once_and_its_point_requeued(tmp_path):
+    import optuna
+    from tff_ser.hpo.study import (WORKER_ATTR, _claim_next, machine_identity,
+                                   recover_stale_trials)
+    study, _ = _fake_study(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial_id = _claim_next(study, str(tmp_path / "trajectories"))
+    study._storage.set_trial_system_attr(trial_id, WORKER_ATTR, {
+        "machine": machine_identity(), "pid": dead.pid, "started": 0.0})
+    point = study._storage.get_trial(trial_id).system_attrs["fixed_params"]
+
+    assert recover_stale_trials(study) == [study._storage.get_trial(trial_id).number]
+    assert recover_stale_trials(study) == []
+    trials = study.get_trials(deepcopy=False)
+    assert study._storage.get_trial(trial_id).state == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if t.user_attrs.get("retry_of") is not None]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.WAITING
+    assert point_key(retries[0].system_attrs["fixed_params"]) == point_key(point)
+    assert len(trials) == len(QUICK_GRID) + 1
+
+
+def test_running_trial_of_a_live_process_is_left_alone(tmp_path):
+    import psutil
+    from tff_ser.hpo.study import (WORKER_ATTR, _claim_next, machine_identity,
+                                   recover_stale_trials)
+    study, _ = _fake_study(tmp_path)
+    trial_id = _claim_next(study, str(tmp_path / "trajectories"))
+    study._storage.set_trial_system_attr(trial_id, WORKER_ATTR, {
+        "machine": machine_identity(), "pid": os.getpid(),
+        "started": psutil.Process().create_time()})
+    assert recover_stale_trials(study) == []
+
+
+# --------------------------------------------------------------------------
+# trajectories (training on the small corpus)
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_task(small_corpus_dir):
+    from tff_ser.hpo.study import load_study_task
+    task, fingerprint, _ = load_study_task({"size": "small"})
+    return task, fingerprint
+
+
+def test_nge_4_after_nge_2_trains_only_2_more_rounds_and_matches_a_straight_run(
+        small_task, tmp_path):
+    from tff_ser.engines import EngineState
+    from tff_ser.federated import evaluate_weights
+    from tff_ser.hpo.objective import (STATE_FILE, RunSettings, engine_for, evaluate_point,
+                                       read_computations, read_progress)
+    task, fingerprint = small_task
+    settings = RunSettings()
+    point = {"local_epochs": 1, "client_lr": 0.01, "batch_size": 16, "client_fraction": 0.5}
+    kw = dict(trajectory_root=str(tmp_path), milestones=(2, 4), final_round=6,
+              fingerprint=fingerprint)
+    at2 = evaluate_point(task, {**point, "rounds": 2}, settings, **kw)
+    at4 = evaluate_point(task, {**point, "rounds": 4}, settings, **kw)
+    again2 = evaluate_point(task, {**point, "rounds": 2}, settings, **kw)
+    assert (at2.rounds_computed, at4.rounds_computed, again2.rounds_computed) == (2, 2, 0)
+    directory = tmp_path / trajectory_key(point)
+    assert [(c["start"], c["end"]) for c in read_computations(str(directory))] == [(1, 2), (3, 4)]
+
+    straight, rows = engine_for(task).run_rounds(task, settings.federated_config(
+        {**point, "rounds": 4}))
+    saved = EngineState.load(str(directory / STATE_FILE))
+    assert saved.round_num == 4
+    for a, b in zip(saved.trainable, straight.trainable):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert at4.accuracy == pytest.approx(
+        evaluate_weights(task, straight.model_weights)["client_mean_accuracy"], abs=1e-9)
+    progress = read_progress(str(directory))
+    assert at2.computation_time == pytest.approx(sum(r["seconds"] for r in progress["rows"][:2]))
+    assert again2.accuracy == at2.accuracy and again2.computation_time == at2.computation_time
+
+
+def test_trajectory_folder_of_another_run_is_refused(small_task, tmp_path):
+    from tff_ser.hpo.objective import RunSettings, evaluate_point
+    task, fingerprint = small_task
+    point = {"rounds": 2, "local_epochs": 1, "client_lr": 0.01, "batch_size": 16,
+             "client_fraction": 1.0}
+    kw = dict(trajectory_root=str(tmp_path), milestones=(2,), final_round=2,
+              fingerprint=fingerprint)
+    evaluate_point(task, point, RunSettings(), **kw)
+    with pytest.raises(ValueError, match="holds a different run"):
+        evaluate_point(task, point, RunSettings(seed=1), **kw)
+
+
+# --------------------------------------------------------------------------
+# worker processes
+# --------------------------------------------------------------------------
+
+def _trajectory_dirs(directory):
+    root = os.path.join(directory, "trajectories")
+    (digest,) = os.listdir(root)
+    return [os.path.join(root, digest, k) for k in sorted(os.listdir(os.path.join(root, digest)))]
+
+
+def _complete_points(study):
+    import optuna
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return [point_key(t.params) for t in done]
+
+
+@pytest.fixture(scope="module")
+def quick_grid_by_two_workers(small_corpus_dir, tmp_path_factory):
+    """The quick grid finished by two `tff-ser hpo worker` subprocesses at once."""
+    from tff_ser.hpo.study import run_grid
+    directory = str(tmp_path_factory.mktemp("hpo_two_workers"))
+    outcome = run_grid(quick=True, directory=directory, workers=2, progress=False,
+                       poll_seconds=0.5)
+    return outcome
+
+
+def test_two_workers_finish_every_quick_point_exactly_once(quick_grid_by_two_workers):
+    import optuna
+    outcome = quick_grid_by_two_workers
+    assert outcome.worker_returncodes == [0, 0]
+    points = _complete_points(outcome.study)
+    assert sorted(points) == sorted(point_key(p) for p in QUICK_GRID.points())
+    assert not outcome.study.get_trials(states=(optuna.trial.TrialState.FAIL,
+                                                optuna.trial.TrialState.RUNNING,
+                                                optuna.trial.TrialState.WAITING))
+    # No round of any trajectory was trained twice, and every trajectory reached NGE 4.
+    from tff_ser.hpo.objective import read_computations
+    for directory in _trajectory_dirs(outcome.directory):
+        rounds = [r for c in read_computations(directory) for r in range(c["start"], c["end"] + 1)]
+        assert sorted(rounds) == [1, 2, 3, 4], directory
+    assert outcome.table["rounds_computed"].sum() == 4 * len(QUICK_GRID.trajectories())
+    pids = {t.system_attrs["tff_ser:worker"]["pid"] for t in outcome.study.trials}
+    assert os.getpid() not in pids
+
+
+def test_report_writes_tables_figures_and_an_honest_summary(quick_grid_by_two_workers, tmp_path):
+    from tff_ser import cli
+    outcome = quick_grid_by_two_workers
+    out = tmp_path / "report"
+    assert cli.main(["hpo", "report", "--quick", "--dir", outcome.directory, "--out", str(out),
+                     "--sampler-seeds", "2"]) == 0
+    for name in ("grid.csv", "table_i_soo.md", "table_ii_pareto.md", "sensitivity.md",
+                 "sampler_comparison.md", "fig2_accuracy_by_lr.png",
+                 "fig3_time_by_nge_cd_nle.png", "fig4_pareto_front.png", "fig_samplers.png",
+                 "summary.md"):
+        assert (out / name).is_file(), name
+    grid = pd.read_csv(out / "grid.csv")
+    assert len(grid) == len(QUICK_GRID)
+    assert grid["accuracy"].between(0, 1).all() and (grid["computation_time"] > 0).all()
+    summary = (out / "summary.md").read_text()
+    assert "generated stand-in corpus, not CREMA-D" in summary
+    assert "LOOKING UP the grid's recorded" in summary
+    traces = pd.read_csv(out / "sampler_traces.csv")
+    assert set(traces["sampler"]) == {"random", "tpe", "nsga2"}
+    assert traces["hv_ratio"].max() == pytest.approx(1.0)
+
+
+def test_sigkilled_worker_loses_no_finished_point_and_recomputes_none(small_corpus_dir,
+                                                                      tmp_path):
+    import optuna
+    from tff_ser.hpo.objective import read_computations, read_progress
+    from tff_ser.hpo.study import load_study, prepare_grid_study, run_worker, worker_command
+    study, storage, directory, _, _ = prepare_grid_study(quick=True, directory=str(tmp_path),
+                                                         progress=False)
+    cmd = worker_command(storage, study.study_name, directory) + ["--checkpoint-every", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if len(_complete_points(load_study(storage, study.study_name))) >= 1:
+                break
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = load_study(storage, study.study_name)
+    finished_before = {t.number: (point_key(t.params), t.values) for t in
+                       before.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    running_at_kill = [t.number for t in before.get_trials(
+        states=(optuna.trial.TrialState.RUNNING,))]
+    assert finished_before, "the worker finished no point within the deadline"
+
+    # A short grace period covers a kill between popping a trial and naming its worker.
+    summary = run_worker(storage, study.study_name, directory=directory, progress=False,
+                         poll_seconds=0.1, heartbeat_interval=1, grace_period=5)
+    after = load_study(storage, study.study_name)
+    points = _complete_points(after)
+    assert sorted(points) == sorted(point_key(p) for p in QUICK_GRID.points())
+    for number, (key, values) in finished_before.items():
+        trial = after.trials[number]
+        assert trial.state == optuna.trial.TrialState.COMPLETE and trial.values == values
+    assert sorted(summary.recovered) == sorted(running_at_kill)
+    for number in running_at_kill:
+        assert after.trials[number].state == optuna.trial.TrialState.FAIL
+    # Saved rounds tile 1..4 once; at most the one round in flight was trained again.
+    for trajectory in _trajectory_dirs(directory):
+        segments = read_progress(trajectory)["segments"]
+        assert [r for s in segments for r in range(s["start"], s["end"] + 1)] == [1, 2, 3, 4]
+        computed = [r for c in read_computations(trajectory)
+                    for r in range(c["start"], c["end"] + 1)]
+        assert len(computed) - len(set(computed)) <= 1, trajectory
+
+
+def test_hpo_commands_are_registered_on_the_main_parser():
+    from tff_ser.cli import build_parser
+    parser = build_parser()
+    for argv in (["hpo", "run", "--quick", "--workers", "2"],
+                 ["hpo", "worker", "--storage", "postgresql://u:p@host/db"],
+                 ["hpo", "report", "--dir", "x"]):
+        args = parser.parse_args(argv)
+        assert callable(args.handler)

@@ -1,0 +1,155 @@
+"""The experiments by name, the ``tff-ser experiment`` command and the main job.
+
+``tff-ser experiment NAME [--quick] [--data-dir DIR] [--out DIR]`` runs one
+of :data:`EXPERIMENTS` through :func:`tff_ser.experiments.runner.run_experiment`
+and writes its results folder (default ``results/NAME``; quick runs go to
+``results/_scratch/NAME-quick`` so they never overwrite a full run's results).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import sys
+from typing import Optional
+
+from tff_ser.experiments import configs
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A registered experiment: its full-size and quick configs.
+
+    Attributes
+    ----------
+    name : str
+    full : experiment config
+        The paper's settings.
+    quick : experiment config
+        Small corpus, few rounds: minutes on a laptop, what CI runs.
+    summary : str
+        One line for ``--help`` and listings.
+    """
+
+    name: str
+    full: object
+    quick: object
+    summary: str
+
+    def config(self, quick: bool = False):
+        return self.quick if quick else self.full
+
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("exp1_baseline_vs_federated", configs.EXP1_BASELINE_VS_FEDERATED,
+               configs.EXP1_BASELINE_VS_FEDERATED_QUICK,
+               "paper 001 Tables 1-3: dense/conv1d/lstm x {baseline, 4 IID clients, "
+               "4 single-emotion clients}, 20 rounds"),
+    Experiment("exp2_client_count", configs.EXP2_CLIENT_COUNT, configs.EXP2_CLIENT_COUNT_QUICK,
+               "paper 001 Fig 7: macro F1 against k = 1..8 IID clients, dense and conv1d, "
+               "10 rounds"),
+    Experiment("per_speaker_mlp", configs.PER_SPEAKER_MLP, configs.PER_SPEAKER_MLP_QUICK,
+               "paper 000 IV.A: one client per speaker, MLP at NGE 50 NLE 5 LR 0.01 BS 16 "
+               "CD 0.5, against the centralized MLP"),
+)}
+
+#: The README's main job (``tff-ser run`` / ``make run``).
+MAIN_JOB = "exp1_baseline_vs_federated"
+
+
+def get_experiment(name: str) -> Experiment:
+    """The registered experiment ``name``; ValueError listing the names otherwise."""
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ValueError(f"unknown experiment {name!r}; choose one of "
+                         f"{', '.join(EXPERIMENTS)}") from None
+
+
+def default_out_dir(name: str, quick: bool = False) -> str:
+    """``results/NAME`` for full runs, ``results/_scratch/NAME-quick`` for quick ones."""
+    return os.path.join("results", "_scratch", f"{name}-quick") if quick \
+        else os.path.join("results", name)
+
+
+def experiment_command(name: str, *, quick: bool = False, data_dir: Optional[str] = None,
+                       out: Optional[str] = None) -> str:
+    """The ``tff-ser experiment`` command line that runs these arguments."""
+    parts = ["tff-ser", "experiment", name]
+    if quick:
+        parts.append("--quick")
+    if data_dir:
+        parts += ["--data-dir", data_dir]
+    if out:
+        parts += ["--out", out]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def add_experiment_parser(subparsers) -> None:
+    """Add ``experiment`` to the ``tff-ser`` subcommands."""
+    listing = "\n".join(f"  {e.name}: {e.summary}" for e in EXPERIMENTS.values())
+    import argparse
+    p = subparsers.add_parser(
+        "experiment", help="run a paper experiment and write results/NAME",
+        description=f"Run one paper experiment.\n\nexperiments:\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
+                   help="one of: " + ", ".join(EXPERIMENTS))
+    p.add_argument("--quick", action="store_true",
+                   help="the quick variant: small corpus, few rounds (minutes)")
+    p.add_argument("--data-dir", default=None,
+                   help="corpus directory (default: data/CREMA-D if present, else the "
+                        "generated corpus)")
+    p.add_argument("--out", default=None,
+                   help="results folder (default results/NAME; quick: "
+                        "results/_scratch/NAME-quick)")
+    p.add_argument("--fresh", action="store_true",
+                   help="retrain every run even if a finished one with the same settings is "
+                        "saved in the results folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_experiment)
+
+
+def _cmd_experiment(args) -> int:
+    from tff_ser.experiments.runner import run_experiment
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        print(f"error: --data-dir {args.data_dir} is not a directory; give a CREMA-D "
+              "directory (with AudioWAV/) or leave it out to use the generated corpus",
+              file=sys.stderr)
+        return 2
+    experiment = get_experiment(args.name)
+    out = args.out or default_out_dir(args.name, args.quick)
+    command = experiment_command(args.name, quick=args.quick, data_dir=args.data_dir,
+                                 out=args.out)
+    outcome = run_experiment(experiment.config(args.quick), out, data_dir=args.data_dir,
+                             command=command, progress=not args.no_progress,
+                             reuse=not args.fresh)
+    _print_outcome(outcome)
+    return 0
+
+
+def _print_outcome(outcome) -> None:
+    from tff_ser.experiments.runner import results_view
+    print(outcome.corpus)
+    table = results_view(outcome.table).to_string(
+        index=False, float_format=lambda v: f"{v:.3f}")
+    print(table)
+    print(f"wall time {outcome.wall_seconds:.0f} s; results in {outcome.out_dir} "
+          f"(summary: {outcome.summary_path})")
+
+
+def run_main_job(data_dir: Optional[str] = None) -> int:
+    """The README's main job: quick paper 001 Exp 1, then its table.
+
+    Runs the quick Exp 1 (all three paper models, baseline / IID / single
+    emotion, 2 rounds) on the small generated corpus, or on the first 12
+    speakers of ``data_dir`` / ``data/CREMA-D`` when given or present, into
+    ``results/_scratch/exp1_baseline_vs_federated-quick``.  Returns 0.
+    """
+    from tff_ser.experiments.runner import run_experiment
+    experiment = get_experiment(MAIN_JOB)
+    out = default_out_dir(MAIN_JOB, quick=True)
+    command = "tff-ser run" + (f" --data-dir {shlex.quote(data_dir)}" if data_dir else "")
+    outcome = run_experiment(experiment.quick, out, data_dir=data_dir, command=command)
+    _print_outcome(outcome)
+    return 0

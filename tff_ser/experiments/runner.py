@@ -1,0 +1,501 @@
+"""Run a declared experiment end to end and write its results folder.
+
+:func:`run_experiment` takes a config from :mod:`tff_ser.experiments.configs`
+and writes ``<out>/``:
+
+* ``runs/<run_id>/`` -- each run's :class:`~tff_ser.results.RunResult`
+  (``result.json``, ``history.csv``);
+* ``results.csv`` -- one row per run: model, setup, accuracy, macro
+  precision / recall / F1, UAR, client-mean accuracy, training time;
+* PNG figures (confusion matrices, F1 against k, learning curves, bars);
+* ``summary.md`` -- which corpus (a generated one says so), the exact
+  command, package version, date, wall time, the table and the figures.
+
+``summary.md`` is written last and removed when a run starts, so a folder
+holding one is a finished experiment; a failed run leaves ``FAILED`` (the
+traceback) instead and re-raises.  A finished run whose settings and corpus
+are unchanged is read back instead of retrained, so an interrupted
+full-size experiment picks up where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import pathlib
+import shutil
+import time
+import traceback
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from tff_ser.experiments.configs import (CENTRALIZED, PAPER_000_BEST, PAPER_001_TABLES,
+                                         SETUP_LABELS, BaselineVsFederated, ClientCountSweep,
+                                         PerSpeakerFederation, RunSpec)
+
+SUMMARY_FILE = "summary.md"
+FAILED_FILE = "FAILED"
+TABLE_FILE = "results.csv"
+RUNS_DIR = "runs"
+
+#: Columns of ``results.csv``, in order.
+TABLE_COLUMNS = ("run_id", "model", "setup", "mode", "partition", "clients", "rounds",
+                 "accuracy", "precision_macro", "recall_macro", "f1_macro", "uar",
+                 "client_mean_accuracy", "train_seconds", "wall_seconds", "corpus",
+                 "train_speakers", "val_speakers", "train_clips", "val_clips")
+
+GENERATED_NOTICE = "generated stand-in corpus, not CREMA-D"
+
+#: Seconds read better to a tenth than to a thousandth.
+TIME_FORMATS = {"train time (s)": ".1f", "paper time (s)": ".0f", "ours time (s)": ".1f"}
+
+
+@dataclasses.dataclass
+class ExperimentOutcome:
+    """What :func:`run_experiment` produced.
+
+    Attributes
+    ----------
+    config : experiment config
+    out_dir : pathlib.Path
+    table : pandas.DataFrame
+        ``results.csv``'s contents (columns :data:`TABLE_COLUMNS`).
+    results : dict
+        run_id -> :class:`~tff_ser.results.RunResult`.
+    figures : dict
+        Figure name -> PNG path.
+    corpus : str
+        One line saying which corpus the runs used.
+    wall_seconds : float
+    """
+
+    config: object
+    out_dir: pathlib.Path
+    table: pd.DataFrame
+    results: Dict[str, object]
+    figures: Dict[str, pathlib.Path]
+    corpus: str
+    wall_seconds: float
+
+    @property
+    def summary_path(self) -> pathlib.Path:
+        return self.out_dir / SUMMARY_FILE
+
+
+# ---------------------------------------------------------------------------
+# corpus and features
+# ---------------------------------------------------------------------------
+
+def limit_speakers(clips: Sequence, max_speakers: Optional[int]) -> list:
+    """The clips of the first ``max_speakers`` speakers (sorted ids); all if None."""
+    if max_speakers is None:
+        return list(clips)
+    keep = set(sorted({c.speaker for c in clips})[:max_speakers])
+    return [c for c in clips if c.speaker in keep]
+
+
+def describe_corpus(load, clips: Sequence) -> str:
+    """One line naming the corpus; a generated one is never passed off as CREMA-D."""
+    speakers = len({c.speaker for c in clips})
+    if load.corpus == "generated":
+        name = GENERATED_NOTICE
+    elif load.corpus == "crema-d":
+        name = "CREMA-D"
+    else:
+        name = load.corpus
+    return f"{name}: {len(clips)} clips from {speakers} speakers in {load.root}"
+
+
+def _check_models(config) -> None:
+    from tff_ser.models import MODELS
+    unknown = [m for m in config.models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"{config.name} names unknown model(s) {unknown}; "
+                         f"choose from {sorted(MODELS)}")
+
+
+def _load_features(config, data_dir: Optional[str], progress: bool):
+    """(corpus line, corpus root, {feature kind: FeatureSet}) for the config's models."""
+    from tff_ser.corpus import resolve_corpus
+    from tff_ser.features.pipeline import extract
+    from tff_ser.models import MODELS
+    load = resolve_corpus(data_dir, size=config.size, seed=0, progress=progress)
+    clips = limit_speakers(load.clips, getattr(config, "max_speakers", None))
+    kinds = list(dict.fromkeys(MODELS[m].feature_kind for m in config.models))
+    features = {kind: extract(clips, kind, progress=progress) for kind in kinds}
+    return describe_corpus(load, clips), load.root, features
+
+
+# ---------------------------------------------------------------------------
+# one run
+# ---------------------------------------------------------------------------
+
+def _run_key(spec: RunSpec, corpus_root: str, features) -> dict:
+    """What a saved run must match to be reused instead of retrained."""
+    return {"run_spec": spec.to_dict(), "corpus_root": corpus_root,
+            "feature_kind": features.kind, "n_clips": len(features.clips)}
+
+
+def _reusable(run_dir: pathlib.Path, key: dict):
+    from tff_ser.results import RunResult
+    if not (run_dir / "result.json").is_file():
+        return None
+    try:
+        saved = RunResult.load(run_dir)
+    except (ValueError, OSError):
+        return None
+    return saved if saved.extra.get("run_key") == key else None
+
+
+def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None,
+              checkpoint: bool = False, progress: bool = True):
+    """Build the task of ``spec`` from ``features`` and train it; returns the RunResult.
+
+    Parameters
+    ----------
+    spec : RunSpec
+    features : FeatureSet
+        Features of the corpus in the kind ``spec.model`` reads.
+    run_dir : pathlib.Path, optional
+        With ``checkpoint``, the federated state is saved under
+        ``run_dir/checkpoint`` every round, so a killed run resumes; the
+        checkpoint is deleted once the run has finished.
+    checkpoint : bool
+    progress : bool
+        Progress bar over rounds.
+    """
+    from tff_ser.experiments.common import task_from_features
+    task = task_from_features(features, spec.model, partition=spec.partition, k=spec.clients,
+                              seed=spec.seed, split_seed=spec.split_seed)
+    if spec.mode == CENTRALIZED:
+        from tff_ser.centralized import train_centralized
+        result = train_centralized(task, spec.centralized_config(), progress=progress)
+    else:
+        from tff_ser.federated import train_federated
+        checkpoint_dir = str(run_dir / "checkpoint") if (checkpoint and run_dir) else None
+        result = train_federated(task, spec.federated_config(), checkpoint_dir=checkpoint_dir,
+                                 progress=progress, federated_eval=spec.federated_eval)
+        if checkpoint_dir:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    # The final weights (104 MB for the dense model) are not part of the record.
+    result.extra.pop("weights", None)
+    return result
+
+
+def table_row(spec: RunSpec, result) -> dict:
+    """The ``results.csv`` row of one finished run."""
+    val = result.final_metrics.get("validation", {})
+    info = result.config.get("task", {})
+    return {
+        "run_id": spec.run_id, "model": spec.model, "setup": spec.setup, "mode": spec.mode,
+        "partition": spec.partition if spec.mode != CENTRALIZED else "pooled",
+        "clients": info.get("k") if spec.mode != CENTRALIZED else None,
+        "rounds": spec.rounds,
+        "accuracy": val.get("accuracy"), "precision_macro": val.get("precision_macro"),
+        "recall_macro": val.get("recall_macro"), "f1_macro": val.get("f1_macro"),
+        "uar": val.get("balanced_accuracy"),
+        "client_mean_accuracy": result.final_metrics.get("validation_client_mean_accuracy"),
+        "train_seconds": result.times.get("train_seconds"),
+        "wall_seconds": result.times.get("wall_seconds"),
+        "corpus": info.get("corpus"),
+        "train_speakers": info.get("train_speakers"), "val_speakers": info.get("val_speakers"),
+        "train_clips": info.get("train_clips"), "val_clips": info.get("val_clips"),
+    }
+
+
+# ---------------------------------------------------------------------------
+# the experiment
+# ---------------------------------------------------------------------------
+
+def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
+                   command: Optional[str] = None, progress: bool = True,
+                   reuse: bool = True, checkpoint: Optional[bool] = None) -> ExperimentOutcome:
+    """Run every run of ``config`` and write the results folder ``out_dir``.
+
+    Parameters
+    ----------
+    config : BaselineVsFederated, ClientCountSweep or PerSpeakerFederation
+    out_dir : str or path
+        Created if needed.  Its ``summary.md`` and ``FAILED`` are removed
+        first; figures and ``results.csv`` are rewritten.
+    data_dir : str, optional
+        Corpus directory; None resolves real CREMA-D at ``data/CREMA-D`` or
+        the generated corpus (see :func:`tff_ser.corpus.resolve_corpus`).
+    command : str, optional
+        The command that started this, for the summary (default: a Python
+        call naming the config).
+    progress : bool
+        tqdm bars over runs and rounds.
+    reuse : bool
+        Read back a run already saved under ``out_dir/runs`` with the same
+        settings and corpus instead of training it again.
+    checkpoint : bool, optional
+        Save federated state every round so a killed run resumes mid-run.
+        Default: on for full-size configs, off for quick ones.
+
+    Returns
+    -------
+    ExperimentOutcome
+
+    Raises
+    ------
+    Whatever stopped a run, after writing ``out_dir/FAILED``.
+    """
+    from tqdm.auto import tqdm
+    from tff_ser.results import RunResult
+
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (SUMMARY_FILE, FAILED_FILE):
+        (out / stale).unlink(missing_ok=True)
+    command = command or f"run_experiment({type(config).__name__}(...), {str(out)!r})"
+    checkpoint = (not config.quick) if checkpoint is None else checkpoint
+    started = time.perf_counter()
+    try:
+        _check_models(config)
+        corpus, corpus_root, features = _load_features(config, data_dir, progress)
+        from tff_ser.models import MODELS
+        results: Dict[str, RunResult] = {}
+        rows: List[dict] = []
+        specs = config.runs()
+        bar = tqdm(specs, desc=config.name, unit="run", disable=not progress)
+        for spec in bar:
+            bar.set_postfix_str(spec.run_id)
+            fs = features[MODELS[spec.model].feature_kind]
+            run_dir = out / RUNS_DIR / spec.run_id
+            key = _run_key(spec, corpus_root, fs)
+            result = _reusable(run_dir, key) if reuse else None
+            if result is None:
+                result = train_run(spec, fs, run_dir=run_dir, checkpoint=checkpoint,
+                                   progress=progress)
+                result.extra["run_key"] = key
+                result.extra["experiment"] = config.name
+                result.save(run_dir)
+            results[spec.run_id] = result
+            rows.append(table_row(spec, result))
+            write_table(rows, out / TABLE_FILE)
+        table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+        figures = draw_figures(config, specs, results, table, out)
+        wall = time.perf_counter() - started
+        write_summary(out / SUMMARY_FILE, config=config, table=table, figures=figures,
+                      corpus=corpus, command=command, wall_seconds=wall, specs=specs)
+    except BaseException as exc:
+        (out / FAILED_FILE).write_text(
+            f"{config.name} failed after {time.perf_counter() - started:.0f} s\n"
+            f"command: {command}\n\n{traceback.format_exc()}", encoding="utf-8")
+        raise exc
+    return ExperimentOutcome(config=config, out_dir=out, table=table, results=results,
+                             figures=figures, corpus=corpus, wall_seconds=wall)
+
+
+def write_table(rows: List[dict], path: pathlib.Path) -> None:
+    """Write ``results.csv`` (replaced in one step, so readers never see half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------
+
+def _history_curve(result, metric: str = "val_accuracy"):
+    rows = [h for h in result.history if metric in h]
+    return [h["round"] for h in rows], [h[metric] for h in rows]
+
+
+def draw_figures(config, specs: Sequence[RunSpec], results: dict, table: pd.DataFrame,
+                 out: pathlib.Path) -> Dict[str, pathlib.Path]:
+    """Draw and save the experiment's PNG figures; returns name -> path."""
+    from tff_ser import plots
+    figures: Dict[str, pathlib.Path] = {}
+
+    def save(name, fig):
+        figures[name] = plots.save_figure(fig, out / f"{name}.png")
+
+    corpus_note = _corpus_short(table)
+    by_id = {s.run_id: s for s in specs}
+    class_names = None
+    for r in results.values():
+        class_names = r.final_metrics.get("validation", {}).get("class_names") or class_names
+    cells = {}
+    for run_id, r in results.items():
+        cm = r.final_metrics.get("validation", {}).get("confusion_matrix")
+        if cm is not None:
+            spec = by_id[run_id]
+            col = SETUP_LABELS.get(spec.setup, spec.setup)
+            if isinstance(config, ClientCountSweep):
+                col = f"k = {spec.clients}"
+            cells[(spec.model, col)] = cm
+    if cells:
+        save("confusion_matrices", plots.plot_confusion_grid(
+            cells, class_names=class_names,
+            title=f"{config.name}: confusion matrices on held-out speakers ({corpus_note})"))
+
+    if isinstance(config, ClientCountSweep):
+        save("f1_vs_clients", plots.plot_f1_vs_clients(
+            table, title=f"Effect of the number of IID clients on macro F1 "
+                         f"({_plural(config.rounds, 'round')}, {corpus_note})"))
+    else:
+        save("metrics", plots.plot_metric_bars(
+            table.assign(setup=table["setup"].map(lambda s: SETUP_LABELS.get(s, s))),
+            title=f"{config.name}: held-out scores ({corpus_note})"))
+
+    panels = {}
+    for run_id, r in results.items():
+        spec = by_id[run_id]
+        rounds, values = _history_curve(r)
+        if len(rounds) > 0:
+            label = SETUP_LABELS.get(spec.setup, spec.setup)
+            if isinstance(config, ClientCountSweep):
+                label = f"k = {spec.clients}"
+            panels.setdefault(spec.model, {})[label] = (rounds, values)
+    if panels:
+        save("learning_curves", plots.plot_learning_curves(
+            panels, ylabel="Held-out accuracy (fraction of clips)",
+            title=f"{config.name}: accuracy per round (federated) / epoch (centralized)"))
+    return figures
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _corpus_short(table: pd.DataFrame) -> str:
+    corpora = sorted(set(table["corpus"].dropna()))
+    names = ["generated corpus" if c == "generated" else c for c in corpora]
+    return ", ".join(names) or "unknown corpus"
+
+
+# ---------------------------------------------------------------------------
+# summary.md
+# ---------------------------------------------------------------------------
+
+def markdown_table(frame: pd.DataFrame, floatfmt: str = ".3f",
+                   formats: Optional[Dict[str, str]] = None) -> str:
+    """A pipe table of ``frame`` (no extra dependency); missing values are blank.
+
+    ``formats`` maps column names to format specs overriding ``floatfmt``.
+    """
+    formats = formats or {}
+
+    def cell(v, column):
+        if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+            return ""
+        if isinstance(v, (float, np.floating)):
+            return format(float(v), formats.get(column, floatfmt))
+        return str(v)
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v, c) for v, c in zip(row, frame.columns)) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule] + body)
+
+
+def results_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader compares, named as in paper 001's tables."""
+    view = table.assign(setup=table["setup"].map(lambda s: SETUP_LABELS.get(s, s)))
+    view = view[["model", "setup", "clients", "accuracy", "precision_macro", "recall_macro",
+                 "f1_macro", "uar", "client_mean_accuracy", "train_seconds"]]
+    # Centralized runs have no clients; keep the column integer, not 4.0.
+    view = view.assign(clients=view["clients"].astype("Int64"))
+    return view.rename(columns={"precision_macro": "precision", "recall_macro": "recall",
+                                "f1_macro": "F1 (macro)", "uar": "UAR",
+                                "client_mean_accuracy": "client-mean acc",
+                                "train_seconds": "train time (s)"})
+
+
+def paper001_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Paper 001 Tables 1-3 beside our Exp 1 rows: accuracy, F1 and training time.
+
+    Only models and setups present in both are listed.
+    """
+    rows = []
+    for model, setups in PAPER_001_TABLES.items():
+        for setup, ref in setups.items():
+            ours = table[(table["model"] == model) & (table["setup"] == setup)]
+            if ours.empty:
+                continue
+            rows.append({"model": model, "setup": SETUP_LABELS[setup],
+                         "paper acc": ref["accuracy"], "ours acc": ours["accuracy"].iloc[0],
+                         "paper F1": ref["f1"], "ours F1": ours["f1_macro"].iloc[0],
+                         "paper time (s)": ref["train_seconds"],
+                         "ours time (s)": ours["train_seconds"].iloc[0]})
+    return pd.DataFrame(rows, columns=["model", "setup", "paper acc", "ours acc", "paper F1",
+                                       "ours F1", "paper time (s)", "ours time (s)"])
+
+
+def paper000_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Paper 000 Table I's optimal-accuracy point beside our per-speaker runs."""
+    rows = [{"run": "paper 000 (CREMA-D, 73 clients)",
+             "client-mean acc": PAPER_000_BEST["client_mean_accuracy"],
+             "train time (s)": PAPER_000_BEST["train_seconds"]}]
+    for r in table.itertuples(index=False):
+        rows.append({"run": f"ours: {r.model} {SETUP_LABELS.get(r.setup, r.setup)}",
+                     "client-mean acc": r.client_mean_accuracy,
+                     "train time (s)": r.train_seconds})
+    return pd.DataFrame(rows)
+
+
+def _paper_section(config, table: pd.DataFrame) -> List[str]:
+    if isinstance(config, BaselineVsFederated):
+        return ["## Paper 001 Tables 1-3 beside ours", "",
+                "The paper's numbers come from its own corpus, split and hardware; they show "
+                "the direction of each comparison, not values to match run for run.", "",
+                markdown_table(paper001_comparison(table), formats=TIME_FORMATS)]
+    if isinstance(config, ClientCountSweep):
+        return ["## Paper 001 Fig 7", "",
+                "The paper reports F1 rising with k and then falling for the dense model at "
+                "k = 6-7 (a figure only, no numbers to set beside ours)."]
+    return ["## Paper 000 Table I (optimal-accuracy point)", "",
+            f"Paper 000's point: NGE {PAPER_000_BEST['rounds']}, NLE "
+            f"{PAPER_000_BEST['local_epochs']}, LR {PAPER_000_BEST['client_lr']}, BS "
+            f"{PAPER_000_BEST['batch_size']}, CD {PAPER_000_BEST['client_fraction']}, on "
+            "CREMA-D with a laptop CPU.", "",
+            markdown_table(paper000_comparison(table), formats=TIME_FORMATS)]
+
+
+def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
+                  figures: Dict[str, pathlib.Path], corpus: str, command: str,
+                  wall_seconds: float, specs: Sequence[RunSpec]) -> None:
+    """Write ``summary.md`` in one step (it marks the folder as finished)."""
+    import tff_ser
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    variant = "quick variant (small corpus, few rounds: a smoke run, not the paper's setting)" \
+        if config.quick else "full size (the paper's settings)"
+    first = table.iloc[0] if not table.empty else {}
+    settings = {k: v for k, v in config.to_dict().items()
+                if k not in ("name", "paper", "quick")}
+    lines = [
+        f"# {config.name}: {config.paper}", "",
+        f"- **Corpus**: {corpus}",
+        f"- **Variant**: {variant}",
+        f"- **Command**: `{command}`",
+        f"- **tff_ser** {tff_ser.__version__}, run {now}, wall time {wall_seconds:.0f} s "
+        f"({wall_seconds / 60:.1f} min)",
+        f"- **Held-out speakers**: {first.get('val_speakers')} ({first.get('val_clips')} clips, "
+        f"one validation client each); training speakers: {first.get('train_speakers')} "
+        f"({first.get('train_clips')} clips)",
+        f"- **Settings**: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+        "",
+        "## Results on the held-out speakers", "",
+        "accuracy, macro precision / recall / F1 and UAR over the pooled held-out clips; "
+        "client-mean acc = mean of per-speaker accuracies (paper 000's objective); train time "
+        "= seconds in training steps (federated: the rounds' `process.next`, centralized: "
+        "`fit`), evaluation excluded.", "",
+        markdown_table(results_view(table), formats=TIME_FORMATS), "",
+    ]
+    lines += _paper_section(config, table) + [""]
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{name}]({p.name})" for name, p in figures.items()] + [""]
+    lines += ["## Files", "",
+              f"- `{TABLE_FILE}`: every number above, one row per run",
+              f"- `{RUNS_DIR}/<run_id>/result.json`, `history.csv`: each run's config, "
+              "per-round history and final metrics (confusion matrix, per-class scores)",
+              "- runs: " + ", ".join(f"`{s.run_id}`" for s in specs), ""]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,153 @@
+"""``tff-ser hpo run | worker | report``: paper 000's grid from the command line.
+
+* ``tff-ser hpo run [--quick] [--workers N]`` creates the study (or opens
+  it), enqueues every grid point not yet there, runs N local workers until
+  the grid is finished, then writes the report;
+* ``tff-ser hpo worker --storage URL`` joins an existing study -- what a
+  second machine runs against a shared PostgreSQL URL;
+* ``tff-ser hpo report`` writes tables, figures and ``summary.md``.
+
+Registered into the main parser by :func:`add_hpo_parser`.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+
+def _common(p, *, storage_required: bool = False):
+    p.add_argument("--quick", action="store_true",
+                   help="the 8-point CI grid on the 12-speaker test corpus")
+    p.add_argument("--dir", default=None,
+                   help="study folder (default results/hpo_grid; quick: "
+                        "results/_scratch/hpo_grid-quick); trajectories and the default "
+                        "journal live here")
+    p.add_argument("--storage", default=None, required=storage_required,
+                   help="journal file path or RDB URL (postgresql://user:pass@host/db needs "
+                        "`pip install psycopg2-binary`); default <dir>/study.journal")
+    p.add_argument("--study", default=None, help="study name (default paper000_grid[_quick])")
+
+
+def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``hpo run|worker|report`` under the ``tff-ser`` parser's subparsers."""
+    from tff_ser.hpo.objective import DEFAULT_CHECKPOINT_EVERY, DEFAULT_SERVER_LR, ENGINES
+    from tff_ser.hpo.study import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, SAMPLERS
+    p = subparsers.add_parser("hpo", help="paper 000's 576-point hyperparameter grid (Optuna)")
+    sub = p.add_subparsers(dest="hpo_cmd", required=True)
+
+    run = sub.add_parser("run", help="create/enqueue the grid study and finish it locally")
+    _common(run)
+    run.add_argument("--workers", type=int, default=1,
+                     help="local worker processes (0: evaluate in this process)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="TensorFlow threads per worker (default: cores / workers)")
+    run.add_argument("--data-dir", default=None, help="corpus directory (default: see README)")
+    run.add_argument("--engine", choices=ENGINES, default="batched",
+                     help="batched (default, with trajectories) or tff (reference, slow)")
+    run.add_argument("--server-lr", type=float, default=DEFAULT_SERVER_LR,
+                     help="server Adam learning rate, fixed over the grid")
+    run.add_argument("--seed", type=int, default=0, help="training seed")
+    run.add_argument("--no-report", action="store_true", help="do not write the report")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(handler=_cmd_run)
+
+    worker = sub.add_parser("worker", help="join an existing grid study and evaluate points")
+    _common(worker)
+    worker.add_argument("--data-dir", default=None,
+                        help="corpus directory, if not where the study's creator had it")
+    worker.add_argument("--threads", type=int, default=None, help="TensorFlow threads")
+    worker.add_argument("--heartbeat-interval", type=int, default=DEFAULT_HEARTBEAT_INTERVAL)
+    worker.add_argument("--grace-period", type=int, default=DEFAULT_GRACE_PERIOD,
+                        help="seconds without a heartbeat before a running point is retried")
+    worker.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY,
+                        help="save trajectories every this many rounds")
+    worker.add_argument("--max-trials", type=int, default=None)
+    worker.add_argument("--no-wait", action="store_true",
+                        help="exit when the queue is empty instead of waiting for running "
+                             "points (whose retries this worker would pick up)")
+    worker.add_argument("--no-progress", action="store_true")
+    worker.set_defaults(handler=_cmd_worker)
+
+    report = sub.add_parser("report", help="tables, figures and summary.md of a study")
+    _common(report)
+    report.add_argument("--out", default=None, help="report folder (default: --dir)")
+    report.add_argument("--samplers", default=",".join(SAMPLERS),
+                        help=f"comma-separated, from {SAMPLERS}")
+    report.add_argument("--sampler-seeds", type=int, default=5)
+    report.add_argument("--budget", type=int, default=None,
+                        help="distinct points per sampler run (default: a third of the grid)")
+    report.set_defaults(handler=_cmd_report)
+    return p
+
+
+def _locate(args):
+    """(space, directory, storage, study name) from the common arguments."""
+    from tff_ser.hpo.space import get_grid
+    from tff_ser.hpo.study import DEFAULT_DIRS, STUDY_NAMES, default_storage
+    space = get_grid(args.quick)
+    directory = args.dir or DEFAULT_DIRS[space.name]
+    storage = args.storage or default_storage(directory)
+    return space, directory, storage, args.study or STUDY_NAMES[space.name]
+
+
+def _command_line() -> str:
+    return "tff-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+        if sys.argv and sys.argv[0].endswith(("tff-ser", "cli.py")) else " ".join(sys.argv)
+
+
+def _cmd_run(args) -> int:
+    from tff_ser.hpo.objective import RunSettings
+    from tff_ser.hpo.study import report_study, run_grid, study_counts
+    space, directory, storage, name = _locate(args)
+    settings = RunSettings(seed=args.seed, server_lr=args.server_lr, engine=args.engine)
+    print(f"grid {space.name}: {len(space)} points, {len(space.trajectories())} trajectories; "
+          f"study {name!r} in {storage}; {args.workers} worker(s)", flush=True)
+    outcome = run_grid(quick=args.quick, storage=storage, directory=directory,
+                       workers=args.workers, data_dir=args.data_dir, settings=settings,
+                       study_name=name, threads=args.threads, progress=not args.no_progress)
+    counts = study_counts(outcome.study)
+    print(f"corpus: {outcome.corpus}")
+    print(f"enqueued {outcome.enqueued} new point(s); trials by state {counts}; "
+          f"wall time {outcome.wall_seconds:.0f} s", flush=True)
+    if counts["points_complete"] < len(space):
+        print(f"{len(space) - counts['points_complete']} point(s) unfinished; see "
+              f"{directory}/logs and run the same command again", file=sys.stderr)
+    if not args.no_report:
+        files = report_study(storage, name, directory=directory, command=_command_line())
+        print(f"report: {files['summary']}")
+    bad = [c for c in outcome.worker_returncodes if c != 0]
+    return 1 if bad or counts["points_complete"] < len(space) else 0
+
+
+def _cmd_worker(args) -> int:
+    from tff_ser.hpo.study import run_worker
+    _, directory, storage, name = _locate(args)
+    t0 = time.perf_counter()
+    summary = run_worker(storage, name, directory=directory, data_dir=args.data_dir,
+                         threads=args.threads, progress=not args.no_progress,
+                         heartbeat_interval=args.heartbeat_interval,
+                         grace_period=args.grace_period, checkpoint_every=args.checkpoint_every,
+                         max_trials=args.max_trials, wait_for_running=not args.no_wait)
+    print(f"worker done in {time.perf_counter() - t0:.0f} s: {len(summary.completed)} point(s) "
+          f"evaluated, {summary.rounds_computed} round(s) trained, "
+          f"{len(summary.duplicates)} duplicate(s) skipped, "
+          f"{len(summary.recovered)} stale trial(s) re-queued", flush=True)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from tff_ser.hpo.study import SAMPLERS, report_study
+    _, directory, storage, name = _locate(args)
+    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    unknown = [s for s in samplers if s not in SAMPLERS]
+    if unknown:
+        print(f"unknown sampler(s) {unknown}; choose from {SAMPLERS}", file=sys.stderr)
+        return 2
+    files = report_study(storage, name, directory=directory, out_dir=args.out,
+                         samplers=samplers, sampler_seeds=range(args.sampler_seeds),
+                         budget=args.budget, command=_command_line())
+    for key, path in files.items():
+        print(f"{key}: {path}")
+    return 0
