@@ -9,11 +9,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def _tff_workers():
     found = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
+    for p in psutil.process_iter(["pid", "cmdline", "ppid", "create_time"]):
         cmd = p.info.get("cmdline") or []
         if cmd and cmd[0].endswith("worker_binary") and "tensorflow_federated" in cmd[0]:
             found.append(p)
     return found
+
+
+def _ours_or_orphaned(proc) -> bool:
+    """A worker this test run is answerable for: one under this process, or an
+    orphan (re-parented to init) -- what a leak looks like.  Workers of other
+    programs running on the same machine are left out."""
+    me = os.getpid()
+    try:
+        if proc.ppid() in (0, 1):
+            return True
+        return any(parent.pid == me for parent in proc.parents())
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,13 +36,17 @@ def no_tff_worker_left_behind():
     Orphaned workers keep CI's pipes open and hang it (../shared/TFF-NOTES.md);
     tff_ser.runtime must stop every worker it starts.
     """
+    import time
+    started = time.time()
     before = {p.pid for p in _tff_workers()}
     yield
     import sys
     if "tff_ser.runtime" in sys.modules:
         # What the atexit hook does at interpreter exit.
         sys.modules["tff_ser.runtime"].shutdown()
-    left = [p for p in _tff_workers() if p.pid not in before]
+    time.sleep(0.5)  # let workers of just-finished subprocesses see their parent go
+    left = [p for p in _tff_workers() if p.pid not in before
+            and p.info["create_time"] >= started - 1 and _ours_or_orphaned(p)]
     if left:
         for p in left:
             p.kill()

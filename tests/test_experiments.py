@@ -1,6 +1,4 @@
 """The declared experiments, the runner's results folder and the ``experiment`` command."""
-import json
-import os
 import pathlib
 import shutil
 
@@ -8,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tff_ser.experiments import configs, registry, runner
+from tff_ser.experiments import registry, runner
 from tff_ser.experiments.configs import (EXP1_BASELINE_VS_FEDERATED,
                                          EXP1_BASELINE_VS_FEDERATED_QUICK, EXP2_CLIENT_COUNT,
                                          EXP2_CLIENT_COUNT_QUICK, PER_SPEAKER_MLP,
@@ -145,6 +143,7 @@ def test_per_speaker_runs_have_one_client_per_training_speaker_and_a_curve(per_s
 def test_the_summary_names_the_generated_corpus_and_the_exact_command(per_speaker_out):
     import tff_ser
     text = (per_speaker_out / runner.SUMMARY_FILE).read_text()
+    assert "Read back" not in text
     assert "generated stand-in corpus, not CREMA-D" in text
     assert f"tff-ser experiment per_speaker_mlp --quick --out {per_speaker_out}" in text
     assert f"tff_ser** {tff_ser.__version__}" in text
@@ -165,7 +164,9 @@ def test_a_finished_run_with_the_same_settings_is_read_back_not_retrained(
     before = pd.read_csv(per_speaker_out / runner.TABLE_FILE)
     pd.testing.assert_frame_equal(outcome.table.reset_index(drop=True), before,
                                   check_dtype=False)
-    assert (out / runner.SUMMARY_FILE).exists()
+    assert outcome.reused == ["mlp-by_speaker", "mlp-centralized"]
+    # the summary must not pass read-back times off as this invocation's
+    assert "Read back, not retrained" in (out / runner.SUMMARY_FILE).read_text()
 
 
 def test_a_failed_run_leaves_a_failed_marker_and_no_summary(per_speaker_out, data_root,

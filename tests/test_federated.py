@@ -141,3 +141,26 @@ def test_run_killed_mid_way_resumes_and_ends_like_an_uninterrupted_run(tmp_path)
     assert b["resumed"] >= 2, "the restarted run started from scratch instead of resuming"
     assert b["losses"] == a["losses"]
     assert b["final"] == a["final"]
+
+
+def test_batched_engine_trains_the_same_task_through_the_same_loop(tmp_path):
+    task = synthetic_task()
+    cfg = FederatedConfig(rounds=4, local_epochs=2, batch_size=8, client_fraction=0.5,
+                          client_lr=0.01, server_lr=0.01, seed=3)
+    a = train_federated(task, cfg, progress=False, engine="batched",
+                        checkpoint_dir=str(tmp_path / "ck"))
+    assert a.config["engine"] == "batched"
+    assert a.final_metrics["validation"]["accuracy"] > 0.5
+    assert all(h["clients"] == 3 for h in a.history)
+    again = train_federated(task, cfg, progress=False, engine="batched")
+    assert again.final_metrics["validation"] == a.final_metrics["validation"]
+    # A finished checkpoint resumes at the end and changes nothing.
+    resumed = train_federated(task, cfg, progress=False, engine="batched",
+                              checkpoint_dir=str(tmp_path / "ck"))
+    assert resumed.times["resumed_from_round"] == 4
+    assert resumed.final_metrics["validation"] == a.final_metrics["validation"]
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="engine"):
+        train_federated(synthetic_task(), FederatedConfig(rounds=1), engine="fast")

@@ -350,12 +350,119 @@ def _run_coro(coro):
 # the training loop
 # --------------------------------------------------------------------------
 
+ENGINES = ("tff", "batched")
+
+
+class _TffRounds:
+    """Rounds on TFF's ``build_weighted_fed_avg`` process (the reference)."""
+
+    name = "tff"
+
+    def __init__(self, task: Task, config: FederatedConfig):
+        from tff_ser.runtime import get_tff
+        self.tff = get_tff()
+        self.task, self.config = task, config
+        self.process, self.eval_process = build_processes(
+            task.model, task.input_shape, task.num_classes,
+            client_optimizer=config.client_optimizer, server_optimizer=config.server_optimizer)
+        self.client_ids = sorted(task.train_clients)
+        self.state = initial_state(self.process)
+        self.manager = None
+
+    def resume(self, checkpoint_dir: str) -> int:
+        """Load the last saved round from ``checkpoint_dir``; returns it (0: none)."""
+        self.manager = self.tff.program.FileProgramStateManager(
+            os.path.join(checkpoint_dir, "state"), keep_total=2, keep_first=False)
+        loaded, version = _run_coro(self.manager.load_latest(self.state))
+        if loaded is None:
+            return 0
+        self.state = loaded
+        return int(version)
+
+    def start(self) -> None:
+        trainable, non_trainable = initial_model_weights(
+            self.task.model, self.task.input_shape, self.task.num_classes, self.config.seed)
+        self.state = with_model_weights(self.state, trainable, non_trainable)
+
+    def set_learning_rates(self) -> None:
+        self.state = set_learning_rates(self.process, self.state, self.config.client_lr,
+                                        self.config.server_lr)
+
+    def round(self, round_num: int) -> dict:
+        task, config = self.task, self.config
+        sampled = sample_clients(self.client_ids, config.client_fraction, round_num, config.seed)
+        datasets = []
+        for cid in sampled:
+            idx = task.train_clients[cid]
+            order = client_order(len(idx), config.local_epochs, config.seed, round_num,
+                                 self.client_ids.index(cid))
+            datasets.append(_client_dataset(task, idx, order, config.batch_size))
+        t0 = time.perf_counter()
+        output = self.process.next(self.state, datasets)
+        seconds = time.perf_counter() - t0
+        self.state = output.state
+        return {"round": round_num, "clients": len(sampled), "seconds": seconds,
+                **_flatten_train_metrics(output.metrics)}
+
+    def save(self, round_num: int) -> None:
+        _run_coro(self.manager.save(self.state, round_num))
+
+    def weights(self):
+        return _weights_of(self.process, self.state)
+
+    def federated_eval(self) -> dict:
+        return _federated_eval(self.tff, self.eval_process, self.process, self.state, self.task)
+
+
+class _BatchedRounds:
+    """Rounds on :class:`tff_ser.engines.batched.BatchedFedAvg`: the same math
+    (tests/test_engine_equivalence.py), all clients in one graph."""
+
+    name = "batched"
+
+    def __init__(self, task: Task, config: FederatedConfig):
+        from tff_ser.engines import BatchedFedAvg
+        self.task, self.config = task, config
+        self.engine = BatchedFedAvg.for_task(task)
+        self.state = None
+        self.path = None
+
+    def resume(self, checkpoint_dir: str) -> int:
+        from tff_ser.engines import EngineState
+        self.path = os.path.join(checkpoint_dir, "engine_state.npz")
+        if not os.path.exists(self.path):
+            return 0
+        self.state = EngineState.load(self.path)
+        return int(self.state.round_num)
+
+    def start(self) -> None:
+        self.state = self.engine.initial_state(self.config)
+
+    def set_learning_rates(self) -> None:
+        pass  # read from the config every round
+
+    def round(self, round_num: int) -> dict:
+        self.state, (row,) = self.engine.run_rounds(self.task, self.config, start_round=round_num,
+                                                    end_round=round_num, state=self.state)
+        return row
+
+    def save(self, round_num: int) -> None:
+        self.state.save(self.path)
+
+    def weights(self):
+        return self.state.model_weights
+
+    def federated_eval(self) -> dict:
+        return {}
+
+
 def train_federated(task: Task, config: FederatedConfig, *,
                     checkpoint_dir: Optional[str] = None,
                     csv_path: Optional[str] = None,
                     tensorboard_dir: Optional[str] = None,
                     progress: bool = True,
-                    federated_eval: bool = True):
+                    federated_eval: bool = True,
+                    engine: str = "tff"):
     """Train ``task.model`` with FedAvg on ``task.train_clients``.
 
     Parameters
@@ -369,76 +476,62 @@ def train_federated(task: Task, config: FederatedConfig, *,
         as an uninterrupted run.  The directory also records the config; a
         different config in the same directory is refused.
     csv_path : str, optional
-        Per-round metrics appended as the run goes.
+        Per-round metrics, rewritten after every round.
     tensorboard_dir : str, optional
         Per-round scalars written with ``tf.summary``.
     progress : bool
         Show a progress bar over rounds.
     federated_eval : bool
-        Also run TFF's ``build_fed_eval`` on the validation clients at the end.
+        Also run TFF's ``build_fed_eval`` on the validation clients at the end
+        (TFF engine only).
+    engine : {"tff", "batched"}
+        ``"tff"`` (default, the reference): TFF's FedAvg process.
+        ``"batched"``: all sampled clients in one TensorFlow graph, the same
+        math (proven to 1e-5 against the TFF process by a test) for Dense/
+        Dropout models such as paper 000's MLP; 15-40x faster per round.
 
     Returns
     -------
     tff_ser.results.RunResult
-        ``times["train_seconds"]`` is the sum of the per-round
-        ``process.next`` times, the computation time (CT) of paper 000:
-        it excludes building the processes, evaluation and checkpointing.
+        ``times["train_seconds"]`` is the sum of the per-round times, the
+        computation time (CT) of paper 000: on both engines one round's time
+        covers building the round's client batches, local training,
+        aggregation and the server step; it excludes building/compiling the
+        processes, evaluation and checkpointing.
     """
     import tensorflow as tf
     from tqdm.auto import tqdm
     from tff_ser.results import RunResult
-    from tff_ser.runtime import get_tff
 
-    tff = get_tff()
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     t_start = time.perf_counter()
-    process, eval_process = build_processes(
-        task.model, task.input_shape, task.num_classes,
-        client_optimizer=config.client_optimizer, server_optimizer=config.server_optimizer)
+    rounds = (_TffRounds if engine == "tff" else _BatchedRounds)(task, config)
     build_seconds = time.perf_counter() - t_start
 
-    client_ids = sorted(task.train_clients)
-    run_config = {"mode": "federated", "model": task.model, **config.to_dict(),
-                  "num_train_clients": len(client_ids),
+    run_config = {"mode": "federated", "engine": engine, "model": task.model,
+                  **config.to_dict(), "num_train_clients": len(task.train_clients),
                   "num_val_clients": len(task.val_clients), "task": task.info}
-
-    state_manager = None
     history: List[dict] = []
-    start_round = 1
-    state = initial_state(process)
+    done = 0
     if checkpoint_dir:
         os.makedirs(checkpoint_dir, exist_ok=True)
         _check_run_config(checkpoint_dir, run_config)
-        state_manager = tff.program.FileProgramStateManager(
-            os.path.join(checkpoint_dir, "state"), keep_total=2, keep_first=False)
-        loaded, version = _run_coro(state_manager.load_latest(state))
-        if loaded is not None:
-            state, start_round = loaded, int(version) + 1
-            history = _load_history(checkpoint_dir)[: int(version)]
-    if start_round == 1:
-        trainable, non_trainable = initial_model_weights(
-            task.model, task.input_shape, task.num_classes, config.seed)
-        state = with_model_weights(state, trainable, non_trainable)
-    state = set_learning_rates(process, state, config.client_lr, config.server_lr)
+        done = rounds.resume(checkpoint_dir)
+        # History is saved before the state: a kill between the two leaves it
+        # one round ahead, and it is cut back to the saved round here.
+        history = _load_history(checkpoint_dir)[:done]
+    if done == 0:
+        rounds.start()
+    rounds.set_learning_rates()
 
     writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
-    bar = tqdm(range(start_round, config.rounds + 1), desc=f"FL {task.model}",
-               unit="round", disable=not progress, initial=start_round - 1, total=config.rounds)
+    bar = tqdm(range(done + 1, config.rounds + 1), desc=f"FL {task.model}", unit="round",
+               disable=not progress, initial=done, total=config.rounds)
     for round_num in bar:
-        sampled = sample_clients(client_ids, config.client_fraction, round_num, config.seed)
-        datasets = []
-        for cid in sampled:
-            idx = task.train_clients[cid]
-            order = client_order(len(idx), config.local_epochs, config.seed, round_num,
-                                 client_ids.index(cid))
-            datasets.append(_client_dataset(task, idx, order, config.batch_size))
-        t0 = time.perf_counter()
-        output = process.next(state, datasets)
-        seconds = time.perf_counter() - t0
-        state = output.state
-        row = {"round": round_num, "clients": len(sampled), "seconds": seconds,
-               **_flatten_train_metrics(output.metrics)}
+        row = rounds.round(round_num)
         if config.eval_every and (round_num % config.eval_every == 0) and task.val_clients:
-            ev = evaluate_weights(task, _weights_of(process, state))
+            ev = evaluate_weights(task, rounds.weights())
             row["val_accuracy"] = ev["pooled"]["accuracy"]
             row["val_client_mean_accuracy"] = ev["client_mean_accuracy"]
             row["val_f1_macro"] = ev["pooled"]["f1_macro"]
@@ -451,23 +544,21 @@ def train_federated(task: Task, config: FederatedConfig, *,
                         tf.summary.scalar(k, v, step=round_num)
         if csv_path:
             _write_csv(csv_path, history)
-        if state_manager is not None:
-            # History first: a kill between the two leaves history one round
-            # ahead, which the resume path truncates to the saved version.
+        if checkpoint_dir:
             _save_history(checkpoint_dir, history)
-            _run_coro(state_manager.save(state, round_num))
+            rounds.save(round_num)
     if writer is not None:
         writer.flush()
 
-    weights = _weights_of(process, state)
+    weights = rounds.weights()
     final = {}
     if task.val_clients:
         ev = evaluate_weights(task, weights)
         final["validation"] = ev["pooled"]
         final["validation_client_mean_accuracy"] = ev["client_mean_accuracy"]
         final["validation_per_client_accuracy"] = ev["per_client_accuracy"]
-        if federated_eval:
-            final["federated_eval"] = _federated_eval(tff, eval_process, process, state, task)
+        if federated_eval and engine == "tff":
+            final["federated_eval"] = rounds.federated_eval()
     if history:
         final["train_loss"] = history[-1]["train_loss"]
         final["train_accuracy"] = history[-1]["train_accuracy"]
@@ -477,7 +568,9 @@ def train_federated(task: Task, config: FederatedConfig, *,
              "mean_round_seconds": float(np.mean(per_round)) if per_round else 0.0,
              "build_seconds": build_seconds,
              "wall_seconds": time.perf_counter() - t_start,
-             "resumed_from_round": start_round - 1}
+             "resumed_from_round": done}
+    if engine == "batched":
+        times["compile_seconds"] = rounds.engine.compile_seconds
     result = RunResult(config=run_config, history=history, final_metrics=final, times=times)
     # Final weights ride along in memory only (a 26 M-parameter model has no
     # place in result.json).

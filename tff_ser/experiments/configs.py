@@ -186,6 +186,7 @@ class _Experiment:
     server_optimizer: str = "adam"
     eval_every: int = 1
     federated_eval: bool = True
+    #: The quick variant (summaries say its numbers are a smoke run).
     quick: bool = False
 
     def __post_init__(self):
@@ -197,20 +198,19 @@ class _Experiment:
         self.runs()  # every run's knobs are validated when the config is made
 
     def _spec(self, run_id: str, model: str, mode: str, partition: str, clients: int,
-              setup: str, **overrides) -> RunSpec:
-        knobs = dict(rounds=self.rounds, local_epochs=self.local_epochs,
-                     batch_size=self.batch_size, client_fraction=self.client_fraction,
-                     client_lr=self.client_lr, server_lr=self.server_lr,
-                     client_optimizer=self.client_optimizer,
-                     server_optimizer=self.server_optimizer, eval_every=self.eval_every,
-                     federated_eval=self.federated_eval, seed=self.seed,
-                     split_seed=self.split_seed)
-        knobs.update(overrides)
+              setup: str) -> RunSpec:
         return RunSpec(run_id=run_id, model=model, mode=mode, partition=partition,
-                       clients=clients, setup=setup, **knobs)
+                       clients=clients, setup=setup, rounds=self.rounds,
+                       local_epochs=self.local_epochs, batch_size=self.batch_size,
+                       client_fraction=self.client_fraction, client_lr=self.client_lr,
+                       server_lr=self.server_lr, client_optimizer=self.client_optimizer,
+                       server_optimizer=self.server_optimizer, eval_every=self.eval_every,
+                       federated_eval=self.federated_eval, seed=self.seed,
+                       split_seed=self.split_seed)
 
     def runs(self) -> Tuple[RunSpec, ...]:
-        raise NotImplementedError
+        """The single runs this experiment consists of (each subclass declares its own)."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare its runs")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -247,6 +247,11 @@ class BaselineVsFederated(_Experiment):
     clients: int = 4
 
     def runs(self) -> Tuple[RunSpec, ...]:
+        from tff_ser.experiments.common import PARTITION_CHOICES
+        unknown = [s for s in self.setups if s != CENTRALIZED and s not in PARTITION_CHOICES]
+        if unknown:
+            raise ValueError(f"unknown setup(s) {unknown}; use {CENTRALIZED!r} or a partition "
+                             f"of {PARTITION_CHOICES}")
         specs = []
         for model in self.models:
             for setup in self.setups:
@@ -280,6 +285,9 @@ class ClientCountSweep(_Experiment):
     rounds: int = 10
 
     def runs(self) -> Tuple[RunSpec, ...]:
+        if not self.client_counts or min(self.client_counts) < 1:
+            raise ValueError(f"client_counts must be numbers of clients >= 1, got "
+                             f"{self.client_counts}")
         return tuple(self._spec(f"{model}-k{k}", model, FEDERATED, "iid", k, "iid")
                      for model in self.models for k in self.client_counts)
 

@@ -132,8 +132,10 @@ def _print_outcome(outcome) -> None:
     from tff_ser.experiments.runner import results_view
     print(outcome.corpus)
     table = results_view(outcome.table).to_string(
-        index=False, float_format=lambda v: f"{v:.3f}")
+        index=False, na_rep="", float_format=lambda v: f"{v:.3f}")
     print(table)
+    if outcome.reused:
+        print(f"read back from an earlier run (not retrained): {', '.join(outcome.reused)}")
     print(f"wall time {outcome.wall_seconds:.0f} s; results in {outcome.out_dir} "
           f"(summary: {outcome.summary_path})")
 
@@ -150,6 +152,8 @@ def run_main_job(data_dir: Optional[str] = None) -> int:
     experiment = get_experiment(MAIN_JOB)
     out = default_out_dir(MAIN_JOB, quick=True)
     command = "tff-ser run" + (f" --data-dir {shlex.quote(data_dir)}" if data_dir else "")
-    outcome = run_experiment(experiment.quick, out, data_dir=data_dir, command=command)
+    # Always trains: the main job is the demonstration that training works.
+    outcome = run_experiment(experiment.quick, out, data_dir=data_dir, command=command,
+                             reuse=False)
     _print_outcome(outcome)
     return 0

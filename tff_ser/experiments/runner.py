@@ -33,7 +33,7 @@ import pandas as pd
 
 from tff_ser.experiments.configs import (CENTRALIZED, PAPER_000_BEST, PAPER_001_TABLES,
                                          SETUP_LABELS, BaselineVsFederated, ClientCountSweep,
-                                         PerSpeakerFederation, RunSpec)
+                                         RunSpec)
 
 SUMMARY_FILE = "summary.md"
 FAILED_FILE = "FAILED"
@@ -69,6 +69,8 @@ class ExperimentOutcome:
     corpus : str
         One line saying which corpus the runs used.
     wall_seconds : float
+    reused : list of str
+        Runs read back from an earlier invocation instead of trained.
     """
 
     config: object
@@ -78,6 +80,7 @@ class ExperimentOutcome:
     figures: Dict[str, pathlib.Path]
     corpus: str
     wall_seconds: float
+    reused: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def summary_path(self) -> pathlib.Path:
@@ -122,7 +125,7 @@ def _load_features(config, data_dir: Optional[str], progress: bool):
     from tff_ser.features.pipeline import extract
     from tff_ser.models import MODELS
     load = resolve_corpus(data_dir, size=config.size, seed=0, progress=progress)
-    clips = limit_speakers(load.clips, getattr(config, "max_speakers", None))
+    clips = limit_speakers(load.clips, config.max_speakers)
     kinds = list(dict.fromkeys(MODELS[m].feature_kind for m in config.models))
     features = {kind: extract(clips, kind, progress=progress) for kind in kinds}
     return describe_corpus(load, clips), load.root, features
@@ -259,6 +262,7 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         from tff_ser.models import MODELS
         results: Dict[str, RunResult] = {}
         rows: List[dict] = []
+        reused: List[str] = []
         specs = config.runs()
         bar = tqdm(specs, desc=config.name, unit="run", disable=not progress)
         for spec in bar:
@@ -267,7 +271,9 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
             run_dir = out / RUNS_DIR / spec.run_id
             key = _run_key(spec, corpus_root, fs)
             result = _reusable(run_dir, key) if reuse else None
-            if result is None:
+            if result is not None:
+                reused.append(spec.run_id)
+            else:
                 result = train_run(spec, fs, run_dir=run_dir, checkpoint=checkpoint,
                                    progress=progress)
                 result.extra["run_key"] = key
@@ -280,14 +286,15 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         figures = draw_figures(config, specs, results, table, out)
         wall = time.perf_counter() - started
         write_summary(out / SUMMARY_FILE, config=config, table=table, figures=figures,
-                      corpus=corpus, command=command, wall_seconds=wall, specs=specs)
+                      corpus=corpus, command=command, wall_seconds=wall, specs=specs,
+                      reused=reused)
     except BaseException as exc:
         (out / FAILED_FILE).write_text(
             f"{config.name} failed after {time.perf_counter() - started:.0f} s\n"
             f"command: {command}\n\n{traceback.format_exc()}", encoding="utf-8")
         raise exc
     return ExperimentOutcome(config=config, out_dir=out, table=table, results=results,
-                             figures=figures, corpus=corpus, wall_seconds=wall)
+                             figures=figures, corpus=corpus, wall_seconds=wall, reused=reused)
 
 
 def write_table(rows: List[dict], path: pathlib.Path) -> None:
@@ -459,7 +466,8 @@ def _paper_section(config, table: pd.DataFrame) -> List[str]:
 
 def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
                   figures: Dict[str, pathlib.Path], corpus: str, command: str,
-                  wall_seconds: float, specs: Sequence[RunSpec]) -> None:
+                  wall_seconds: float, specs: Sequence[RunSpec],
+                  reused: Sequence[str] = ()) -> None:
     """Write ``summary.md`` in one step (it marks the folder as finished)."""
     import tff_ser
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -479,6 +487,12 @@ def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
         f"one validation client each); training speakers: {first.get('train_speakers')} "
         f"({first.get('train_clips')} clips)",
         f"- **Settings**: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+    ]
+    if reused:
+        lines.append(f"- **Read back, not retrained** (saved by an earlier run with the same "
+                     f"settings and corpus; their times are from that run): "
+                     + ", ".join(f"`{r}`" for r in reused))
+    lines += [
         "",
         "## Results on the held-out speakers", "",
         "accuracy, macro precision / recall / F1 and UAR over the pooled held-out clips; "
