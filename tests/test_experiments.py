@@ -195,6 +195,14 @@ def test_an_unknown_model_fails_before_any_data_is_touched(tmp_path):
     assert not (tmp_path / "out" / runner.SUMMARY_FILE).exists()
 
 
+def test_the_batched_engine_is_refused_for_a_model_it_cannot_train(tmp_path):
+    config = with_overrides(EXP1_BASELINE_VS_FEDERATED_QUICK, models=("conv1d",),
+                            engine="batched")
+    with pytest.raises(ValueError, match="engine='batched' cannot train model 'conv1d'"):
+        runner.run_experiment(config, tmp_path / "out", data_dir=str(tmp_path / "nowhere"),
+                              progress=False)
+
+
 def test_the_command_refuses_a_missing_data_dir_with_a_message(tmp_path, capsys):
     from tff_ser import cli
     code = cli.main(["experiment", "per_speaker_mlp", "--quick", "--data-dir",

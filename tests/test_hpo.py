@@ -4,7 +4,6 @@ The quick grid (NGE {2, 4} x NLE {1} x LR {0.01, 0.001} x BS {16} x CD
 {0.5, 1.0} = 8 points in 4 trajectories) runs on the 12-speaker generated
 corpus; worker subprocesses inherit ``TFF_SER_DATA`` from conftest.
 """
-import json
 import os
 import signal
 import subprocess
@@ -371,3 +370,18 @@ def test_hpo_commands_are_registered_on_the_main_parser():
                  ["hpo", "report", "--dir", "x"]):
         args = parser.parse_args(argv)
         assert callable(args.handler)
+
+
+@pytest.mark.slow
+def test_full_size_point_trains_73_clients_and_scores_18_held_out_speakers(tmp_path):
+    """Paper 000's setting on the full generated corpus: the fastest Table I point, NGE 50."""
+    from tff_ser.hpo.objective import RunSettings, evaluate_point
+    from tff_ser.hpo.study import load_study_task
+    task, fingerprint, corpus = load_study_task({"size": "full"})
+    assert (len(task.train_clients), len(task.val_clients)) == (73, 18)
+    point = {"rounds": 50, "local_epochs": 1, "client_lr": 0.001, "batch_size": 16,
+             "client_fraction": 0.1}
+    result = evaluate_point(task, point, RunSettings(), trajectory_root=str(tmp_path),
+                            milestones=(50,), final_round=50, fingerprint=fingerprint)
+    assert result.rounds_computed == 50 and result.computation_time > 0
+    assert result.accuracy > 0.4, "4 classes: chance is 0.25"

@@ -50,7 +50,7 @@ def _add_train(sub):
     p.add_argument("--batch-size", type=int, default=20, help="BS")
     p.add_argument("--client-fraction", type=float, default=1.0, help="CD")
     p.add_argument("--client-lr", type=float, default=0.001)
-    p.add_argument("--server-lr", type=float, default=0.001)
+    p.add_argument("--server-lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--centralized", action="store_true", help="also train the centralized baseline")
     p.add_argument("--out", default=None, help="save the result(s) here")

@@ -73,7 +73,7 @@ class FederatedConfig:
     batch_size: int = 20
     client_fraction: float = 1.0
     client_lr: float = 0.001
-    server_lr: float = 0.001
+    server_lr: float = 0.01
     client_optimizer: str = "adam"
     server_optimizer: str = "adam"
     seed: int = 0

@@ -111,6 +111,11 @@ class RunSpec:
         Also run TFF's federated evaluation at the end.
     seed, split_seed : int
         Seed of weights, partition and sampling; seed of the held-out speakers.
+    engine : {"tff", "batched"}
+        Who computes the FedAvg rounds: TFF's process (the papers' tool, the
+        default) or tff_ser's batched engine (the same math in one graph,
+        Dense/Dropout models such as the MLP only; see
+        :func:`tff_ser.federated.train_federated`).
     """
 
     run_id: str
@@ -131,10 +136,14 @@ class RunSpec:
     federated_eval: bool = True
     seed: int = 0
     split_seed: int = 0
+    engine: str = "tff"
 
     def __post_init__(self):
+        from tff_ser.federated import ENGINES
         if self.mode not in (CENTRALIZED, FEDERATED):
             raise ValueError(f"mode must be {CENTRALIZED!r} or {FEDERATED!r}, got {self.mode!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         # Validate the knobs here, where the config is declared, not rounds into a run.
         self.federated_config()
 
@@ -186,6 +195,9 @@ class _Experiment:
     server_optimizer: str = "adam"
     eval_every: int = 1
     federated_eval: bool = True
+    #: "tff" (TFF's FedAvg process, the papers' tool) or "batched" (tff_ser's
+    #: one-graph engine, Dense/Dropout models only).
+    engine: str = "tff"
     #: The quick variant (summaries say its numbers are a smoke run).
     quick: bool = False
 
@@ -206,7 +218,7 @@ class _Experiment:
                        server_lr=self.server_lr, client_optimizer=self.client_optimizer,
                        server_optimizer=self.server_optimizer, eval_every=self.eval_every,
                        federated_eval=self.federated_eval, seed=self.seed,
-                       split_seed=self.split_seed)
+                       split_seed=self.split_seed, engine=self.engine)
 
     def runs(self) -> Tuple[RunSpec, ...]:
         """The single runs this experiment consists of (each subclass declares its own)."""

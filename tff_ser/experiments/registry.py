@@ -73,11 +73,13 @@ def default_out_dir(name: str, quick: bool = False) -> str:
 
 
 def experiment_command(name: str, *, quick: bool = False, data_dir: Optional[str] = None,
-                       out: Optional[str] = None) -> str:
+                       out: Optional[str] = None, engine: Optional[str] = None) -> str:
     """The ``tff-ser experiment`` command line that runs these arguments."""
     parts = ["tff-ser", "experiment", name]
     if quick:
         parts.append("--quick")
+    if engine:
+        parts += ["--engine", engine]
     if data_dir:
         parts += ["--data-dir", data_dir]
     if out:
@@ -103,6 +105,9 @@ def add_experiment_parser(subparsers) -> None:
     p.add_argument("--out", default=None,
                    help="results folder (default results/NAME; quick: "
                         "results/_scratch/NAME-quick)")
+    p.add_argument("--engine", choices=("tff", "batched"), default=None,
+                   help="FedAvg engine: tff (TFF's process, default) or batched (tff_ser's "
+                        "one-graph engine; Dense/Dropout models such as the mlp only)")
     p.add_argument("--fresh", action="store_true",
                    help="retrain every run even if a finished one with the same settings is "
                         "saved in the results folder")
@@ -117,13 +122,15 @@ def _cmd_experiment(args) -> int:
               "directory (with AudioWAV/) or leave it out to use the generated corpus",
               file=sys.stderr)
         return 2
-    experiment = get_experiment(args.name)
+    from tff_ser.experiments.configs import with_overrides
+    config = get_experiment(args.name).config(args.quick)
+    if args.engine:
+        config = with_overrides(config, engine=args.engine)
     out = args.out or default_out_dir(args.name, args.quick)
     command = experiment_command(args.name, quick=args.quick, data_dir=args.data_dir,
-                                 out=args.out)
-    outcome = run_experiment(experiment.config(args.quick), out, data_dir=args.data_dir,
-                             command=command, progress=not args.no_progress,
-                             reuse=not args.fresh)
+                                 out=args.out, engine=args.engine)
+    outcome = run_experiment(config, out, data_dir=args.data_dir, command=command,
+                             progress=not args.no_progress, reuse=not args.fresh)
     _print_outcome(outcome)
     return 0
 

@@ -112,11 +112,20 @@ def describe_corpus(load, clips: Sequence) -> str:
 
 
 def _check_models(config) -> None:
-    from tff_ser.models import MODELS
+    """Refuse unknown models, and models the chosen engine cannot train, before any data work."""
+    from tff_ser.models import MODELS, build_model
     unknown = [m for m in config.models if m not in MODELS]
     if unknown:
         raise ValueError(f"{config.name} names unknown model(s) {unknown}; "
                          f"choose from {sorted(MODELS)}")
+    if config.engine == "batched":
+        from tff_ser.engines.batched import sequential_layers
+        for model in config.models:
+            try:
+                sequential_layers(build_model(model))
+            except NotImplementedError as exc:
+                raise ValueError(f"engine='batched' cannot train model {model!r} ({exc}); "
+                                 "use engine='tff'") from None
 
 
 def _load_features(config, data_dir: Optional[str], progress: bool):
@@ -179,7 +188,8 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
         from tff_ser.federated import train_federated
         checkpoint_dir = str(run_dir / "checkpoint") if (checkpoint and run_dir) else None
         result = train_federated(task, spec.federated_config(), checkpoint_dir=checkpoint_dir,
-                                 progress=progress, federated_eval=spec.federated_eval)
+                                 progress=progress, federated_eval=spec.federated_eval,
+                                 engine=spec.engine)
         if checkpoint_dir:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
     # The final weights (104 MB for the dense model) are not part of the record.

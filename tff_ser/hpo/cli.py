@@ -145,9 +145,13 @@ def _cmd_report(args) -> int:
     if unknown:
         print(f"unknown sampler(s) {unknown}; choose from {SAMPLERS}", file=sys.stderr)
         return 2
-    files = report_study(storage, name, directory=directory, out_dir=args.out,
-                         samplers=samplers, sampler_seeds=range(args.sampler_seeds),
-                         budget=args.budget, command=_command_line())
+    try:
+        files = report_study(storage, name, directory=directory, out_dir=args.out,
+                             samplers=samplers, sampler_seeds=range(args.sampler_seeds),
+                             budget=args.budget, command=_command_line())
+    except ValueError as exc:  # no such study, or no point finished yet
+        print(f"cannot report on study {name!r} in {storage}: {exc}", file=sys.stderr)
+        return 2
     for key, path in files.items():
         print(f"{key}: {path}")
     return 0

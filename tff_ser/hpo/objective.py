@@ -181,7 +181,8 @@ def same_task(a: Mapping, b: Mapping, *, rtol: float = 1e-6) -> bool:
     if any(a.get(k) != b.get(k) for k in exact):
         return False
     scale = max(1.0, float(a.get("x_abs_sum", 0.0)))
-    return all(abs(float(a[k]) - float(b[k])) <= rtol * scale + 0.01 for k in ("x_sum", "x_abs_sum"))
+    return all(abs(float(a[k]) - float(b[k])) <= rtol * scale + 0.01
+               for k in ("x_sum", "x_abs_sum"))
 
 
 def settings_digest(settings: RunSettings, fingerprint: Mapping) -> str:
@@ -485,7 +486,7 @@ def evaluate_point(task, point: Mapping, settings: RunSettings, *,
 def _evaluate_with_tff(task, config) -> PointResult:
     """The reference path: one TFF run of NGE rounds from scratch."""
     from tff_ser.federated import train_federated
-    result = train_federated(task, config, progress=False, federated_eval=False)
+    result = train_federated(task, config, progress=False, federated_eval=False, engine="tff")
     final = result.final_metrics
     pooled = final.get("validation", {})
     metrics = {"accuracy": pooled.get("accuracy"), "f1_macro": pooled.get("f1_macro"),

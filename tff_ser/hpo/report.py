@@ -33,8 +33,9 @@ from tff_ser.hpo.space import (ABBREVIATIONS, PAPER_000_DEFAULT, PAPER_000_TABLE
 
 ACC, CT = "accuracy", "computation_time"
 
-#: Hypervolume reference point in the normalised minimisation space
-#: (1 - Acc, CT / max CT of the grid): accuracy 0 at the grid's slowest time.
+#: Hypervolume reference point in the normalised minimisation space of
+#: :func:`normalised_objectives`: the grid's nadir (its worst Acc, its
+#: slowest CT).
 HV_REFERENCE = (1.0, 1.0)
 
 
@@ -110,7 +111,9 @@ def soo_table(table: pd.DataFrame, *, default: Mapping = PAPER_000_DEFAULT) -> p
 def _display_row(label: str, row) -> dict:
     out = {"Results": label, "Acc": float(row[ACC])}
     for v in VARIABLES:
-        out[ABBREVIATIONS[v]] = row[v]
+        # iterrows() turns a mixed row into floats; NGE, NLE and BS are counts.
+        out[ABBREVIATIONS[v]] = float(row[v]) if v in ("client_lr", "client_fraction") \
+            else int(row[v])
     out["Time (s)"] = float(row[CT])
     return out
 
@@ -218,22 +221,36 @@ def hypervolume_2d(points: Sequence[Sequence[float]],
     return float(sum((right - f1) * (r2 - f2) for (f1, f2), right in zip(front, edges)))
 
 
-def normalised_objectives(accuracy: Sequence[float], time: Sequence[float],
-                          max_time: float) -> np.ndarray:
-    """(1 - Acc, CT / max_time): both minimised, both in [0, 1] on the grid."""
-    if not max_time > 0:
-        raise ValueError(f"max_time must be > 0; got {max_time}")
-    return np.column_stack([1.0 - np.asarray(accuracy, float), np.asarray(time, float) / max_time])
+def normalised_objectives(accuracy: Sequence[float], time: Sequence[float], *,
+                          grid: pd.DataFrame) -> np.ndarray:
+    """Both objectives minimised and scaled to [0, 1] over the grid.
+
+    Column 0: ``(max Acc - Acc) / (max Acc - min Acc)``; column 1:
+    ``(log CT - log min CT) / (log max CT - log min CT)``.  Time is scaled on a
+    log axis because it spans two orders of magnitude over the grid (NGE x CD
+    x NLE); on a linear axis every point faster than a tenth of the slowest
+    would look equally fast.  (0, 0) is the grid's ideal, (1, 1) its nadir.
+    """
+    acc_grid = grid[ACC].astype(float)
+    log_grid = np.log(grid[CT].astype(float))
+    acc_span = max(float(acc_grid.max() - acc_grid.min()), 1e-12)
+    log_span = max(float(log_grid.max() - log_grid.min()), 1e-12)
+    f1 = (float(acc_grid.max()) - np.asarray(accuracy, float)) / acc_span
+    f2 = (np.log(np.asarray(time, float)) - float(log_grid.min())) / log_span
+    return np.column_stack([f1, f2])
 
 
 def hypervolume_ratio(accuracy: Sequence[float], time: Sequence[float], *,
                       grid: pd.DataFrame) -> float:
-    """Hypervolume of the given points over that of the whole grid (1.0 = the grid's front)."""
-    max_time = float(grid[CT].max())
-    full = hypervolume_2d(normalised_objectives(grid[ACC], grid[CT], max_time))
+    """Hypervolume of the given points over that of the whole grid (1.0 = the grid's front).
+
+    Objectives as in :func:`normalised_objectives`, reference point
+    :data:`HV_REFERENCE` (the grid's nadir).
+    """
+    full = hypervolume_2d(normalised_objectives(grid[ACC], grid[CT], grid=grid))
     if full == 0.0:
         return float("nan")
-    return hypervolume_2d(normalised_objectives(accuracy, time, max_time)) / full
+    return hypervolume_2d(normalised_objectives(accuracy, time, grid=grid)) / full
 
 
 def evaluations_to_best(accuracies: Sequence[float], best: float, *,
@@ -330,8 +347,10 @@ def sampler_summary(traces: pd.DataFrame, grid: pd.DataFrame,
             run = group[group["seed"] == seed].sort_values("evaluation")
             hits.append(evaluations_to_best(run[ACC].tolist(), best))
         reached = [h for h in hits if h is not None]
-        budget = int(group["evaluation"].max())
+        budget = int(group["budget"].max()) if "budget" in group else \
+            int(group["evaluation"].max())
         row = {"sampler": sampler, "seeds": len(seeds), "budget": budget,
+               "distinct_mean": float(group.groupby("seed")["evaluation"].max().mean()),
                "reached_best": f"{len(reached)}/{len(seeds)}",
                "evals_to_best_mean": float(np.mean(reached)) if reached else float("nan"),
                "evals_to_best_max": float(np.max(reached)) if reached else float("nan")}
@@ -480,8 +499,9 @@ def _summary_markdown(table, *, space, info, t1, t2, sens_summary, sampler_md, n
                   "objective is deterministic per point, so these studies are evaluated by "
                   "LOOKING UP the grid's recorded (Acc, CT), not by training again; an "
                   "evaluation is a distinct point (a repeated suggestion costs nothing). "
-                  "Hypervolume is of (1 - Acc, CT / max grid CT), both minimised, reference "
-                  f"point {HV_REFERENCE}, as a ratio to the whole grid's front; averaged over "
-                  "sampler seeds.", "", sampler_md, ""]
+                  "Hypervolume: Acc and log CT scaled to [0, 1] by the grid's best and worst "
+                  f"values, both minimised, reference point {HV_REFERENCE} (the grid's worst "
+                  "Acc and slowest CT), as a ratio to the whole grid's hypervolume; averaged "
+                  "over sampler seeds.", "", sampler_md, ""]
     lines += ["## Figures", ""] + [f"![{name}]({name}.png)" for name in figures] + [""]
     return "\n".join(lines)

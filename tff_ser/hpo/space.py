@@ -182,7 +182,8 @@ def trajectory_key(point: Mapping) -> str:
     """
     missing = [v for v in TRAJECTORY_VARIABLES if v not in point]
     if missing:
-        raise ValueError(f"a grid point needs {TRAJECTORY_VARIABLES}; {dict(point)} lacks {missing}")
+        raise ValueError(f"a grid point needs {TRAJECTORY_VARIABLES}; "
+                         f"{dict(point)} lacks {missing}")
     return (f"nle{int(point['local_epochs'])}_lr{float(point['client_lr']):g}"
             f"_bs{int(point['batch_size'])}_cd{float(point['client_fraction']):g}")
 

@@ -56,13 +56,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -125,10 +125,17 @@ def open_storage(storage: str, *, heartbeat_interval: int = DEFAULT_HEARTBEAT_IN
         raise ValueError(f"need heartbeat_interval >= 1 and grace_period > heartbeat_interval; "
                          f"got {heartbeat_interval} and {grace_period}")
     if is_rdb_url(storage):
+        heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
         try:
-            return optuna.storages.RDBStorage(
-                storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                failed_trial_callback=_retry_failed_trial)
+            with warnings.catch_warnings():
+                # Optuna marks its heartbeat experimental; it is what RDB studies need.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                try:
+                    return optuna.storages.RDBStorage(
+                        storage, **heartbeat, heartbeat_stale_trial_callback=_retry_failed_trial)
+                except TypeError:  # Optuna < 4.9 names the callback differently
+                    return optuna.storages.RDBStorage(
+                        storage, **heartbeat, failed_trial_callback=_retry_failed_trial)
         except ModuleNotFoundError as exc:
             raise RuntimeError(
                 f"the storage URL {storage.split('://')[0]}://... needs a database driver that "
@@ -166,7 +173,11 @@ def _trial_point(trial) -> Optional[dict]:
 def load_study(storage, study_name: str, space: Optional[GridSpace] = None):
     """Open an existing grid study (its space is read from the study if not given)."""
     optuna = _optuna()
-    storage = open_storage(storage) if isinstance(storage, str) else storage
+    if isinstance(storage, str):
+        if not is_rdb_url(storage) and not os.path.exists(storage):
+            raise ValueError(f"no study journal at {storage}; create the study with "
+                             "`tff-ser hpo run` first, or pass --dir/--storage of an existing one")
+        storage = open_storage(storage)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError as exc:
@@ -303,7 +314,9 @@ def recover_stale_trials(study, *, grace_period: int = DEFAULT_GRACE_PERIOD) -> 
     if _native_heartbeat(storage):
         before = {t.number for t in study.get_trials(deepcopy=False,
                                                      states=(optuna.trial.TrialState.FAIL,))}
-        optuna.storages.fail_stale_trials(study)  # the storage's callback re-enqueues
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # the storage's callback re-enqueues
         failed += [t.number for t in study.get_trials(deepcopy=False,
                                                       states=(optuna.trial.TrialState.FAIL,))
                    if t.number not in before]
@@ -413,17 +426,26 @@ def load_study_task(settings: Mapping, *, data_dir: Optional[str] = None, progre
 def _claim_next(study, trajectory_root: str):
     """Pop a waiting trial, preferring one whose trajectory nobody is extending now.
 
-    Returns the trial id, or None when nothing is waiting.
+    A trajectory is busy when a running trial (on any machine) belongs to it
+    or a local process holds its lock; a worker that took a busy one would
+    only wait for the lock.  Returns the trial id, or None when nothing is
+    waiting.
     """
     optuna = _optuna()
     storage = study._storage
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    waiting.sort(key=lambda t: t.number)
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,
+                                                      optuna.trial.TrialState.RUNNING))
+    running = {trajectory_key(p) for p in (_trial_point(t) for t in trials
+                                           if t.state == optuna.trial.TrialState.RUNNING) if p}
+    waiting = sorted((t for t in trials if t.state == optuna.trial.TrialState.WAITING),
+                     key=lambda t: t.number)
     free, busy = [], []
     for trial in waiting:
         point = _trial_point(trial)
-        path = os.path.join(trajectory_root, trajectory_key(point)) if point else None
-        (busy if path and trajectory_busy(path) else free).append(trial)
+        key = trajectory_key(point) if point else None
+        is_busy = key is not None and (key in running or trajectory_busy(
+            os.path.join(trajectory_root, key)))
+        (busy if is_busy else free).append(trial)
     for trial in free + busy:
         try:
             if storage.set_trial_state_values(trial._trial_id,
@@ -848,7 +870,7 @@ def make_sampler(name: str, seed: int, *, budget: int):
 
 def compare_samplers(table: pd.DataFrame, space: GridSpace, *,
                      samplers: Sequence[str] = SAMPLERS, seeds: Sequence[int] = range(5),
-                     budget: Optional[int] = None, max_trials_factor: int = 10) -> pd.DataFrame:
+                     budget: Optional[int] = None, max_trials_factor: int = 3) -> pd.DataFrame:
     """Run each sampler on the grid's space, scoring points by LOOKUP in the grid table.
 
     Parameters
@@ -871,8 +893,8 @@ def compare_samplers(table: pd.DataFrame, space: GridSpace, *,
     Returns
     -------
     DataFrame
-        One row per distinct evaluation: ``sampler``, ``seed``, ``evaluation``
-        (1-based), the point, ``accuracy``, ``computation_time``,
+        One row per distinct evaluation: ``sampler``, ``seed``, ``budget``,
+        ``evaluation`` (1-based), the point, ``accuracy``, ``computation_time``,
         ``best_accuracy`` (so far) and ``hv_ratio`` (hypervolume of the
         points so far over the grid's, see :func:`tff_ser.hpo.report.hypervolume_ratio`).
     """
@@ -885,9 +907,8 @@ def compare_samplers(table: pd.DataFrame, space: GridSpace, *,
         raise ValueError(f"{len(missing)} grid points have no result yet (e.g. {missing[0]}); "
                          "finish the grid before comparing samplers")
     budget = budget or min(len(space), max(8, len(space) // 3))
-    max_time = float(table["computation_time"].max())
     full_hv = hypervolume_2d(normalised_objectives(table["accuracy"], table["computation_time"],
-                                                   max_time))
+                                                   grid=table))
     distributions = _distributions(space)
     rows = []
     for name in samplers:
@@ -906,8 +927,9 @@ def compare_samplers(table: pd.DataFrame, space: GridSpace, *,
                     order.append(key)
                     acc = np.array([seen[k][0] for k in order])
                     ct = np.array([seen[k][1] for k in order])
-                    hv = hypervolume_2d(normalised_objectives(acc, ct, max_time))
-                    rows.append({"sampler": name, "seed": int(seed), "evaluation": len(order),
+                    hv = hypervolume_2d(normalised_objectives(acc, ct, grid=table))
+                    rows.append({"sampler": name, "seed": int(seed), "budget": budget,
+                                 "evaluation": len(order),
                                  **dict(zip(VARIABLES, key)), "accuracy": values[0],
                                  "computation_time": values[1], "best_accuracy": float(acc.max()),
                                  "hv_ratio": hv / full_hv if full_hv else float("nan")})
