@@ -169,6 +169,15 @@ def test_a_finished_run_with_the_same_settings_is_read_back_not_retrained(
     assert "Read back, not retrained" in (out / runner.SUMMARY_FILE).read_text()
 
 
+def test_a_checkpointed_federated_run_removes_its_checkpoint_when_done(data_root, tmp_path):
+    from tff_ser.experiments.common import load_features
+    _, features = load_features("mlp", size="small", progress=False)
+    spec = PER_SPEAKER_MLP_QUICK.runs()[0]
+    result = runner.train_run(spec, features, run_dir=tmp_path, checkpoint=True, progress=False)
+    assert len(result.history) == spec.rounds
+    assert not (tmp_path / "checkpoint").exists()
+
+
 def test_a_failed_run_leaves_a_failed_marker_and_no_summary(per_speaker_out, data_root,
                                                             tmp_path, monkeypatch):
     out = tmp_path / "failing"

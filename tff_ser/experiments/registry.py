@@ -139,7 +139,7 @@ def _print_outcome(outcome) -> None:
     from tff_ser.experiments.runner import results_view
     print(outcome.corpus)
     table = results_view(outcome.table).to_string(
-        index=False, na_rep="", float_format=lambda v: f"{v:.3f}")
+        index=False, float_format=lambda v: f"{v:.3f}")
     print(table)
     if outcome.reused:
         print(f"read back from an earlier run (not retrained): {', '.join(outcome.reused)}")

@@ -243,7 +243,9 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         tqdm bars over runs and rounds.
     reuse : bool
         Read back a run already saved under ``out_dir/runs`` with the same
-        settings and corpus instead of training it again.
+        settings and corpus instead of training it again, and resume a
+        federated run from its checkpoint.  False retrains everything from
+        round 1.
     checkpoint : bool, optional
         Save federated state every round so a killed run resumes mid-run.
         Default: on for full-size configs, off for quick ones.
@@ -284,6 +286,8 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
             if result is not None:
                 reused.append(spec.run_id)
             else:
+                if not reuse:  # retrain from round 1, not from a killed run's checkpoint
+                    shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
                 result = train_run(spec, fs, run_dir=run_dir, checkpoint=checkpoint,
                                    progress=progress)
                 result.extra["run_key"] = key
@@ -416,8 +420,8 @@ def results_view(table: pd.DataFrame) -> pd.DataFrame:
     view = table.assign(setup=table["setup"].map(lambda s: SETUP_LABELS.get(s, s)))
     view = view[["model", "setup", "clients", "accuracy", "precision_macro", "recall_macro",
                  "f1_macro", "uar", "client_mean_accuracy", "train_seconds"]]
-    # Centralized runs have no clients; keep the column integer, not 4.0.
-    view = view.assign(clients=view["clients"].astype("Int64"))
+    # Centralized runs train on the pooled clips; say so instead of NaN (and 4, not 4.0).
+    view = view.assign(clients=[("pooled" if pd.isna(k) else int(k)) for k in view["clients"]])
     return view.rename(columns={"precision_macro": "precision", "recall_macro": "recall",
                                 "f1_macro": "F1 (macro)", "uar": "UAR",
                                 "client_mean_accuracy": "client-mean acc",
