@@ -1,5 +1,7 @@
 """Shared fixtures; and the guard that no TFF worker outlives the test session."""
+import json
 import os
+import sys
 
 import psutil
 import pytest
@@ -79,3 +81,27 @@ def small_corpus_dir(isolated_data_dirs):
     out = default_generated_dir("small")
     generate_corpus(out, size="small", seed=0, overwrite=False, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def python3_kernel(tmp_path_factory):
+    """A ``python3`` kernelspec for this interpreter, first on JUPYTER_PATH."""
+    try:
+        import IPython  # noqa: F401  (the kernel imports it; fail here with the reason)
+    except ImportError as exc:
+        pytest.fail(f"IPython cannot be imported in this environment ({exc}); the kernel "
+                    "could not start. With typing_extensions 4.5 (TFF's pin) IPython must be "
+                    "8.22.x or older: pin ipython==8.22.2 in requirements/lock.txt",
+                    pytrace=False)
+    data_dir = tmp_path_factory.mktemp("jupyter_data")
+    spec_dir = data_dir / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (tff_ser tests)", "language": "python"}))
+    with pytest.MonkeyPatch.context() as mp:
+        # JUPYTER_PATH is searched before the user's and the venv's kernel folders.
+        mp.setenv("JUPYTER_PATH", str(data_dir))
+        from jupyter_client.kernelspec import KernelSpecManager
+        assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
+        yield "python3"

@@ -3,11 +3,9 @@
 Executed with papermill (``QUICK=True``, training inside the kernel) on the
 session's small generated corpus; the executed copy and the study folder go
 to tmp.  The kernel is a ``python3`` kernelspec for the interpreter running
-the tests, put first on JUPYTER_PATH (as in ``tests/test_notebooks.py``).
+the tests, put first on JUPYTER_PATH (the ``python3_kernel`` fixture of conftest).
 """
-import json
 import pathlib
-import sys
 
 import nbformat
 import pytest
@@ -28,26 +26,6 @@ def test_notebook_04_defaults_to_the_full_grid_and_is_committed_without_outputs(
     assert "QUICK = False" in source and "DATA_DIR = None" in source
     assert notebook.metadata["kernelspec"]["name"] == "python3"
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
-
-
-@pytest.fixture(scope="module")
-def python3_kernel(tmp_path_factory):
-    try:
-        import IPython  # noqa: F401  (the kernel imports it; fail here with the reason)
-    except ImportError as exc:
-        pytest.fail(f"IPython cannot be imported in this environment ({exc}); the kernel "
-                    "could not start. With typing_extensions 4.5 (TFF's pin) IPython must be "
-                    "8.22.x or older: pin ipython==8.22.2 in requirements/lock.txt",
-                    pytrace=False)
-    data_dir = tmp_path_factory.mktemp("jupyter_data")
-    spec_dir = data_dir / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (tff_ser tests)", "language": "python"}))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(data_dir))
-        yield "python3"
 
 
 def test_notebook_04_runs_the_quick_grid_and_shows_tables_and_figures(

@@ -7,9 +7,7 @@ temporary folder put first on JUPYTER_PATH for this module, pointing at the
 interpreter that runs the tests, so a user's own ``python3`` kernelspec can
 never pick another environment.
 """
-import json
 import pathlib
-import sys
 
 import nbformat
 import pytest
@@ -35,30 +33,6 @@ def test_notebook_is_valid_with_one_parameters_cell_defaulting_to_full_size(name
     assert notebook.metadata["kernelspec"]["name"] == "python3"
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), \
         f"{name} is committed with outputs; clear them"
-
-
-@pytest.fixture(scope="module")
-def python3_kernel(tmp_path_factory):
-    """A ``python3`` kernelspec for this interpreter, first on JUPYTER_PATH."""
-    try:
-        import IPython  # noqa: F401  (the kernel imports it; fail here with the reason)
-    except ImportError as exc:
-        pytest.fail(f"IPython cannot be imported in this environment ({exc}); the kernel "
-                    "could not start. With typing_extensions 4.5 (TFF's pin) IPython must be "
-                    "8.22.x or older: pin ipython==8.22.2 in requirements/lock.txt",
-                    pytrace=False)
-    data_dir = tmp_path_factory.mktemp("jupyter_data")
-    spec_dir = data_dir / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (tff_ser tests)", "language": "python"}))
-    with pytest.MonkeyPatch.context() as mp:
-        # JUPYTER_PATH is searched before the user's and the venv's kernel folders.
-        mp.setenv("JUPYTER_PATH", str(data_dir))
-        from jupyter_client.kernelspec import KernelSpecManager
-        assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
-        yield "python3"
 
 
 def _run(name, out_dir, kernel):
