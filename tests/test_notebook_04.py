@@ -10,6 +10,8 @@ import pathlib
 import nbformat
 import pytest
 
+from notebook_helpers import notebook_outputs
+
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "04_hpo_grid.ipynb"
 
 
@@ -38,15 +40,7 @@ def test_notebook_04_runs_the_quick_grid_and_shows_tables_and_figures(
                                kernel_name=python3_kernel, cwd=str(NOTEBOOK.parent),
                                progress_bar=False)
     notebook = nbformat.read(executed, as_version=4)
-    text, images = [], 0
-    for cell in notebook.cells:
-        for out in cell.get("outputs", []):
-            if out.output_type == "stream":
-                text.append(out.text)
-            elif out.output_type in ("execute_result", "display_data"):
-                images += "image/png" in out.data
-                text.append(out.data.get("text/plain", ""))
-    text = "\n".join(text)
+    text, images = notebook_outputs(notebook)
     assert "generated stand-in corpus, not CREMA-D" in text
     assert "Optimal accuracy" in text and "points_complete': 8" in text
     assert images >= 5, f"notebook 04 drew {images} figure(s)"

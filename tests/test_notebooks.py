@@ -12,6 +12,8 @@ import pathlib
 import nbformat
 import pytest
 
+from notebook_helpers import notebook_outputs
+
 NOTEBOOK_DIR = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("01_data_and_features.ipynb", "02_baseline_vs_federated.ipynb",
              "03_client_count_sweep.ipynb", "05_per_speaker_federation.ipynb")
@@ -48,23 +50,14 @@ def _run(name, out_dir, kernel):
     return nbformat.read(executed, as_version=4)
 
 
-def _outputs(notebook):
-    text, images = [], 0
-    for cell in notebook.cells:
-        for out in cell.get("outputs", []):
-            if out.output_type == "stream":
-                text.append(out.text)
-            elif out.output_type in ("execute_result", "display_data"):
-                images += "image/png" in out.data
-                text.append(out.data.get("text/plain", ""))
-    return "\n".join(text), images
+
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_headless_in_quick_mode_and_says_which_corpus(
         name, python3_kernel, small_corpus_dir, tmp_path):
     executed = _run(name, tmp_path, python3_kernel)
-    text, images = _outputs(executed)
+    text, images = notebook_outputs(executed)
     assert "generated stand-in corpus, not CREMA-D" in text
     assert images >= 2, f"{name} drew {images} figure(s)"
     if name in EXPERIMENT_NOTEBOOKS:
