@@ -169,6 +169,42 @@ def test_a_finished_run_with_the_same_settings_is_read_back_not_retrained(
     assert "Read back, not retrained" in (out / runner.SUMMARY_FILE).read_text()
 
 
+def test_only_trains_the_chosen_runs_and_leaves_partial_until_every_run_is_saved(
+        per_speaker_out, data_root, tmp_path, monkeypatch):
+    out = tmp_path / "split"
+    shutil.copytree(per_speaker_out, out)  # complete, with results.csv and summary.md
+    shutil.rmtree(out / runner.RUNS_DIR / "mlp-centralized")
+    real_train_run = runner.train_run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a run outside --only, or a saved one, was trained")
+
+    monkeypatch.setattr(runner, "train_run", no_training)
+    first = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False,
+                                  only=["mlp-by_*"])
+    assert not first.complete and first.missing == ["mlp-centralized"]
+    assert first.reused == ["mlp-by_speaker"]
+    # nothing experiment-level that could pass for a finished experiment
+    assert not (out / runner.SUMMARY_FILE).exists()
+    assert not (out / runner.TABLE_FILE).exists()
+    partial = (out / runner.PARTIAL_FILE).read_text()
+    assert "1 of 2 runs" in partial and "missing: mlp-centralized" in partial
+
+    monkeypatch.setattr(runner, "train_run", real_train_run)
+    second = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False,
+                                   only=["mlp-centralized"])
+    assert second.complete and second.reused == ["mlp-by_speaker"]
+    assert (out / runner.SUMMARY_FILE).exists() and not (out / runner.PARTIAL_FILE).exists()
+    assert list(pd.read_csv(out / runner.TABLE_FILE)["run_id"]) == [
+        "mlp-by_speaker", "mlp-centralized"]
+
+
+def test_an_only_pattern_that_matches_no_run_is_an_error_naming_the_runs(tmp_path):
+    with pytest.raises(ValueError, match="matches no run.*mlp-by_speaker, mlp-centralized"):
+        runner.run_experiment(PER_SPEAKER_MLP_QUICK, tmp_path / "out", progress=False,
+                              only=["lstm-*"])
+
+
 def test_a_checkpointed_federated_run_removes_its_checkpoint_when_done(data_root, tmp_path):
     from tff_ser.experiments.common import load_features
     _, features = load_features("mlp", size="small", progress=False)

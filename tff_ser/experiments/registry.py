@@ -111,6 +111,10 @@ def add_experiment_parser(subparsers) -> None:
     p.add_argument("--fresh", action="store_true",
                    help="retrain every run even if a finished one with the same settings is "
                         "saved in the results folder")
+    p.add_argument("--only", action="append", default=None, metavar="PATTERN",
+                   help="train only the runs whose id matches this shell pattern (repeatable, "
+                        "e.g. --only 'lstm-*'); the others are read back if saved, and the "
+                        "table, figures and summary are written once every run is saved")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=_cmd_experiment)
 
@@ -130,21 +134,29 @@ def _cmd_experiment(args) -> int:
     command = experiment_command(args.name, quick=args.quick, data_dir=args.data_dir,
                                  out=args.out, engine=args.engine)
     outcome = run_experiment(config, out, data_dir=args.data_dir, command=command,
-                             progress=not args.no_progress, reuse=not args.fresh)
+                             progress=not args.no_progress, reuse=not args.fresh,
+                             only=args.only)
     _print_outcome(outcome)
     return 0
 
 
 def _print_outcome(outcome) -> None:
-    from tff_ser.experiments.runner import results_view
+    from tff_ser.experiments.runner import PARTIAL_FILE, results_view
     print(outcome.corpus)
+    if outcome.missing:
+        print(f"not finished: {len(outcome.results)} run(s) saved, still missing: "
+              f"{', '.join(outcome.missing)} (see {outcome.out_dir / PARTIAL_FILE}); "
+              f"no results table or summary written yet")
     table = results_view(outcome.table).to_string(
         index=False, float_format=lambda v: f"{v:.3f}")
     print(table)
     if outcome.reused:
         print(f"read back from an earlier run (not retrained): {', '.join(outcome.reused)}")
-    print(f"wall time {outcome.wall_seconds:.0f} s; results in {outcome.out_dir} "
-          f"(summary: {outcome.summary_path})")
+    if outcome.missing:
+        print(f"wall time {outcome.wall_seconds:.0f} s; runs saved in {outcome.out_dir}")
+    else:
+        print(f"wall time {outcome.wall_seconds:.0f} s; results in {outcome.out_dir} "
+              f"(summary: {outcome.summary_path})")
 
 
 def run_main_job(data_dir: Optional[str] = None) -> int:

@@ -13,7 +13,10 @@ and writes ``<out>/``:
 
 ``summary.md`` is written last and removed when a run starts, so a folder
 holding one is a finished experiment; a failed run leaves ``FAILED`` (the
-traceback) instead and re-raises.  A finished run whose settings and corpus
+traceback) instead and re-raises.  ``only`` trains a subset of the runs (to
+split a long experiment over processes or sessions); until every run is
+saved, the folder holds ``PARTIAL`` (done and missing runs) instead of the
+experiment-level files.  A finished run whose settings and corpus
 are unchanged is read back instead of retrained, so an interrupted
 full-size experiment picks up where it stopped.
 """
@@ -37,6 +40,7 @@ from tff_ser.experiments.configs import (CENTRALIZED, PAPER_000_BEST, PAPER_001_
 
 SUMMARY_FILE = "summary.md"
 FAILED_FILE = "FAILED"
+PARTIAL_FILE = "PARTIAL"
 TABLE_FILE = "results.csv"
 RUNS_DIR = "runs"
 
@@ -71,6 +75,10 @@ class ExperimentOutcome:
     wall_seconds : float
     reused : list of str
         Runs read back from an earlier invocation instead of trained.
+    missing : list of str
+        Runs neither selected by ``only`` nor saved earlier; non-empty means
+        the experiment is not finished (no ``results.csv``, figures or
+        ``summary.md`` were written, ``PARTIAL`` says what is left).
     """
 
     config: object
@@ -81,6 +89,11 @@ class ExperimentOutcome:
     corpus: str
     wall_seconds: float
     reused: List[str] = dataclasses.field(default_factory=list)
+    missing: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
     @property
     def summary_path(self) -> pathlib.Path:
@@ -224,7 +237,8 @@ def table_row(spec: RunSpec, result) -> dict:
 
 def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                    command: Optional[str] = None, progress: bool = True,
-                   reuse: bool = True, checkpoint: Optional[bool] = None) -> ExperimentOutcome:
+                   reuse: bool = True, checkpoint: Optional[bool] = None,
+                   only: Optional[Sequence[str]] = None) -> ExperimentOutcome:
     """Run every run of ``config`` and write the results folder ``out_dir``.
 
     Parameters
@@ -249,6 +263,10 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
     checkpoint : bool, optional
         Save federated state every round so a killed run resumes mid-run.
         Default: on for full-size configs, off for quick ones.
+    only : sequence of str, optional
+        Shell-style patterns of run ids (``"lstm-*"``, ``"dense-k?"``): train
+        only the matching runs; the others are read back if saved, else
+        listed as missing.  A pattern matching no run is an error.
 
     Returns
     -------
@@ -263,7 +281,9 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
 
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (SUMMARY_FILE, FAILED_FILE):
+    specs = config.runs()
+    selected = select_runs(specs, only)
+    for stale in (SUMMARY_FILE, FAILED_FILE, PARTIAL_FILE):
         (out / stale).unlink(missing_ok=True)
     command = command or f"run_experiment({type(config).__name__}(...), {str(out)!r})"
     checkpoint = (not config.quick) if checkpoint is None else checkpoint
@@ -275,16 +295,20 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         results: Dict[str, RunResult] = {}
         rows: List[dict] = []
         reused: List[str] = []
-        specs = config.runs()
+        missing: List[str] = []
         bar = tqdm(specs, desc=config.name, unit="run", disable=not progress)
         for spec in bar:
             bar.set_postfix_str(spec.run_id)
             fs = features[MODELS[spec.model].feature_kind]
             run_dir = out / RUNS_DIR / spec.run_id
             key = _run_key(spec, corpus_root, fs)
-            result = _reusable(run_dir, key) if reuse else None
+            chosen = spec.run_id in selected
+            result = _reusable(run_dir, key) if (reuse or not chosen) else None
             if result is not None:
                 reused.append(spec.run_id)
+            elif not chosen:
+                missing.append(spec.run_id)
+                continue
             else:
                 if not reuse:  # retrain from round 1, not from a killed run's checkpoint
                     shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
@@ -295,8 +319,19 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                 result.save(run_dir)
             results[spec.run_id] = result
             rows.append(table_row(spec, result))
-            write_table(rows, out / TABLE_FILE)
+            if only is None:
+                write_table(rows, out / TABLE_FILE)
         table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+        if missing:
+            (out / TABLE_FILE).unlink(missing_ok=True)  # an older, complete-looking table
+            write_partial(out / PARTIAL_FILE, config=config, specs=specs, done=list(results),
+                          missing=missing, command=command)
+            return ExperimentOutcome(config=config, out_dir=out, table=table, results=results,
+                                     figures={}, corpus=corpus,
+                                     wall_seconds=time.perf_counter() - started,
+                                     reused=reused, missing=missing)
+        if only is not None:
+            write_table(rows, out / TABLE_FILE)
         figures = draw_figures(config, specs, results, table, out)
         wall = time.perf_counter() - started
         write_summary(out / SUMMARY_FILE, config=config, table=table, figures=figures,
@@ -309,6 +344,42 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         raise exc
     return ExperimentOutcome(config=config, out_dir=out, table=table, results=results,
                              figures=figures, corpus=corpus, wall_seconds=wall, reused=reused)
+
+
+def select_runs(specs: Sequence[RunSpec], only: Optional[Sequence[str]]) -> set:
+    """Run ids of ``specs`` matched by any of the shell-style patterns ``only`` (all if None).
+
+    Raises
+    ------
+    ValueError
+        If a pattern matches no run (a typo would otherwise train nothing).
+    """
+    import fnmatch
+    ids = [s.run_id for s in specs]
+    if only is None:
+        return set(ids)
+    if isinstance(only, str):
+        only = [only]
+    chosen = set()
+    for pattern in only:
+        hits = fnmatch.filter(ids, pattern)
+        if not hits:
+            raise ValueError(f"--only {pattern!r} matches no run of this experiment; its runs "
+                             f"are: {', '.join(ids)}")
+        chosen.update(hits)
+    return chosen
+
+
+def write_partial(path: pathlib.Path, *, config, specs: Sequence[RunSpec], done: List[str],
+                  missing: List[str], command: str) -> None:
+    """``PARTIAL``: which runs are saved and which are left (no results table yet)."""
+    lines = [f"{config.name}: {len(done)} of {len(specs)} runs saved; not finished.",
+             f"command: {command}", "",
+             "saved: " + (", ".join(done) or "none"),
+             "missing: " + ", ".join(missing), "",
+             f"Run `tff-ser experiment {config.name}` (without --only) to train what is missing "
+             "and write results.csv, the figures and summary.md."]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_table(rows: List[dict], path: pathlib.Path) -> None:
