@@ -169,6 +169,37 @@ def test_a_finished_run_with_the_same_settings_is_read_back_not_retrained(
     assert "Read back, not retrained" in (out / runner.SUMMARY_FILE).read_text()
 
 
+def test_saved_runs_are_read_back_in_another_clone_with_the_corpus_elsewhere(
+        per_speaker_out, data_root, tmp_path, monkeypatch):
+    # Committed results must be reusable wherever a user clones the repository:
+    # runs are matched on the corpus' content, not on its path.
+    elsewhere = tmp_path / "other_clone" / "data"
+    shutil.copytree(data_root / "generated-small", elsewhere / "generated-small")
+    monkeypatch.setenv("TFF_SER_DATA", str(elsewhere))
+    out = tmp_path / "other_clone" / "results"
+    shutil.copytree(per_speaker_out, out)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a saved run was trained again after the corpus moved")
+
+    monkeypatch.setattr(runner, "train_run", no_training)
+    outcome = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False)
+    assert outcome.reused == ["mlp-by_speaker", "mlp-centralized"]
+    assert str(elsewhere) in outcome.corpus
+
+
+def test_the_corpus_fingerprint_changes_when_a_clip_or_its_label_changes(data_root):
+    import dataclasses
+    from tff_ser.corpus import load_corpus
+    load = load_corpus(str(data_root / "generated-small"))
+    base = runner.corpus_fingerprint(load, load.clips)
+    assert base["corpus"] == "generated" and base["generator"]["size"] == "small"
+    assert runner.corpus_fingerprint(load, load.clips[1:]) != base
+    relabelled = [dataclasses.replace(load.clips[0], emotion="SAD" if load.clips[0].emotion
+                                      != "SAD" else "ANG")] + list(load.clips[1:])
+    assert runner.corpus_fingerprint(load, relabelled) != base
+
+
 def test_only_trains_the_chosen_runs_and_leaves_partial_until_every_run_is_saved(
         per_speaker_out, data_root, tmp_path, monkeypatch):
     out = tmp_path / "split"

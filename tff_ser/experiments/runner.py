@@ -124,6 +124,29 @@ def describe_corpus(load, clips: Sequence) -> str:
     return f"{name}: {len(clips)} clips from {speakers} speakers in {load.root}"
 
 
+def corpus_fingerprint(load, clips: Sequence) -> dict:
+    """What identifies the corpus a run used, wherever it lies on disk.
+
+    The corpus kind, the number of clips and a SHA-1 of their ids, speakers
+    and emotions, plus the generator's parameters for a generated corpus.
+    Saved runs are matched on this rather than on the corpus path, so
+    committed results are read back in any clone of the repository.
+    """
+    import hashlib
+    import json
+    from tff_ser.corpus.cremad import GENERATED_MARKER, cremad_audio_dir, find_marker
+    digest = hashlib.sha1()
+    for clip in sorted(clips, key=lambda c: c.clip_id):
+        digest.update(f"{clip.clip_id}|{clip.speaker}|{clip.emotion}\n".encode())
+    fingerprint = {"corpus": load.corpus, "n_clips": len(clips), "clips_sha1": digest.hexdigest()}
+    if load.corpus == "generated":
+        marker = find_marker(cremad_audio_dir(load.root), GENERATED_MARKER)
+        if marker:
+            with open(marker, encoding="utf-8") as f:
+                fingerprint["generator"] = json.load(f).get("parameters")
+    return fingerprint
+
+
 def _check_models(config) -> None:
     """Refuse unknown models, and models the chosen engine cannot train, before any data work."""
     from tff_ser.models import MODELS, build_model
@@ -142,7 +165,7 @@ def _check_models(config) -> None:
 
 
 def _load_features(config, data_dir: Optional[str], progress: bool):
-    """(corpus line, corpus root, {feature kind: FeatureSet}) for the config's models."""
+    """(corpus line, corpus fingerprint, {feature kind: FeatureSet}) for the config's models."""
     from tff_ser.corpus import resolve_corpus
     from tff_ser.features.pipeline import extract
     from tff_ser.models import MODELS
@@ -150,16 +173,16 @@ def _load_features(config, data_dir: Optional[str], progress: bool):
     clips = limit_speakers(load.clips, config.max_speakers)
     kinds = list(dict.fromkeys(MODELS[m].feature_kind for m in config.models))
     features = {kind: extract(clips, kind, progress=progress) for kind in kinds}
-    return describe_corpus(load, clips), load.root, features
+    return describe_corpus(load, clips), corpus_fingerprint(load, clips), features
 
 
 # ---------------------------------------------------------------------------
 # one run
 # ---------------------------------------------------------------------------
 
-def _run_key(spec: RunSpec, corpus_root: str, features) -> dict:
+def _run_key(spec: RunSpec, corpus: dict, features) -> dict:
     """What a saved run must match to be reused instead of retrained."""
-    return {"run_spec": spec.to_dict(), "corpus_root": corpus_root,
+    return {"run_spec": spec.to_dict(), "corpus": corpus,
             "feature_kind": features.kind, "n_clips": len(features.clips)}
 
 
@@ -290,7 +313,7 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
     started = time.perf_counter()
     try:
         _check_models(config)
-        corpus, corpus_root, features = _load_features(config, data_dir, progress)
+        corpus, fingerprint, features = _load_features(config, data_dir, progress)
         from tff_ser.models import MODELS
         results: Dict[str, RunResult] = {}
         rows: List[dict] = []
@@ -301,7 +324,7 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
             bar.set_postfix_str(spec.run_id)
             fs = features[MODELS[spec.model].feature_kind]
             run_dir = out / RUNS_DIR / spec.run_id
-            key = _run_key(spec, corpus_root, fs)
+            key = _run_key(spec, fingerprint, fs)
             chosen = spec.run_id in selected
             result = _reusable(run_dir, key) if (reuse or not chosen) else None
             if result is not None:
