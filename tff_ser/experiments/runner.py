@@ -596,6 +596,13 @@ def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
         f"({first.get('train_clips')} clips)",
         f"- **Settings**: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
     ]
+    run_walls = pd.to_numeric(table.get("wall_seconds"), errors="coerce") \
+        if not table.empty else pd.Series(dtype=float)
+    if run_walls.notna().any():
+        slowest = table.loc[run_walls.idxmax()]
+        lines.append(f"- **Runs' own wall times**, summed: {run_walls.sum():.0f} s "
+                     f"({run_walls.sum() / 3600:.2f} h) on {os.cpu_count()} CPU core(s); "
+                     f"longest `{slowest['run_id']}` {run_walls.max():.0f} s")
     if reused:
         lines.append(f"- **Read back, not retrained** (saved by an earlier run with the same "
                      f"settings and corpus; their times are from that run): "
