@@ -327,3 +327,13 @@ def test_f1_against_clients_needs_the_clients_column():
     from tff_ser import plots
     with pytest.raises(ValueError, match="clients"):
         plots.plot_f1_vs_clients(pd.DataFrame({"model": ["dense"], "f1_macro": [0.4]}))
+
+
+def test_exp2_table_has_one_row_per_k_and_one_column_per_model_in_config_order():
+    table = pd.DataFrame({"model": ["dense", "dense", "conv1d", "conv1d"],
+                          "clients": [2.0, 1.0, 1.0, 2.0],
+                          "f1_macro": [0.52, 0.51, 0.41, 0.42]})
+    wide = runner.f1_by_clients(table)
+    assert list(wide.columns) == ["k", "dense F1", "conv1d F1"]
+    assert list(wide["k"]) == [1, 2]
+    assert list(wide["dense F1"]) == [0.51, 0.52] and list(wide["conv1d F1"]) == [0.41, 0.42]
