@@ -342,7 +342,7 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                 result.save(run_dir)
             results[spec.run_id] = result
             rows.append(table_row(spec, result))
-            if only is None:
+            if only is None:  # progress while a long experiment runs
                 write_table(rows, out / TABLE_FILE)
         table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
         if missing:
@@ -353,8 +353,7 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                                      figures={}, corpus=corpus,
                                      wall_seconds=time.perf_counter() - started,
                                      reused=reused, missing=missing)
-        if only is not None:
-            write_table(rows, out / TABLE_FILE)
+        write_table(rows, out / TABLE_FILE)
         figures = draw_figures(config, specs, results, table, out)
         wall = time.perf_counter() - started
         write_summary(out / SUMMARY_FILE, config=config, table=table, figures=figures,
