@@ -159,6 +159,9 @@ def test_batched_engine_trains_the_same_task_through_the_same_loop(tmp_path):
                               checkpoint_dir=str(tmp_path / "ck"))
     assert resumed.times["resumed_from_round"] == 4
     assert resumed.final_metrics["validation"] == a.final_metrics["validation"]
+    # Its wall time counts the first process's rounds, not only its own.
+    assert resumed.times["wall_seconds"] >= a.times["train_seconds"]
+    assert resumed.times["wall_seconds"] > resumed.times["wall_seconds_this_process"]
 
 
 def test_unknown_engine_is_refused():

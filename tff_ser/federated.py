@@ -497,7 +497,11 @@ def train_federated(task: Task, config: FederatedConfig, *,
         computation time (CT) of paper 000: on both engines one round's time
         covers building the round's client batches, local training,
         aggregation and the server step; it excludes building/compiling the
-        processes, evaluation and checkpointing.
+        processes, evaluation and checkpointing. ``times["wall_seconds"]`` is
+        the wall time of every process that worked on the run: a resumed run
+        adds the wall time its earlier processes had spent up to their last
+        saved round (work lost to the interruption after that is not counted);
+        ``times["wall_seconds_this_process"]`` is this call's alone.
     """
     import tensorflow as tf
     from tqdm.auto import tqdm
@@ -514,6 +518,7 @@ def train_federated(task: Task, config: FederatedConfig, *,
                   "num_val_clients": len(task.val_clients), "task": task.info}
     history: List[dict] = []
     done = 0
+    earlier_wall = 0.0
     if checkpoint_dir:
         os.makedirs(checkpoint_dir, exist_ok=True)
         _check_run_config(checkpoint_dir, run_config)
@@ -521,6 +526,7 @@ def train_federated(task: Task, config: FederatedConfig, *,
         # History is saved before the state: a kill between the two leaves it
         # one round ahead, and it is cut back to the saved round here.
         history = _load_history(checkpoint_dir)[:done]
+        earlier_wall = _load_earlier_wall(checkpoint_dir) if done else 0.0
     if done == 0:
         rounds.start()
     rounds.set_learning_rates()
@@ -546,6 +552,7 @@ def train_federated(task: Task, config: FederatedConfig, *,
             _write_csv(csv_path, history)
         if checkpoint_dir:
             _save_history(checkpoint_dir, history)
+            _save_wall(checkpoint_dir, round_num, earlier_wall + time.perf_counter() - t_start)
             rounds.save(round_num)
     if writer is not None:
         writer.flush()
@@ -567,7 +574,8 @@ def train_federated(task: Task, config: FederatedConfig, *,
              "per_round_seconds": per_round,
              "mean_round_seconds": float(np.mean(per_round)) if per_round else 0.0,
              "build_seconds": build_seconds,
-             "wall_seconds": time.perf_counter() - t_start,
+             "wall_seconds": earlier_wall + time.perf_counter() - t_start,
+             "wall_seconds_this_process": time.perf_counter() - t_start,
              "resumed_from_round": done}
     if engine == "batched":
         times["compile_seconds"] = rounds.engine.compile_seconds
@@ -637,6 +645,25 @@ def _load_history(checkpoint_dir: str) -> List[dict]:
         return []
     with open(path) as f:
         return json.load(f)
+
+
+def _save_wall(checkpoint_dir: str, round_num: int, wall_seconds: float) -> None:
+    _atomic_write_json(os.path.join(checkpoint_dir, "wall.json"),
+                       {"round": round_num, "wall_seconds": wall_seconds})
+
+
+def _load_earlier_wall(checkpoint_dir: str) -> float:
+    """Wall time the run's earlier processes spent up to their last save.
+
+    Saved after the history and before the state, so it may count one round
+    more than was kept: that round's time was spent all the same.
+    Checkpoints written before this file existed give 0.
+    """
+    path = os.path.join(checkpoint_dir, "wall.json")
+    if not os.path.exists(path):
+        return 0.0
+    with open(path) as f:
+        return float(json.load(f)["wall_seconds"])
 
 
 def _write_csv(path: str, history: List[dict]) -> None:
