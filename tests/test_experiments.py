@@ -258,6 +258,7 @@ def test_a_failed_run_leaves_a_failed_marker_and_no_summary(per_speaker_out, dat
     with pytest.raises(RuntimeError, match="out of memory"):
         runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False, reuse=False)
     assert not (out / runner.SUMMARY_FILE).exists()
+    assert not (out / runner.TABLE_FILE).exists()  # no older table left looking like this run's
     failed = (out / runner.FAILED_FILE).read_text()
     assert "client 3 ran out of memory" in failed and "per_speaker_mlp" in failed
 

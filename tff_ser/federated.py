@@ -570,12 +570,13 @@ def train_federated(task: Task, config: FederatedConfig, *,
         final["train_loss"] = history[-1]["train_loss"]
         final["train_accuracy"] = history[-1]["train_accuracy"]
     per_round = [h["seconds"] for h in history]
+    this_process = time.perf_counter() - t_start
     times = {"train_seconds": float(np.sum(per_round)),
              "per_round_seconds": per_round,
              "mean_round_seconds": float(np.mean(per_round)) if per_round else 0.0,
              "build_seconds": build_seconds,
-             "wall_seconds": earlier_wall + time.perf_counter() - t_start,
-             "wall_seconds_this_process": time.perf_counter() - t_start,
+             "wall_seconds": earlier_wall + this_process,
+             "wall_seconds_this_process": this_process,
              "resumed_from_round": done}
     if engine == "batched":
         times["compile_seconds"] = rounds.engine.compile_seconds

@@ -306,7 +306,8 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
     out.mkdir(parents=True, exist_ok=True)
     specs = config.runs()
     selected = select_runs(specs, only)
-    for stale in (SUMMARY_FILE, FAILED_FILE, PARTIAL_FILE):
+    # An older report must not look like this run's while it runs or after it fails.
+    for stale in (TABLE_FILE, SUMMARY_FILE, FAILED_FILE, PARTIAL_FILE):
         (out / stale).unlink(missing_ok=True)
     command = command or f"run_experiment({type(config).__name__}(...), {str(out)!r})"
     checkpoint = (not config.quick) if checkpoint is None else checkpoint
@@ -342,11 +343,8 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                 result.save(run_dir)
             results[spec.run_id] = result
             rows.append(table_row(spec, result))
-            if only is None:  # progress while a long experiment runs
-                write_table(rows, out / TABLE_FILE)
         table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
         if missing:
-            (out / TABLE_FILE).unlink(missing_ok=True)  # an older, complete-looking table
             write_partial(out / PARTIAL_FILE, config=config, specs=specs, done=list(results),
                           missing=missing, command=command)
             return ExperimentOutcome(config=config, out_dir=out, table=table, results=results,
