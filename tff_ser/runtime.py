@@ -9,7 +9,12 @@ its own local C++ context, built from the same TFF pieces, whose worker
 * is started with ``PR_SET_PDEATHSIG = SIGKILL``, so the kernel kills it when
   the Python process dies for any reason, SIGKILL included;
 * writes to a log file instead of inheriting the parent's pipes;
-* is stopped by :func:`shutdown`, which runs at interpreter exit.
+* is stopped by :func:`shutdown`, which runs at interpreter exit;
+* is never replaced behind the caller's back: if it dies (the kernel's OOM
+  killer, a signal, a crash), the computation that needed it raises
+  :class:`WorkerDied` with the exit status, the memory it had reached and its
+  log.  TFF's own context would start a fresh worker and run the
+  computation again, forever if the worker is killed for memory each time.
 
 Everything that runs a TFF computation in tff_ser calls :func:`get_tff`
 first; users who ``import tensorflow_federated`` themselves and run
@@ -31,6 +36,8 @@ from typing import List, Optional
 _LOG = logging.getLogger(__name__)
 
 _LOCK = threading.Lock()
+#: Workers :func:`_stop` ended on purpose (a later computation may start a new one).
+_STOPPED: set = set()
 _WORKERS: List[subprocess.Popen] = []
 _INSTALLED = False
 _PR_SET_PDEATHSIG = 1
@@ -47,6 +54,48 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def worker_log_path() -> str:
     """Where the C++ worker's own output goes (it never shares our pipes)."""
     return os.path.join(tempfile.gettempdir(), f"tff_ser_worker_{os.getpid()}.log")
+
+
+class WorkerDied(RuntimeError):
+    """TFF's C++ worker died while a computation needed it."""
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _watch_memory(process: subprocess.Popen, peak: dict) -> None:
+    # The worker's resident memory, sampled while it lives: what it had
+    # reached is the first thing to know when the OOM killer took it.
+    while process.poll() is None:
+        peak["kib"] = max(peak["kib"], _rss_kib(process.pid))
+        time.sleep(0.2)
+
+
+def _death_message(process: subprocess.Popen, peak_kib: int) -> str:
+    code = process.returncode
+    if code is not None and code < 0:
+        try:
+            cause = f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            cause = f"killed by signal {-code}"
+        if code == -signal.SIGKILL:
+            cause += " (on Linux most often the kernel's OOM killer: see `dmesg`)"
+    else:
+        cause = f"exited with status {code}"
+    return (f"TFF's C++ worker_binary (pid {process.pid}) {cause} after reaching "
+            f"{peak_kib / 2**20:.2f} GiB resident; its log is {worker_log_path()}. "
+            "The run was stopped rather than retried on a fresh worker. To go on: resume "
+            "from the last checkpoint with fewer clients per round (client_fraction), a "
+            "smaller model or batch, or train_federated(engine='tf') (plain TensorFlow, "
+            "the same FedAvg rounds, no worker).")
 
 
 def _owned_cpp_executor_factory(default_num_clients: int = 0,
@@ -73,7 +122,7 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
         ("grpc.max_send_message_length", 2_000_000_000),
     ]
 
-    state = {"stub": None, "process": None}
+    state = {"stub": None, "process": None, "peak": {"kib": 0}}
 
     def start_stub():
         port = portpicker.pick_unused_port()
@@ -86,6 +135,9 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
         log.close()
         with _LOCK:
             _WORKERS.append(process)
+        peak = {"kib": 0}
+        threading.Thread(target=_watch_memory, args=(process, peak), daemon=True,
+                         name=f"tff-worker-{process.pid}-memory").start()
         channel = grpc.insecure_channel(f"localhost:{port}", channel_options)
         stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
         deadline = time.monotonic() + 120
@@ -97,15 +149,24 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
             if time.monotonic() > deadline:
                 raise RuntimeError("TFF worker_binary did not become ready in 120 s")
             time.sleep(0.02)
-        state["stub"], state["process"] = stub, process
+        state["stub"], state["process"], state["peak"] = stub, process, peak
         return stub
 
     def get_stub():
+        process = state["process"]
+        if process is not None and process.poll() is not None and process.pid not in _STOPPED:
+            # Died under a computation: say so, once; the next computation
+            # (e.g. a resumed run) starts a fresh worker.
+            state["stub"], state["process"] = None, None
+            with _LOCK:
+                if process in _WORKERS:
+                    _WORKERS.remove(process)
+            raise WorkerDied(_death_message(process, state["peak"]["kib"]))
         stub = state["stub"]
         if stub is not None and stub.is_ready:
             return stub
-        if state["process"] is not None:
-            _stop(state["process"])
+        if process is not None:
+            _stop(process)
         return start_stub()
 
     def stack_fn(cardinalities):
@@ -124,6 +185,7 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
 
 
 def _stop(process: subprocess.Popen) -> None:
+    _STOPPED.add(process.pid)
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:

@@ -13,8 +13,8 @@ What "the same round" means, read from TFF 0.87's sources
 ``learning/optimizers/adam.py``, ``aggregators/mean.py``,
 ``learning/templates/apply_optimizer_finalizer.py``):
 
-* clients are sampled with :func:`tff_ser.federated.sample_clients` and walk
-  their clips in :func:`tff_ser.federated.client_order` (one shuffle per
+* clients are sampled with :func:`tff_ser.fedconfig.sample_clients` and walk
+  their clips in :func:`tff_ser.fedconfig.client_order` (one shuffle per
   local epoch, concatenated, cut into batches of BS, the last one partial);
 * every client starts the round from the server weights with a fresh client
   optimizer (Adam's step count, first and second moments at zero);
@@ -63,7 +63,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from tff_ser.federated import FederatedConfig, client_order, sample_clients
+from tff_ser.fedconfig import FederatedConfig, client_order, sample_clients
 from tff_ser.layers import ReproducibleDropout
 from tff_ser.task import Task
 
@@ -714,3 +714,57 @@ def _fedavg_round(layers, client_optimizer, server_optimizer, slots, aggregate, 
     metrics = tf.stack([tf.reduce_sum(loss_sum * counted), tf.reduce_sum(correct * counted),
                         tf.reduce_sum(client_weight)])
     return new_weights, new_moments, new_step, metrics
+
+
+class BatchedEngine:
+    """:class:`BatchedFedAvg` behind the round-engine protocol (:mod:`tff_ser.engines.base`)."""
+
+    name = "batched"
+
+    @staticmethod
+    def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
+        for side in ("client_optimizer", "server_optimizer"):
+            if getattr(config, side) not in SUPPORTED_OPTIMIZERS:
+                return (f"the batched engine implements {side} in {SUPPORTED_OPTIMIZERS}, "
+                        f"not {getattr(config, side)!r}")
+        from tff_ser.models import build_model
+        try:
+            sequential_layers(build_model(task.model, input_shape=task.input_shape,
+                                          num_classes=task.num_classes))
+        except (NotImplementedError, ValueError) as exc:
+            return str(exc)
+        return None
+
+    def __init__(self, task: Task, config: FederatedConfig):
+        self.task, self.config = task, config
+        self.engine = BatchedFedAvg.for_task(task)
+        self.state: Optional[EngineState] = None
+        self.path: Optional[str] = None
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.engine.compile_seconds
+
+    def resume(self, checkpoint_dir: str) -> int:
+        self.path = os.path.join(checkpoint_dir, "engine_state.npz")
+        if not os.path.exists(self.path):
+            return 0
+        self.state = EngineState.load(self.path)
+        return int(self.state.round_num)
+
+    def start(self) -> None:
+        self.state = self.engine.initial_state(self.config)
+
+    def round(self, round_num: int) -> dict:
+        self.state, (row,) = self.engine.run_rounds(self.task, self.config, start_round=round_num,
+                                                    end_round=round_num, state=self.state)
+        return row
+
+    def save(self, round_num: int) -> None:
+        self.state.save(self.path)
+
+    def weights(self):
+        return self.state.model_weights
+
+    def federated_eval(self) -> dict:
+        return {}

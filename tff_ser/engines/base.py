@@ -1,0 +1,102 @@
+"""The round-engine protocol: what :func:`tff_ser.federated.train_federated` asks of an engine.
+
+An engine computes FedAvg rounds for one (task, config).  The loop in
+``train_federated`` owns everything else (history, evaluation, checkpoint
+side files, wall time); an engine only has to
+
+* ``start()``        -- put the seeded initial model (``initial_model_weights``) in its state;
+* ``resume(dir)``    -- load the last state saved under ``dir``, return its round (0: none);
+* ``round(r)``       -- train round ``r`` and return its history row (``round``, ``clients``,
+  ``seconds``, ``train_loss``, ``train_accuracy``, ``train_examples``);
+* ``save(r)``        -- save the state after round ``r`` under the ``resume`` directory;
+* ``weights()``      -- ``(trainable, non_trainable)`` NumPy arrays of the server model;
+* ``federated_eval()`` -- TFF's federated evaluation (``{}`` where an engine has none).
+
+Which rounds are trained is fixed outside the engines, in
+:mod:`tff_ser.fedconfig` (client sampling, clip order), so every engine
+trains the same clients on the same batches, and a test proves each fast
+engine equal to the TFF process (``tests/test_engine_equivalence.py``,
+``tests/test_plain_tf_engine.py``).
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Protocol, Tuple
+
+import numpy as np
+
+#: Engine names ``train_federated(engine=...)`` accepts; "auto" picks one (:func:`choose_engine`).
+ENGINE_NAMES = ("auto", "tff", "batched", "tf")
+
+
+class EngineUnsupported(ValueError):
+    """An engine was asked for a model or configuration it does not implement."""
+
+
+class RoundEngine(Protocol):
+    """One federated run's rounds (see the module docstring)."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def resume(self, checkpoint_dir: str) -> int: ...
+
+    def round(self, round_num: int) -> dict: ...
+
+    def save(self, round_num: int) -> None: ...
+
+    def weights(self) -> Tuple[List[np.ndarray], List[np.ndarray]]: ...
+
+    def federated_eval(self) -> dict: ...
+
+
+def _engine_class(name: str):
+    if name == "tff":
+        from tff_ser.engines.tff_process import TffEngine
+        return TffEngine
+    if name == "batched":
+        from tff_ser.engines.batched import BatchedEngine
+        return BatchedEngine
+    if name == "tf":
+        from tff_ser.engines.plain_tf import PlainTFEngine
+        return PlainTFEngine
+    raise EngineUnsupported(f"engine must be one of {ENGINE_NAMES}, got {name!r}")
+
+
+def unsupported_reason(name: str, task, config) -> Optional[str]:
+    """Why engine ``name`` cannot train ``task`` with ``config`` (``None``: it can)."""
+    return _engine_class(name).unsupported_reason(task, config)
+
+
+def choose_engine(task, config, engine: str = "auto") -> str:
+    """The engine that trains ``task`` with ``config``.
+
+    ``"auto"`` takes the fastest engine that implements the model and the
+    configuration, in this order (measured: ``benchmarks/bench_engines.py``):
+
+    1. ``"batched"`` -- every client in one graph; Sequential Dense/Dropout
+       models (paper 000's MLP), 5-45x faster per round than TFF;
+    2. ``"tf"`` -- clients one after another in one traced function over one
+       Keras model; any model of standard Keras layers, on CPU or GPU;
+    3. ``"tff"`` -- TFF 0.87's ``build_weighted_fed_avg`` process, the reference.
+
+    An explicit engine that cannot train the task raises
+    :class:`EngineUnsupported` naming what and why.
+    """
+    if engine not in ENGINE_NAMES:
+        raise EngineUnsupported(f"engine must be one of {ENGINE_NAMES}, got {engine!r}")
+    if engine != "auto":
+        reason = unsupported_reason(engine, task, config)
+        if reason:
+            raise EngineUnsupported(f"engine={engine!r} cannot train this run: {reason}. "
+                                    "Use engine='auto' or engine='tff' (the reference).")
+        return engine
+    for name in ("batched", "tf"):
+        if unsupported_reason(name, task, config) is None:
+            return name
+    return "tff"
+
+
+def make_engine(name: str, task, config) -> RoundEngine:
+    """An engine instance for one run (``name`` already chosen by :func:`choose_engine`)."""
+    return _engine_class(name)(task, config)

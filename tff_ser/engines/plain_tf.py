@@ -1,0 +1,290 @@
+"""FedAvg in plain TensorFlow for any Keras model: clients one after another, one model, no worker.
+
+TFF 0.87's process ships every client's copy of the model through its C++
+executor: for paper 001's 26 M-parameter dense model that costs ~6 s per
+client per round of fixed cost, and with one client per speaker (73
+clients) the worker grew past 23 GB and was OOM-killed on a 24 GB machine.
+It also never uses a GPU.  This engine computes the same rounds with
+ordinary TensorFlow on one Keras model:
+
+* the server weights, the server optimizer's state, the client optimizer's
+  slots and the running sum of weighted client updates are ``tf.Variable``\\ s
+  made once, so nothing is allocated or copied through Python per client;
+* one traced function trains one client: it resets the model to the server
+  weights and the client Adam to zero (TFF builds a fresh client optimizer
+  every round), runs the client's full batches in a ``tf.while_loop`` and its
+  partial last batch, if any, after it, and adds ``weight * (initial -
+  trained)`` into the update sum -- or nothing, with weight 0, if the update
+  holds a non-finite value (``zero_all_if_any_non_finite``);
+* a second traced function divides by the summed weights (TFF's weighted
+  ``MeanFactory``), rejects a non-finite mean (TFF's finalizer) and applies
+  the server optimizer with the TFF 0.87 ``build_adam`` / ``build_sgdm``
+  formulas of :mod:`tff_ser.engines.batched`.
+
+The clients of a round, and the clips each one trains on in which order, are
+:func:`tff_ser.fedconfig.round_clip_rows`: the batches TFF's process is
+given.  A batch's loss is the model's own Keras
+``SparseCategoricalCrossentropy`` (plus ``model.losses``) on the real clips
+of the batch, as in ``tff.learning.models.from_keras_model``; client Adam
+steps are TensorFlow's fused ``ResourceApplyAdam``, whose update is TFF's
+(``learning/optimizers/adam.py``) term for term.
+
+Why sequential, not vectorised over clients
+-------------------------------------------
+The batched engine stacks clients on a leading axis, which pays off for
+paper 000's MLP (tiny matrices, per-call overhead dominates).  For conv1d,
+dense and LSTM the arithmetic of one client's batch already fills the cores
+(a TFF round at 4 clients costs what a Keras epoch costs), so stacking only
+multiplies memory -- 73 copies of the dense model and its Adam slots are
+~23 GB, what killed TFF's worker -- for no gain in throughput.  One model
+walked client after client holds 7 copies of the weights whatever the
+number of clients, and each client costs its local steps plus four passes
+over the weights (reset, two Adam slots, accumulate), measured in
+``benchmarks/bench_engines.py``.
+
+Runs on a GPU whenever TensorFlow sees one (``tf.config.list_physical_devices("GPU")``).
+
+Dropout: the package's models use :class:`tff_ser.layers.ReproducibleDropout`,
+whose masks are a function of the layer's input, so the same seed gives the
+same run here too; masks agree with TFF's only as far as the inputs agree to
+the last bit, so with dropout on the engines are the same in distribution,
+not in every bit (``tests/test_plain_tf_engine.py``).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tff_ser.engines.batched import (SUPPORTED_OPTIMIZERS, EngineState, _adam,
+                                     _adam_constants, _adam_normalized_lr)
+from tff_ser.fedconfig import FederatedConfig, initial_model_weights, round_clip_rows
+from tff_ser.task import Task
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
+
+
+class PlainTFFedAvg:
+    """FedAvg rounds of one model on one task, in plain TensorFlow.
+
+    Parameters
+    ----------
+    task : Task
+        Its features are copied once into a TensorFlow variable (on the GPU
+        if there is one); batches are gathered from it inside the graph.
+    config : FederatedConfig
+        Client and server optimizers ("adam" or "sgd") fix the traced
+        functions; learning rates are tensors, so a sweep reuses them.
+    """
+
+    def __init__(self, task: Task, config: FederatedConfig):
+        from tff_ser.models import build_model
+        self.task, self.config = task, config
+        self.model = build_model(task.model, input_shape=task.input_shape,
+                                 num_classes=task.num_classes)
+        self.loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
+        trainable, non_trainable = self.model.trainable_variables, self.model.non_trainable_variables
+
+        def like(v, name):
+            return tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=name)
+
+        self.server_trainable = [like(v, "server_w") for v in trainable]
+        self.server_non_trainable = [like(v, "server_nt") for v in non_trainable]
+        self.client_m = [like(v, "client_m") for v in trainable]
+        self.client_v = [like(v, "client_v") for v in trainable]
+        self.server_m = [like(v, "server_m") for v in trainable]
+        self.server_v = [like(v, "server_v") for v in trainable]
+        self.server_step = tf.Variable(0, dtype=tf.int32, trainable=False, name="server_step")
+        self.update_sum = [like(v, "update_sum") for v in trainable]
+        # weight sum, loss sum, correct clips, clips -- over the round's finite clients
+        self.sums = tf.Variable(tf.zeros([4]), trainable=False, name="round_sums")
+        self.x = tf.Variable(task.x, trainable=False, name="features")
+        self.y = tf.Variable(task.y, trainable=False, name="labels")
+        self.compile_seconds = 0.0
+        self._traced = False
+        self._client_fn = tf.function(self._client_update, input_signature=[
+            tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([], tf.float32)])
+        self._server_fn = tf.function(self._server_update, input_signature=[
+            tf.TensorSpec([], tf.float32)])
+
+    # ------------------------------------------------------------ graph parts
+
+    def _step(self, rows, t, client_lr):
+        """One local step on the clips ``rows``; ``t`` is the client optimizer's step (1-based)."""
+        model = self.model
+        inputs, labels = tf.gather(self.x, rows), tf.gather(self.y, rows)
+        with tf.GradientTape() as tape:
+            predictions = model(inputs, training=True)
+            loss = tf.add_n([self.loss_fn(labels, predictions)] + model.losses)
+        variables = model.trainable_variables
+        grads = tape.gradient(loss, variables)
+        with tf.control_dependencies(grads):  # every gradient before any in-place update
+            grads = [tf.identity(g) for g in grads]
+        if self.config.client_optimizer == "adam":
+            beta_1, beta_2, epsilon = _adam_constants()
+            t = tf.cast(t, tf.float32)
+            b1p, b2p = tf.math.pow(beta_1, t), tf.math.pow(beta_2, t)
+            for w, m, v, g in zip(variables, self.client_m, self.client_v, grads):
+                tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle,
+                                             beta1_power=b1p, beta2_power=b2p, lr=client_lr,
+                                             beta1=beta_1, beta2=beta_2, epsilon=epsilon, grad=g)
+        else:
+            for w, g in zip(variables, grads):
+                tf.raw_ops.ResourceApplyGradientDescent(var=w.handle, alpha=client_lr, delta=g)
+        n = tf.cast(tf.shape(labels)[0], tf.float32)
+        hits = tf.reduce_sum(tf.cast(tf.equal(
+            tf.argmax(predictions, axis=-1, output_type=tf.int32), labels), tf.float32))
+        return loss * n, hits, n
+
+    def _client_update(self, full_rows, last_rows, client_lr):
+        model = self.model
+        for var, server in zip(model.trainable_variables + model.non_trainable_variables,
+                               self.server_trainable + self.server_non_trainable):
+            var.assign(server)
+        if self.config.client_optimizer == "adam":
+            for slot in self.client_m + self.client_v:
+                slot.assign(tf.zeros_like(slot))
+        steps = tf.shape(full_rows)[0]
+        loss_sum, hits, n = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        for k in tf.range(steps):
+            l_k, h_k, n_k = self._step(full_rows[k], k + 1, client_lr)
+            loss_sum, hits, n = loss_sum + l_k, hits + h_k, n + n_k
+        if tf.shape(last_rows)[0] > 0:
+            l_k, h_k, n_k = self._step(last_rows, steps + 1, client_lr)
+            loss_sum, hits, n = loss_sum + l_k, hits + h_k, n + n_k
+        deltas = [s - w for s, w in zip(self.server_trainable, model.trainable_variables)]
+        if _all_finite(deltas):
+            for acc, d in zip(self.update_sum, deltas):
+                acc.assign_add(d * n)
+            self.sums.assign_add(tf.stack([n, loss_sum, hits, n]))
+
+    def _server_update(self, server_lr):
+        weight = self.sums[0]
+        mean = [acc / weight for acc in self.update_sum]
+        if _all_finite(mean):  # TFF's finalizer skips a non-finite update
+            if self.config.server_optimizer == "adam":
+                beta_1, beta_2, epsilon = _adam_constants()
+                step = self.server_step + 1
+                lr = _adam_normalized_lr(server_lr, step, beta_1, beta_2)
+                for w, a, p, g in zip(self.server_trainable, self.server_m, self.server_v, mean):
+                    new_w, new_a, new_p = _adam(w, a, p, g, lr, beta_1, beta_2, epsilon)
+                    a.assign(new_a)
+                    p.assign(new_p)
+                    w.assign(new_w)
+                self.server_step.assign(step)
+            else:
+                for w, g in zip(self.server_trainable, mean):
+                    w.assign(w - server_lr * g)
+                self.server_step.assign_add(1)
+
+    # ------------------------------------------------------------ state
+
+    def set_state(self, state: EngineState) -> None:
+        for var, value in zip(self.server_trainable, state.trainable):
+            var.assign(value)
+        for var, value in zip(self.server_non_trainable, state.non_trainable):
+            var.assign(value)
+        zeros = [np.zeros(v.shape, np.float32) for v in self.server_trainable]
+        for var, value in zip(self.server_m, state.server_accumulator or zeros):
+            var.assign(value)
+        for var, value in zip(self.server_v, state.server_preconditioner or zeros):
+            var.assign(value)
+        self.server_step.assign(state.server_step)
+
+    def get_state(self, round_num: int) -> EngineState:
+        adam = self.config.server_optimizer == "adam"
+        return EngineState(
+            round_num=round_num, trainable=[v.numpy() for v in self.server_trainable],
+            non_trainable=[v.numpy() for v in self.server_non_trainable],
+            server_step=int(self.server_step.numpy()),
+            server_accumulator=[v.numpy() for v in self.server_m] if adam else [],
+            server_preconditioner=[v.numpy() for v in self.server_v] if adam else [])
+
+    # ------------------------------------------------------------ one round
+
+    def run_round(self, round_num: int) -> dict:
+        """Train round ``round_num``; returns its history row (keys as the TFF engine's)."""
+        config = self.config
+        bs = config.batch_size
+        client_lr = tf.constant(config.client_lr, tf.float32)
+        if not self._traced:
+            # Trace on a no-step client and an empty round, so round times hold no tracing.
+            tc = time.perf_counter()
+            self._client_fn.get_concrete_function()
+            self._server_fn.get_concrete_function()
+            self._traced = True
+            self.compile_seconds += time.perf_counter() - tc
+        t0 = time.perf_counter()
+        for acc in self.update_sum:
+            acc.assign(tf.zeros_like(acc))
+        self.sums.assign(tf.zeros([4]))
+        sampled = round_clip_rows(self.task.train_clients, config, round_num)
+        for _, rows in sampled:
+            rows = np.asarray(rows, np.int32)
+            full = len(rows) // bs
+            self._client_fn(rows[:full * bs].reshape(full, bs), rows[full * bs:], client_lr)
+        self._server_fn(tf.constant(config.server_lr, tf.float32))
+        _, loss_sum, hits, examples = (float(v) for v in self.sums.numpy())
+        return {"round": round_num, "clients": len(sampled),
+                "seconds": time.perf_counter() - t0,
+                "train_loss": loss_sum / examples if examples else float("nan"),
+                "train_accuracy": hits / examples if examples else float("nan"),
+                "train_examples": int(round(examples))}
+
+
+class PlainTFEngine:
+    """:class:`PlainTFFedAvg` behind the round-engine protocol (:mod:`tff_ser.engines.base`)."""
+
+    name = "tf"
+
+    @staticmethod
+    def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
+        for side in ("client_optimizer", "server_optimizer"):
+            if getattr(config, side) not in SUPPORTED_OPTIMIZERS:
+                return (f"the tf engine implements {side} in {SUPPORTED_OPTIMIZERS}, "
+                        f"not {getattr(config, side)!r}")
+        from tff_ser.models import MODELS
+        if task.model not in MODELS:
+            return f"model {task.model!r} is not in tff_ser.models.MODELS"
+        return None
+
+    def __init__(self, task: Task, config: FederatedConfig):
+        self.task, self.config = task, config
+        self.engine = PlainTFFedAvg(task, config)
+        self.path: Optional[str] = None
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.engine.compile_seconds
+
+    def start(self) -> None:
+        trainable, non_trainable = initial_model_weights(
+            self.task.model, self.task.input_shape, self.task.num_classes, self.config.seed)
+        self.engine.set_state(EngineState(0, trainable, non_trainable, 0, [], []))
+
+    def resume(self, checkpoint_dir: str) -> int:
+        self.path = os.path.join(checkpoint_dir, "engine_state.npz")
+        if not os.path.exists(self.path):
+            return 0
+        state = EngineState.load(self.path)
+        self.engine.set_state(state)
+        return int(state.round_num)
+
+    def round(self, round_num: int) -> dict:
+        return self.engine.run_round(round_num)
+
+    def save(self, round_num: int) -> None:
+        self.engine.get_state(round_num).save(self.path)
+
+    def weights(self) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        return ([v.numpy() for v in self.engine.server_trainable],
+                [v.numpy() for v in self.engine.server_non_trainable])
+
+    def federated_eval(self) -> dict:
+        return {}
