@@ -50,7 +50,7 @@ def fl_run():
     task = synthetic_task()
     cfg = FederatedConfig(rounds=4, local_epochs=2, batch_size=8, client_fraction=0.5,
                           client_lr=0.01, server_lr=0.01, seed=3, eval_every=2)
-    return task, cfg, train_federated(task, cfg, progress=False)
+    return task, cfg, train_federated(task, cfg, progress=False, engine="tff")
 
 
 def test_federated_mlp_learns_above_chance(fl_run):
@@ -70,7 +70,7 @@ def test_federated_eval_agrees_with_centralized_eval_on_pooled_clips(fl_run):
 
 def test_same_seed_gives_same_final_metrics(fl_run):
     task, cfg, result = fl_run
-    again = train_federated(task, cfg, progress=False)
+    again = train_federated(task, cfg, progress=False, engine="tff")
     assert again.final_metrics["validation"] == result.final_metrics["validation"]
     assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in result.history]
 
@@ -97,11 +97,12 @@ import json, sys
 sys.path.insert(0, {here!r})
 from fl_helpers import synthetic_task
 from tff_ser.federated import FederatedConfig, train_federated
-ck, out = sys.argv[1], sys.argv[2]
+ck, out, engine = sys.argv[1], sys.argv[2], sys.argv[3]
 task = synthetic_task()
 cfg = FederatedConfig(rounds=8, local_epochs=1, batch_size=8, client_fraction=0.5,
                       client_lr=0.01, server_lr=0.01, seed=5)
-r = train_federated(task, cfg, checkpoint_dir=ck, progress=False, federated_eval=False)
+r = train_federated(task, cfg, checkpoint_dir=ck, progress=False, federated_eval=False,
+                    engine=engine)
 json.dump({{"final": r.final_metrics["validation"], "resumed": r.times["resumed_from_round"],
            "losses": [h["train_loss"] for h in r.history]}}, open(out, "w"))
 """
@@ -113,12 +114,13 @@ def _run(args, **kw):
                             stderr=subprocess.DEVNULL, **kw)
 
 
-def test_run_killed_mid_way_resumes_and_ends_like_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("engine", ["tff", "tf"])
+def test_run_killed_mid_way_resumes_and_ends_like_an_uninterrupted_run(tmp_path, engine):
     straight = tmp_path / "straight.json"
-    assert _run([str(tmp_path / "ck_straight"), str(straight)]).wait(timeout=600) == 0
+    assert _run([str(tmp_path / "ck_straight"), str(straight), engine]).wait(timeout=600) == 0
 
     ck = tmp_path / "ck_killed"
-    proc = _run([str(ck), str(tmp_path / "never.json")])
+    proc = _run([str(ck), str(tmp_path / "never.json"), engine])
     history = ck / "history.json"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -136,7 +138,7 @@ def test_run_killed_mid_way_resumes_and_ends_like_an_uninterrupted_run(tmp_path)
     assert not (tmp_path / "never.json").exists()
 
     resumed = tmp_path / "resumed.json"
-    assert _run([str(ck), str(resumed)]).wait(timeout=600) == 0
+    assert _run([str(ck), str(resumed), engine]).wait(timeout=600) == 0
     a, b = json.loads(straight.read_text()), json.loads(resumed.read_text())
     assert b["resumed"] >= 2, "the restarted run started from scratch instead of resuming"
     assert b["losses"] == a["losses"]

@@ -69,3 +69,56 @@ def test_worker_does_not_hold_the_parents_pipes():
     assert out.returncode == 0, out.stderr[-2000:]
     assert "WORKERS" in out.stdout
     assert time.monotonic() - t0 < 180
+
+
+def test_a_worker_killed_mid_round_stops_the_run_with_its_cause_and_the_checkpoint_resumes(
+        tmp_path):
+    """Issue: TFF's context restarted a worker the OOM killer took and retried the round forever.
+
+    Here the worker is SIGKILLed during round 2 of a 73-client MLP run (paper
+    000's per-speaker shape, ~2 s a round on TFF): ``train_federated`` must
+    raise WorkerDied within seconds, naming the signal and the worker's log,
+    and the checkpoint of round 1 must still resume to the end.
+    """
+    import json
+    import threading
+    sys.path.insert(0, os.path.dirname(__file__))
+    from fl_helpers import synthetic_task
+    from tff_ser import runtime
+    from tff_ser.federated import FederatedConfig, train_federated
+    task = synthetic_task(n_train_clients=73, n_val_clients=2, per_client=20)
+    cfg = FederatedConfig(rounds=3, local_epochs=2, batch_size=4, client_lr=0.001,
+                          server_lr=0.001, seed=0)
+    ck = tmp_path / "ck"
+    killed = {}
+
+    def kill_during_round_2():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if len(json.loads((ck / "history.json").read_text())) >= 1:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        time.sleep(0.3)  # round 2 is under way
+        for pid in runtime.live_workers():
+            os.kill(pid, signal.SIGKILL)
+            killed["at"] = time.monotonic()
+
+    killer = threading.Thread(target=kill_during_round_2)
+    killer.start()
+    with pytest.raises(runtime.WorkerDied) as err:
+        train_federated(task, cfg, engine="tff", checkpoint_dir=str(ck), progress=False,
+                        federated_eval=False)
+    raised = time.monotonic()
+    killer.join()
+    assert "at" in killed, "no worker was found to kill"
+    assert raised - killed["at"] < 30, f"the run noticed the dead worker after {raised - killed['at']:.0f} s"
+    message = str(err.value)
+    assert "SIGKILL" in message and runtime.worker_log_path() in message
+    assert "engine='tf'" in message and "GiB resident" in message
+    resumed = train_federated(task, cfg, engine="tff", checkpoint_dir=str(ck), progress=False,
+                              federated_eval=False)
+    assert resumed.times["resumed_from_round"] >= 1
+    assert len(resumed.history) == 3

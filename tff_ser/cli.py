@@ -37,6 +37,10 @@ def _add_features(sub):
     p.add_argument("--jobs", type=int, default=None)
 
 
+#: ``--engine`` choices (tff_ser.engines.base.ENGINE_NAMES, spelled out to keep the CLI import-light).
+ENGINE_CHOICES = ("auto", "tff", "batched", "tf")
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="one federated (and/or centralized) run")
     p.add_argument("--data-dir", default=None)
@@ -52,6 +56,13 @@ def _add_train(sub):
     p.add_argument("--client-lr", type=float, default=0.001)
     p.add_argument("--server-lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--client-optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--server-optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
+                   help="who computes the FedAvg rounds: auto (the fastest engine that "
+                        "implements the model: batched for Dense/Dropout MLPs, else tf), tff "
+                        "(TFF's process, the reference), batched, tf (plain TensorFlow, any "
+                        "model, CPU or GPU)")
     p.add_argument("--centralized", action="store_true", help="also train the centralized baseline")
     p.add_argument("--out", default=None, help="save the result(s) here")
     p.add_argument("--checkpoint-dir", default=None, help="resume from / save to here")
@@ -99,8 +110,11 @@ def _cmd_train(args):
     print(task.info.get("description", ""))
     cfg = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs,
                           batch_size=args.batch_size, client_fraction=args.client_fraction,
-                          client_lr=args.client_lr, server_lr=args.server_lr, seed=args.seed)
-    results = {"federated": train_federated(task, cfg, checkpoint_dir=args.checkpoint_dir)}
+                          client_lr=args.client_lr, server_lr=args.server_lr, seed=args.seed,
+                          client_optimizer=args.client_optimizer,
+                          server_optimizer=args.server_optimizer)
+    results = {"federated": train_federated(task, cfg, checkpoint_dir=args.checkpoint_dir,
+                                            engine=args.engine)}
     if args.centralized:
         results["centralized"] = train_centralized(task, CentralizedConfig.matching(cfg))
     for name, r in results.items():

@@ -12,6 +12,12 @@ one-line answer: ``EXP1_BASELINE_VS_FEDERATED.runs()``.
   with 4 single-emotion clients}; 20 rounds, BS 20, client and server Adam.
 * :class:`ClientCountSweep`, paper 001 Exp 2 (Fig 7): k = 1..8 IID clients,
   dense and conv1d, 10 rounds; macro F1 against k.
+* ``EXP3_PER_SPEAKER_001`` (a :class:`BaselineVsFederated`), paper 001's
+  future work: dense, conv1d and lstm with one client per speaker (73
+  training speakers, the 18 held-out speakers of Exp 1 and paper 000), Exp 1's
+  knobs, on the fastest engine (TFF's worker is OOM-killed by the dense model
+  at 73 clients on a 24 GB machine).  Its baselines are Exp 1's centralized
+  and IID runs: same held-out speakers, seed and knobs.
 * :class:`PerSpeakerFederation`, paper 000 section IV.A: one client per
   speaker (73 training, 18 held out), the MLP at paper 000's best point
   (NGE 50, NLE 5, LR 0.01, BS 16, CD 0.5), against the centralized MLP.
@@ -111,11 +117,10 @@ class RunSpec:
         Also run TFF's federated evaluation at the end.
     seed, split_seed : int
         Seed of weights, partition and sampling; seed of the held-out speakers.
-    engine : {"tff", "batched"}
+    engine : {"tff", "auto", "batched", "tf"}
         Who computes the FedAvg rounds: TFF's process (the papers' tool, the
-        default) or tff_ser's batched engine (the same math in one graph,
-        Dense/Dropout models such as the MLP only; see
-        :func:`tff_ser.federated.train_federated`).
+        default of paper 001's reproductions) or one of tff_ser's engines that
+        compute the same rounds (see :func:`tff_ser.federated.train_federated`).
     """
 
     run_id: str
@@ -195,8 +200,8 @@ class _Experiment:
     server_optimizer: str = "adam"
     eval_every: int = 1
     federated_eval: bool = True
-    #: "tff" (TFF's FedAvg process, the papers' tool) or "batched" (tff_ser's
-    #: one-graph engine, Dense/Dropout models only).
+    #: "tff" (TFF's FedAvg process, the papers' tool), "auto", "batched"
+    #: (Dense/Dropout models) or "tf" (plain TensorFlow, any model).
     engine: str = "tff"
     #: The quick variant (summaries say its numbers are a smoke run).
     quick: bool = False
@@ -374,6 +379,15 @@ EXP2_CLIENT_COUNT = ClientCountSweep()
 # Quick: k = 1, 4, 8 on the small corpus, 1 round each.
 EXP2_CLIENT_COUNT_QUICK = ClientCountSweep(
     size="small", max_speakers=12, rounds=1, client_counts=(1, 4, 8), eval_every=0,
+    federated_eval=False, quick=True)
+
+# Paper 001's future work ("one client per speaker"), run: Exp 1's models and
+# knobs, 73 speaker clients; engine "auto" picks the plain-TF engine for all three.
+EXP3_PER_SPEAKER_001 = BaselineVsFederated(
+    name="exp3_per_speaker_001", paper="paper 001, future work (one client per speaker)",
+    setups=("by_speaker",), engine="auto")
+EXP3_PER_SPEAKER_001_QUICK = dataclasses.replace(
+    EXP3_PER_SPEAKER_001, size="small", max_speakers=12, rounds=1, eval_every=0,
     federated_eval=False, quick=True)
 
 PER_SPEAKER_MLP = PerSpeakerFederation()

@@ -48,6 +48,10 @@ EXPERIMENTS = {e.name: e for e in (
     Experiment("exp2_client_count", configs.EXP2_CLIENT_COUNT, configs.EXP2_CLIENT_COUNT_QUICK,
                "paper 001 Fig 7: macro F1 against k = 1..8 IID clients, dense and conv1d, "
                "10 rounds"),
+    Experiment("exp3_per_speaker_001", configs.EXP3_PER_SPEAKER_001,
+               configs.EXP3_PER_SPEAKER_001_QUICK,
+               "paper 001 future work: dense/conv1d/lstm with one client per speaker "
+               "(73 clients), 20 rounds, plain-TF engine; baselines from exp1"),
     Experiment("per_speaker_mlp", configs.PER_SPEAKER_MLP, configs.PER_SPEAKER_MLP_QUICK,
                "paper 000 IV.A: one client per speaker, MLP at NGE 50 NLE 5 LR 0.01 BS 16 "
                "CD 0.5, against the centralized MLP"),
@@ -105,9 +109,10 @@ def add_experiment_parser(subparsers) -> None:
     p.add_argument("--out", default=None,
                    help="results folder (default results/NAME; quick: "
                         "results/_scratch/NAME-quick)")
-    p.add_argument("--engine", choices=("tff", "batched"), default=None,
-                   help="FedAvg engine: tff (TFF's process, default) or batched (tff_ser's "
-                        "one-graph engine; Dense/Dropout models such as the mlp only)")
+    p.add_argument("--engine", choices=("auto", "tff", "batched", "tf"), default=None,
+                   help="FedAvg engine (default: the config's): tff (TFF's process, the "
+                        "reference), auto (the fastest engine for each model), batched "
+                        "(Dense/Dropout models such as the mlp), tf (plain TensorFlow, any model)")
     p.add_argument("--fresh", action="store_true",
                    help="retrain every run even if a finished one with the same settings is "
                         "saved in the results folder")

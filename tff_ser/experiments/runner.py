@@ -149,19 +149,26 @@ def corpus_fingerprint(load, clips: Sequence) -> dict:
 
 def _check_models(config) -> None:
     """Refuse unknown models, and models the chosen engine cannot train, before any data work."""
-    from tff_ser.models import MODELS, build_model
+    from tff_ser.models import MODELS
     unknown = [m for m in config.models if m not in MODELS]
     if unknown:
         raise ValueError(f"{config.name} names unknown model(s) {unknown}; "
                          f"choose from {sorted(MODELS)}")
-    if config.engine == "batched":
-        from tff_ser.engines.batched import sequential_layers
+    if config.engine in ("batched", "tf"):
+        from tff_ser.engines.base import unsupported_reason
+        from tff_ser.fedconfig import FederatedConfig
+        from tff_ser.task import Task
         for model in config.models:
-            try:
-                sequential_layers(build_model(model))
-            except NotImplementedError as exc:
-                raise ValueError(f"engine='batched' cannot train model {model!r} ({exc}); "
-                                 "use engine='tff'") from None
+            spec = MODELS[model]
+            shape = spec.input_shape
+            probe = Task(model, np.zeros((2,) + shape, np.float32), np.zeros(2, np.int32),
+                         {"a": np.arange(2)}, {})
+            reason = unsupported_reason(config.engine, probe, FederatedConfig(
+                rounds=1, client_optimizer=config.client_optimizer,
+                server_optimizer=config.server_optimizer))
+            if reason:
+                raise ValueError(f"engine={config.engine!r} cannot train model {model!r} "
+                                 f"({reason}); use engine='auto' or 'tff'")
 
 
 def _load_features(config, data_dir: Optional[str], progress: bool):
