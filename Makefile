@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 TFF_WHEEL := tensorflow-federated==0.87.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-slow corpus benchmark clean-venv
+.PHONY: setup setup-gpu run test test-slow corpus benchmark benchmark-quick clean-venv
 
 setup: $(STAMP)
 
@@ -37,8 +37,20 @@ test-slow: $(STAMP)
 corpus: $(STAMP)
 	$(VENV)/bin/tff-ser data generate
 
+# The CUDA libraries of TF 2.14.1's `and-cuda` extra, pinned; then a check that TF sees the GPU.
+setup-gpu: $(STAMP)
+	$(PIP) install --quiet -r requirements/gpu.txt
+	$(PY) -c "import tensorflow as tf; g = tf.config.list_physical_devices('GPU'); print('GPUs:', g or 'none found (CPU only)')"
+
+# Engine benchmarks: writes results/benchmarks/{round_ratio,engines}.{md,json}.
+# The full engine benchmark takes 1-2 h on 2 cores (full-size dense/LSTM cells).
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_round.py
+	$(PY) benchmarks/bench_engines.py
+
+benchmark-quick: $(STAMP)
+	$(PY) benchmarks/bench_round.py --quick
+	$(PY) benchmarks/bench_engines.py --settings small4 --reps 3
 
 clean-venv:
 	rm -rf $(VENV)

@@ -36,20 +36,38 @@ def load_corpus(root: str, *, emotions: Union[str, Sequence[str]] = EMOTIONS_4, 
     return load_cremad(root, emotions=emotions, **kwargs)
 
 
-def resolve_corpus(data_dir: Optional[str] = None, *, size: str = "full", seed: int = 0,
+def resolve_corpus(data_dir: Optional[str] = None, *, size: str = "full", corpus_seed: int = 0,
                    emotions: Union[str, Sequence[str]] = EMOTIONS_4, progress: bool = True):
     """The corpus an experiment runs on, and say which one it is.
 
     ``data_dir`` given: load it (CREMA-D or IEMOCAP layout).  Otherwise use real
     CREMA-D at ``data/CREMA-D`` when present, else the generated corpus
-    (``size`` "full" or "small"), generating it first if needed.
+    (``size`` "full" or "small", generated with ``corpus_seed``), generating it
+    on first use when it is absent.
+
+    ``corpus_seed`` is the seed of the *corpus*, not of training: a training
+    seed never reaches here.  A generated corpus on disk made with other
+    parameters (another ``corpus_seed``) is never rewritten as a side effect:
+    that is a ``ValueError`` saying how to regenerate it.
     """
     if data_dir is None:
         real = os.path.join(data_root(), "CREMA-D")
         if os.path.isdir(os.path.join(real, "AudioWAV")):
             data_dir = real
         else:
-            from tff_ser.corpus.generate import generate_corpus
+            from tff_ser.corpus.generate import (generate_corpus, generation_parameters,
+                                                 read_generated_json)
             data_dir = default_generated_dir(size)
-            generate_corpus(data_dir, size=size, seed=seed, overwrite=False, progress=progress)
+            existing = read_generated_json(data_dir)
+            wanted = generation_parameters(seed=corpus_seed, size=size)
+            if existing is not None and existing.get("parameters") != wanted:
+                have = existing.get("parameters", {})
+                raise ValueError(
+                    f"{data_dir} holds a corpus generated with seed {have.get('seed')!r} "
+                    f"({have.get('n_speakers')} speakers), not the one asked for (corpus_seed="
+                    f"{corpus_seed}, size={size!r}). It is not rewritten behind your back: "
+                    f"regenerate it with `tff-ser data generate --size {size} --seed "
+                    f"{corpus_seed} --overwrite`, or ask for corpus_seed={have.get('seed')!r}.")
+            generate_corpus(data_dir, size=size, seed=corpus_seed, overwrite=False,
+                            progress=progress)
     return load_corpus(data_dir, emotions=emotions)

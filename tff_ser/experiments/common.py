@@ -18,14 +18,20 @@ PARTITION_CHOICES = ("by_speaker", "iid", "single_emotion", "class_balanced", "d
 
 
 def load_features(model: str, *, data_dir: Optional[str] = None, size: str = "full",
-                  seed: int = 0, emotions: Sequence[str] = EMOTIONS_4, progress: bool = True):
-    """(CorpusLoad, FeatureSet) of the corpus in the feature kind ``model`` needs."""
+                  corpus_seed: int = 0, emotions: Sequence[str] = EMOTIONS_4,
+                  progress: bool = True):
+    """(CorpusLoad, FeatureSet) of the corpus in the feature kind ``model`` needs.
+
+    ``corpus_seed`` picks the generated corpus (see :func:`tff_ser.corpus.resolve_corpus`);
+    it has nothing to do with the training seed.
+    """
     from tff_ser.corpus import resolve_corpus
     from tff_ser.features.pipeline import extract
     from tff_ser.models import MODELS
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
-    load = resolve_corpus(data_dir, size=size, seed=seed, emotions=emotions, progress=progress)
+    load = resolve_corpus(data_dir, size=size, corpus_seed=corpus_seed, emotions=emotions,
+                          progress=progress)
     features = extract(load.clips, MODELS[model].feature_kind, progress=progress)
     return load, features
 
@@ -87,9 +93,15 @@ def task_from_features(features, model: str, *, partition: str = "by_speaker", k
 def prepare_task(model: str, *, partition: str = "by_speaker", k: int = 4, alpha: float = 0.5,
                  data_dir: Optional[str] = None, size: str = "full", seed: int = 0,
                  val_fraction: float = 0.2, split_seed: int = 0,
-                 emotions: Sequence[str] = EMOTIONS_4, progress: bool = True):
-    """Load, featurise and partition a corpus for ``model``: the one-call path to a Task."""
-    _, features = load_features(model, data_dir=data_dir, size=size, seed=seed,
+                 emotions: Sequence[str] = EMOTIONS_4, progress: bool = True,
+                 corpus_seed: int = 0):
+    """Load, featurise and partition a corpus for ``model``: the one-call path to a Task.
+
+    ``seed`` seeds the client partition (and is the training seed callers
+    pass on); ``corpus_seed`` picks the generated corpus.  The two are apart:
+    building a task with any training seed never touches the corpus on disk.
+    """
+    _, features = load_features(model, data_dir=data_dir, size=size, corpus_seed=corpus_seed,
                                 emotions=emotions, progress=progress)
     return task_from_features(features, model, partition=partition, k=k, alpha=alpha,
                               seed=seed, val_fraction=val_fraction, split_seed=split_seed,

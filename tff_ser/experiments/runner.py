@@ -176,7 +176,7 @@ def _load_features(config, data_dir: Optional[str], progress: bool):
     from tff_ser.corpus import resolve_corpus
     from tff_ser.features.pipeline import extract
     from tff_ser.models import MODELS
-    load = resolve_corpus(data_dir, size=config.size, seed=0, progress=progress)
+    load = resolve_corpus(data_dir, size=config.size, corpus_seed=0, progress=progress)
     clips = limit_speakers(load.clips, config.max_speakers)
     kinds = list(dict.fromkeys(MODELS[m].feature_kind for m in config.models))
     features = {kind: extract(clips, kind, progress=progress) for kind in kinds}

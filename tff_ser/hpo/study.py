@@ -415,7 +415,7 @@ def load_study_task(settings: Mapping, *, data_dir: Optional[str] = None, progre
     from tff_ser.experiments.runner import describe_corpus
     data_dir = data_dir if data_dir is not None else settings.get("data_dir")
     load, features = load_features("mlp", data_dir=data_dir, size=settings.get("size", "full"),
-                                   seed=0, progress=progress)
+                                   corpus_seed=0, progress=progress)
     # The partition (one client per speaker) and the held-out speakers do not
     # depend on the training seed.
     task = task_from_features(features, "mlp", partition="by_speaker", seed=0,
