@@ -177,7 +177,7 @@ def write_report(report: dict) -> None:
         lines.append(
             f"| {setting} | {model} | {c['params']:,} | {c['steps']} | {cell('tff')} | "
             f"{cell('tf')} | {cell('keras')} | {c['tf']['median'] / c['keras']['median']:.2f} | "
-            f"{ratio_tff} | {floor:.1f} | {c['keras']['median'] / floor:.1f} |")
+            f"{ratio_tff} | {floor:.2f} | {c['keras']['median'] / floor:.0f} |")
     lines += ["", "Targets (issue 12, printed, never asserted in a test): tf / Keras <= 1.2 "
               "everywhere, tf / TFF <= 1, and the per-speaker dense round runs (TFF OOMs there) "
               "under 8 GB resident (see README for the measured peak).",

@@ -17,6 +17,10 @@ Which rounds are trained is fixed outside the engines, in
 trains the same clients on the same batches, and a test proves each fast
 engine equal to the TFF process (``tests/test_engine_equivalence.py``,
 ``tests/test_plain_tf_engine.py``).
+
+Each engine class also answers ``unsupported_reason(task, config)``: ``None``
+when it implements the model and configuration, else the reason in words,
+which :func:`choose_engine` uses to pick (``"auto"``) or to refuse.
 """
 from __future__ import annotations
 
@@ -48,6 +52,15 @@ class RoundEngine(Protocol):
     def weights(self) -> Tuple[List[np.ndarray], List[np.ndarray]]: ...
 
     def federated_eval(self) -> dict: ...
+
+
+def optimizer_reason(engine: str, config, supported) -> Optional[str]:
+    """Why ``engine`` cannot use ``config``'s client or server optimizer (``None``: it can)."""
+    for side in ("client_optimizer", "server_optimizer"):
+        if getattr(config, side) not in supported:
+            return (f"the {engine} engine implements {side} in {tuple(supported)}, "
+                    f"not {getattr(config, side)!r}")
+    return None
 
 
 def _engine_class(name: str):

@@ -723,10 +723,10 @@ class BatchedEngine:
 
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
-        for side in ("client_optimizer", "server_optimizer"):
-            if getattr(config, side) not in SUPPORTED_OPTIMIZERS:
-                return (f"the batched engine implements {side} in {SUPPORTED_OPTIMIZERS}, "
-                        f"not {getattr(config, side)!r}")
+        from tff_ser.engines.base import optimizer_reason
+        reason = optimizer_reason("batched", config, SUPPORTED_OPTIMIZERS)
+        if reason:
+            return reason
         from tff_ser.models import build_model
         try:
             sequential_layers(build_model(task.model, input_shape=task.input_shape,

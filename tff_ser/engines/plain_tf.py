@@ -250,10 +250,10 @@ class PlainTFEngine:
 
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
-        for side in ("client_optimizer", "server_optimizer"):
-            if getattr(config, side) not in SUPPORTED_OPTIMIZERS:
-                return (f"the tf engine implements {side} in {SUPPORTED_OPTIMIZERS}, "
-                        f"not {getattr(config, side)!r}")
+        from tff_ser.engines.base import optimizer_reason
+        reason = optimizer_reason("tf", config, SUPPORTED_OPTIMIZERS)
+        if reason:
+            return reason
         from tff_ser.models import MODELS
         if task.model not in MODELS:
             return f"model {task.model!r} is not in tff_ser.models.MODELS"

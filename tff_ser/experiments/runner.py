@@ -255,6 +255,7 @@ def table_row(spec: RunSpec, result) -> dict:
         "client_mean_accuracy": result.final_metrics.get("validation_client_mean_accuracy"),
         "train_seconds": result.times.get("train_seconds"),
         "wall_seconds": result.times.get("wall_seconds"),
+        "engine": result.config.get("engine") if spec.mode != CENTRALIZED else None,
         "corpus": info.get("corpus"),
         "train_speakers": info.get("train_speakers"), "val_speakers": info.get("val_speakers"),
         "train_clips": info.get("train_clips"), "val_clips": info.get("val_clips"),
@@ -544,6 +545,33 @@ def paper001_comparison(table: pd.DataFrame) -> pd.DataFrame:
                          "ours time (s)": ours["train_seconds"].iloc[0]})
     return pd.DataFrame(rows, columns=["model", "setup", "paper acc", "ours acc", "paper F1",
                                        "ours F1", "paper time (s)", "ours time (s)"])
+
+
+def per_speaker_comparison(exp1: pd.DataFrame, exp3: pd.DataFrame) -> pd.DataFrame:
+    """Paper 001's future work beside Exp 1: centralized, 4 IID clients, one client per speaker.
+
+    Both experiments score the same 18 held-out speakers with the same seed
+    and knobs (20 rounds / epochs, BS 20, Adam 1e-3), so the rows compare
+    directly.  One row per model and setup: accuracy, UAR, macro F1,
+    training time and the engine that computed the federated rounds.
+    """
+    rows = []
+    for model in dict.fromkeys(exp3["model"]):
+        for table, setup in ((exp1, "centralized"), (exp1, "iid"), (exp3, "by_speaker")):
+            ours = table[(table["model"] == model) & (table["setup"] == setup)]
+            if ours.empty:
+                continue
+            r = ours.iloc[0]
+            engine = r.get("engine") if "engine" in r else None
+            if setup != "centralized" and (engine is None or pd.isna(engine)):
+                engine = "tff"  # Exp 1's committed runs predate the column; their config says tff
+            rows.append({"model": model, "setup": SETUP_LABELS[setup],
+                         "clients": "pooled" if setup == "centralized" else int(r["clients"]),
+                         "accuracy": r["accuracy"], "UAR": r["uar"], "F1 (macro)": r["f1_macro"],
+                         "train time (s)": r["train_seconds"],
+                         "engine": "-" if setup == "centralized" else engine})
+    return pd.DataFrame(rows, columns=["model", "setup", "clients", "accuracy", "UAR",
+                                       "F1 (macro)", "train time (s)", "engine"])
 
 
 def f1_by_clients(table: pd.DataFrame, metric: str = "f1_macro") -> pd.DataFrame:
