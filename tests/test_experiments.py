@@ -1,4 +1,5 @@
 """The declared experiments, the runner's results folder and the ``experiment`` command."""
+import dataclasses
 import pathlib
 import shutil
 
@@ -64,9 +65,33 @@ def test_quick_variants_keep_the_papers_models_on_a_small_corpus(full, quick):
     assert {r.setup for r in quick.runs()} == {r.setup for r in full.runs()}
 
 
+def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config():
+    from tff_ser.experiments.configs import FL_KNOBS, RunSpec, _Experiment
+    from tff_ser.fedconfig import FederatedConfig
+    own = {f.name for cls in (RunSpec, _Experiment) for f in dataclasses.fields(cls)}
+    assert not own & set(FL_KNOBS), "an FL knob is declared again beside FederatedConfig"
+    for e in registry.EXPERIMENTS.values():
+        for config in (e.full, e.quick):
+            assert isinstance(config.fl, FederatedConfig)
+            assert all(run.federated_config() is config.fl for run in config.runs())
+    assert with_overrides(EXP2_CLIENT_COUNT, rounds=3, seed=2).fl == dataclasses.replace(
+        EXP2_CLIENT_COUNT.fl, rounds=3, seed=2)
+
+
+def test_paper001_future_work_runs_dense_conv1d_lstm_with_one_client_per_speaker():
+    from tff_ser.experiments.configs import EXP1_BASELINE_VS_FEDERATED, EXP3_PER_SPEAKER_001
+    runs = EXP3_PER_SPEAKER_001.runs()
+    assert [(r.model, r.partition, r.mode) for r in runs] == [
+        (m, "by_speaker", "federated") for m in ("dense", "conv1d", "lstm")]
+    assert EXP3_PER_SPEAKER_001.engine == "auto"
+    # the same knobs and held-out speakers as Exp 1, whose runs are its baselines
+    assert EXP3_PER_SPEAKER_001.fl == EXP1_BASELINE_VS_FEDERATED.fl
+    assert EXP3_PER_SPEAKER_001.split_seed == EXP1_BASELINE_VS_FEDERATED.split_seed
+
+
 def test_every_registered_experiment_has_a_full_and_a_quick_config():
     assert set(registry.EXPERIMENTS) == {"exp1_baseline_vs_federated", "exp2_client_count",
-                                         "per_speaker_mlp"}
+                                         "exp3_per_speaker_001", "per_speaker_mlp"}
     for name, e in registry.EXPERIMENTS.items():
         assert e.config(False).name == e.config(True).name == name
         assert not e.config(False).quick and e.config(True).quick

@@ -20,7 +20,7 @@ import numpy as np
 OPTIMIZERS = ("adam", "sgd")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class FederatedConfig:
     """Knobs of one federated run, named as in the papers.
 
@@ -39,6 +39,10 @@ class FederatedConfig:
         server for the clients").
     server_lr : float
         Learning rate of the server optimizer applied to the averaged update.
+        The default 0.01 is this class's (and ``tff-ser train``'s); the
+        paper-001 experiments declare 0.001 in their own ``fl``
+        (:data:`tff_ser.experiments.configs.EXPERIMENT_FL`), paper 000's
+        per-speaker experiment 0.01.
     client_optimizer, server_optimizer : {"adam", "sgd"}
         Paper 001 uses Adam on both sides; paper 004 plain SGD on the clients
         (eta = 0.01) with FedAvg's server step (SGD, lr 1.0).

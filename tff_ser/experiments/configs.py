@@ -31,6 +31,36 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+from tff_ser.fedconfig import FederatedConfig
+
+#: The FL knobs (NGE, NLE, BS, CD, learning rates, optimizers, seed, eval_every):
+#: declared once, in :class:`~tff_ser.fedconfig.FederatedConfig`.  Experiments
+#: and runs hold one (their ``fl`` field) and read these names through it.
+FL_KNOBS = tuple(f.name for f in dataclasses.fields(FederatedConfig))
+
+#: The FL knobs every paper-001 experiment starts from: 20 rounds, BS 20, NLE 1,
+#: CD 1.0, client and server Adam at 1e-3 ("Adam optimizers with different
+#: learning rates for the client and server"; the paper gives neither rate:
+#: Keras' Adam default is this package's choice for both), a score every round.
+EXPERIMENT_FL = FederatedConfig(rounds=20, local_epochs=1, batch_size=20, client_fraction=1.0,
+                                client_lr=0.001, server_lr=0.001, client_optimizer="adam",
+                                server_optimizer="adam", seed=0, eval_every=1)
+
+
+class _ReadsFlKnobs:
+    """``config.rounds`` etc. read from ``config.fl`` (the knobs are declared once)."""
+
+    def __getattr__(self, name):
+        if name in FL_KNOBS:
+            return getattr(object.__getattribute__(self, "fl"), name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def to_dict(self) -> dict:
+        """Flat settings: the config's own fields and the FL knobs side by side."""
+        d = dataclasses.asdict(self)
+        d.update(d.pop("fl"))
+        return d
+
 #: Run modes: the pooled-data baseline or FedAvg on TFF.
 CENTRALIZED = "centralized"
 FEDERATED = "federated"
@@ -82,7 +112,7 @@ PAPER_000_BEST = {"client_mean_accuracy": 0.771, "train_seconds": 97,
 
 
 @dataclasses.dataclass(frozen=True)
-class RunSpec:
+class RunSpec(_ReadsFlKnobs):
     """One training run of an experiment: what to train, on which clients, how.
 
     Parameters
@@ -103,20 +133,15 @@ class RunSpec:
     setup : str
         The column this run fills in the paper's table (``"centralized"``,
         ``"iid"``, ``"single_emotion"``, ``"by_speaker"``).
-    rounds : int
-        NGE (federated) or epochs (centralized).
-    local_epochs, batch_size, client_fraction : int, int, float
-        NLE, BS, CD.
-    client_lr, server_lr : float
-        Learning rates of the client and server optimizers; a centralized run
-        uses ``client_lr``.
-    client_optimizer, server_optimizer : {"adam", "sgd"}
-    eval_every : int
-        Score the held-out speakers every this many rounds (learning curves).
+    fl : FederatedConfig
+        NGE (federated; epochs for a centralized run), NLE, BS, CD, client and
+        server learning rates and optimizers, seed, ``eval_every``; a
+        centralized run uses ``client_lr`` (see :meth:`centralized_config`).
+        Readable as ``spec.rounds``, ``spec.client_lr``, ...
     federated_eval : bool
         Also run TFF's federated evaluation at the end.
-    seed, split_seed : int
-        Seed of weights, partition and sampling; seed of the held-out speakers.
+    split_seed : int
+        Seed of the held-out speakers (``fl.seed`` seeds weights, partition and sampling).
     engine : {"tff", "auto", "batched", "tf"}
         Who computes the FedAvg rounds: TFF's process (the papers' tool, the
         default of paper 001's reproductions) or one of tff_ser's engines that
@@ -129,17 +154,8 @@ class RunSpec:
     partition: str
     clients: int
     setup: str
-    rounds: int
-    local_epochs: int = 1
-    batch_size: int = 20
-    client_fraction: float = 1.0
-    client_lr: float = 0.001
-    server_lr: float = 0.001
-    client_optimizer: str = "adam"
-    server_optimizer: str = "adam"
-    eval_every: int = 1
+    fl: FederatedConfig = EXPERIMENT_FL
     federated_eval: bool = True
-    seed: int = 0
     split_seed: int = 0
     engine: str = "tff"
 
@@ -149,34 +165,26 @@ class RunSpec:
             raise ValueError(f"mode must be {CENTRALIZED!r} or {FEDERATED!r}, got {self.mode!r}")
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        # Validate the knobs here, where the config is declared, not rounds into a run.
-        self.federated_config()
+        if not isinstance(self.fl, FederatedConfig):
+            raise TypeError(f"fl must be a tff_ser.fedconfig.FederatedConfig, got {self.fl!r}")
 
     @property
     def federated(self) -> bool:
         return self.mode == FEDERATED
 
-    def federated_config(self):
-        """The :class:`tff_ser.federated.FederatedConfig` of this run."""
-        from tff_ser.federated import FederatedConfig
-        return FederatedConfig(
-            rounds=self.rounds, local_epochs=self.local_epochs, batch_size=self.batch_size,
-            client_fraction=self.client_fraction, client_lr=self.client_lr,
-            server_lr=self.server_lr, client_optimizer=self.client_optimizer,
-            server_optimizer=self.server_optimizer, seed=self.seed, eval_every=self.eval_every)
+    def federated_config(self) -> FederatedConfig:
+        """The :class:`tff_ser.fedconfig.FederatedConfig` of this run."""
+        return self.fl
 
     def centralized_config(self):
         """The baseline matched to this run: epochs = rounds, same BS, client LR and seed."""
         from tff_ser.centralized import CentralizedConfig
         return CentralizedConfig.matching(self.federated_config(), eval_every=self.eval_every)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclasses.dataclass(frozen=True)
-class _Experiment:
-    """Settings every experiment has: corpus size, seeds, shared FL knobs."""
+class _Experiment(_ReadsFlKnobs):
+    """Settings every experiment has: corpus size, split seed, engine, and its FL knobs (``fl``)."""
 
     #: Registry name and results folder.
     name: str = ""
@@ -188,17 +196,9 @@ class _Experiment:
     #: Keep only the first this many speakers (sorted ids) of whatever corpus
     #: is found, so a quick run stays quick on real CREMA-D too.
     max_speakers: Optional[int] = None
-    seed: int = 0
     split_seed: int = 0
-    rounds: int = 20
-    local_epochs: int = 1
-    batch_size: int = 20
-    client_fraction: float = 1.0
-    client_lr: float = 0.001
-    server_lr: float = 0.001
-    client_optimizer: str = "adam"
-    server_optimizer: str = "adam"
-    eval_every: int = 1
+    #: The FL knobs of every run (NGE, NLE, BS, CD, LRs, optimizers, seed, eval_every).
+    fl: FederatedConfig = EXPERIMENT_FL
     federated_eval: bool = True
     #: "tff" (TFF's FedAvg process, the papers' tool), "auto", "batched"
     #: (Dense/Dropout models) or "tf" (plain TensorFlow, any model).
@@ -217,20 +217,13 @@ class _Experiment:
     def _spec(self, run_id: str, model: str, mode: str, partition: str, clients: int,
               setup: str) -> RunSpec:
         return RunSpec(run_id=run_id, model=model, mode=mode, partition=partition,
-                       clients=clients, setup=setup, rounds=self.rounds,
-                       local_epochs=self.local_epochs, batch_size=self.batch_size,
-                       client_fraction=self.client_fraction, client_lr=self.client_lr,
-                       server_lr=self.server_lr, client_optimizer=self.client_optimizer,
-                       server_optimizer=self.server_optimizer, eval_every=self.eval_every,
-                       federated_eval=self.federated_eval, seed=self.seed,
-                       split_seed=self.split_seed, engine=self.engine)
+                       clients=clients, setup=setup, fl=self.fl,
+                       federated_eval=self.federated_eval, split_seed=self.split_seed,
+                       engine=self.engine)
 
     def runs(self) -> Tuple[RunSpec, ...]:
         """The single runs this experiment consists of (each subclass declares its own)."""
         raise NotImplementedError(f"{type(self).__name__} does not declare its runs")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,7 +292,7 @@ class ClientCountSweep(_Experiment):
     paper: str = "paper 001, Experiment 2 (Fig 7)"
     models: Tuple[str, ...] = ("dense", "conv1d")
     client_counts: Tuple[int, ...] = tuple(range(1, 9))
-    rounds: int = 10
+    fl: FederatedConfig = dataclasses.replace(EXPERIMENT_FL, rounds=10)
 
     def runs(self) -> Tuple[RunSpec, ...]:
         if not self.client_counts or min(self.client_counts) < 1:
@@ -341,13 +334,9 @@ class PerSpeakerFederation(_Experiment):
     name: str = "per_speaker_mlp"
     paper: str = "paper 000, section IV.A (Table I, optimal-accuracy point)"
     models: Tuple[str, ...] = ("mlp",)
-    rounds: int = 50
-    local_epochs: int = 5
-    batch_size: int = 16
-    client_fraction: float = 0.5
-    client_lr: float = 0.01
-    server_optimizer: str = "adam"
-    server_lr: float = 0.01
+    fl: FederatedConfig = dataclasses.replace(
+        EXPERIMENT_FL, rounds=50, local_epochs=5, batch_size=16, client_fraction=0.5,
+        client_lr=0.01, server_optimizer="adam", server_lr=0.01)
     centralized: bool = True
 
     def runs(self) -> Tuple[RunSpec, ...]:
@@ -365,6 +354,30 @@ class PerSpeakerFederation(_Experiment):
 # the declared experiments: full size (the paper's settings) and quick
 # ---------------------------------------------------------------------------
 
+def with_overrides(config: _Experiment, **changes) -> _Experiment:
+    """``config`` with some fields replaced (and every run re-validated).
+
+    FL knobs (``rounds``, ``client_lr``, ... :data:`FL_KNOBS`) go into the
+    config's ``fl``; everything else is one of the config's own fields.
+
+    Examples
+    --------
+    >>> with_overrides(EXP2_CLIENT_COUNT, client_counts=(2, 4)).client_counts
+    (2, 4)
+    >>> with_overrides(EXP2_CLIENT_COUNT, rounds=3).fl.rounds
+    3
+    """
+    own = {f.name for f in dataclasses.fields(config)}
+    fl_changes = {k: changes.pop(k) for k in list(changes) if k in FL_KNOBS}
+    unknown = set(changes) - own
+    if unknown:
+        raise ValueError(f"{type(config).__name__} has no field(s) {sorted(unknown)}; "
+                         f"fields: {sorted(own - {'fl'})} and the FL knobs {list(FL_KNOBS)}")
+    if fl_changes:
+        changes["fl"] = dataclasses.replace(changes.get("fl", config.fl), **fl_changes)
+    return dataclasses.replace(config, **changes)
+
+
 EXP1_BASELINE_VS_FEDERATED = BaselineVsFederated()
 # Quick: the 12-speaker corpus, 1 round (1 epoch for the baselines), evaluation
 # only at the end.  The models stay the paper's, the 26 M-parameter dense one
@@ -372,13 +385,14 @@ EXP1_BASELINE_VS_FEDERATED = BaselineVsFederated()
 # cores, a TFF round of the dense model on 4 clients of this corpus took
 # 16-28 s while a centralized epoch over the same 11-12 batches took 4-7 s,
 # so fewer clips would save little and fewer rounds save most.
-EXP1_BASELINE_VS_FEDERATED_QUICK = BaselineVsFederated(
-    size="small", max_speakers=12, rounds=1, eval_every=0, federated_eval=False, quick=True)
+EXP1_BASELINE_VS_FEDERATED_QUICK = with_overrides(
+    EXP1_BASELINE_VS_FEDERATED, size="small", max_speakers=12, rounds=1, eval_every=0,
+    federated_eval=False, quick=True)
 
 EXP2_CLIENT_COUNT = ClientCountSweep()
 # Quick: k = 1, 4, 8 on the small corpus, 1 round each.
-EXP2_CLIENT_COUNT_QUICK = ClientCountSweep(
-    size="small", max_speakers=12, rounds=1, client_counts=(1, 4, 8), eval_every=0,
+EXP2_CLIENT_COUNT_QUICK = with_overrides(
+    EXP2_CLIENT_COUNT, size="small", max_speakers=12, rounds=1, client_counts=(1, 4, 8), eval_every=0,
     federated_eval=False, quick=True)
 
 # Paper 001's future work ("one client per speaker"), run: Exp 1's models and
@@ -386,26 +400,11 @@ EXP2_CLIENT_COUNT_QUICK = ClientCountSweep(
 EXP3_PER_SPEAKER_001 = BaselineVsFederated(
     name="exp3_per_speaker_001", paper="paper 001, future work (one client per speaker)",
     setups=("by_speaker",), engine="auto")
-EXP3_PER_SPEAKER_001_QUICK = dataclasses.replace(
+EXP3_PER_SPEAKER_001_QUICK = with_overrides(
     EXP3_PER_SPEAKER_001, size="small", max_speakers=12, rounds=1, eval_every=0,
     federated_eval=False, quick=True)
 
 PER_SPEAKER_MLP = PerSpeakerFederation()
 # Quick: the small corpus (10 training speakers, 2 held out), 3 rounds.
-PER_SPEAKER_MLP_QUICK = PerSpeakerFederation(
-    size="small", max_speakers=12, rounds=3, federated_eval=False, quick=True)
-
-
-def with_overrides(config: _Experiment, **changes) -> _Experiment:
-    """``config`` with some fields replaced (and every run re-validated).
-
-    Examples
-    --------
-    >>> with_overrides(EXP2_CLIENT_COUNT, client_counts=(2, 4)).client_counts
-    (2, 4)
-    """
-    unknown = set(changes) - {f.name for f in dataclasses.fields(config)}
-    if unknown:
-        raise ValueError(f"{type(config).__name__} has no field(s) {sorted(unknown)}; "
-                         f"fields: {[f.name for f in dataclasses.fields(config)]}")
-    return dataclasses.replace(config, **changes)
+PER_SPEAKER_MLP_QUICK = with_overrides(
+    PER_SPEAKER_MLP, size="small", max_speakers=12, rounds=3, federated_eval=False, quick=True)
