@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 TFF_WHEEL := tensorflow-federated==0.87.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup setup-gpu run test test-slow corpus benchmark benchmark-quick clean-venv
+.PHONY: setup setup-gpu run test test-slow corpus benchmark benchmark-quick benchmark-peers clean-venv
 
 setup: $(STAMP)
 
@@ -51,6 +51,18 @@ benchmark: $(STAMP)
 benchmark-quick: $(STAMP)
 	$(PY) benchmarks/bench_round.py --quick
 	$(PY) benchmarks/bench_engines.py --settings small4 --reps 3
+
+# Opt-in, never in CI: Flower's simulation (its own venv: flwr + CPU PyTorch) timed
+# beside the batched engine; writes results/benchmarks/peers.{md,json}.
+PEERS := .venv-peers
+$(PEERS)/.installed: requirements/peers.txt
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet --upgrade "pip==26.3"
+	$(PEERS)/bin/pip install --quiet -r requirements/peers.txt
+	touch $@
+
+benchmark-peers: $(STAMP) $(PEERS)/.installed
+	$(PEERS)/bin/python benchmarks/bench_peers.py
 
 clean-venv:
 	rm -rf $(VENV)
