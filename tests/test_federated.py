@@ -169,3 +169,14 @@ def test_batched_engine_trains_the_same_task_through_the_same_loop(tmp_path):
 def test_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="engine"):
         train_federated(synthetic_task(), FederatedConfig(rounds=1), engine="fast")
+
+
+def test_the_loop_and_the_config_import_no_engine_and_no_tensorflow():
+    """fedconfig imports no engine; the loop reaches engines only through engines.base."""
+    code = ("import sys, tff_ser.fedconfig, tff_ser.federated, tff_ser.experiments.configs; "
+            "print(sorted(m for m in sys.modules if m.startswith('tff_ser.engines.') "
+            "or m == 'tensorflow'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['tff_ser.engines.base']"

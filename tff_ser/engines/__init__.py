@@ -1,19 +1,39 @@
-"""Training engines that run the same FedAvg math as the TFF process, faster.
+"""Who computes a FedAvg round: engines that run the same rounds, one module each.
 
-:mod:`tff_ser.federated` runs FedAvg through TFF 0.87, which costs a fixed
-~27 ms per client per round on a CPU whatever the model size; paper 000's
-grid (576 runs of 50-200 rounds) would take days that way.  An engine here
-computes the very same rounds -- same sampled clients, same clip order, same
-client and server optimizers, same weighted aggregation -- in one TensorFlow
-graph per round.  ``tests/test_engine_equivalence.py`` is the proof that the
-weights agree with TFF's after every round.
+:func:`tff_ser.federated.train_federated` is the loop; an engine computes the
+rounds behind the small protocol of :mod:`tff_ser.engines.base`.  Every
+engine trains the same sampled clients on the same batches
+(:mod:`tff_ser.fedconfig`), and each fast engine is proven equal to the TFF
+process by a test.
 
 Engines
 -------
-:class:`~tff_ser.engines.batched.BatchedFedAvg`
-    All sampled clients stacked on a leading client axis; for Sequential
-    models of Dense and Dropout layers (paper 000's MLP).
-"""
-from tff_ser.engines.batched import BatchedFedAvg, EngineState
+``"tff"`` -- :mod:`tff_ser.engines.tff_process`
+    TFF 0.87's ``build_weighted_fed_avg`` with separate client and server
+    optimizers: the papers' tool and the reference.  ~27 ms fixed cost per
+    client per round, more for big models (the model is shipped through
+    TFF's executor); CPU only.
+``"batched"`` -- :class:`~tff_ser.engines.batched.BatchedFedAvg`
+    All sampled clients stacked on a leading client axis; Sequential models
+    of Dense and Dropout layers (paper 000's MLP).  Proof:
+    ``tests/test_engine_equivalence.py``.
+``"tf"`` -- :class:`~tff_ser.engines.plain_tf.PlainTFFedAvg`
+    Plain TensorFlow, clients one after another in one traced function over
+    one Keras model; every model of the package, CPU or GPU.  Proof:
+    ``tests/test_plain_tf_engine.py``.
 
-__all__ = ["BatchedFedAvg", "EngineState"]
+``engine="auto"`` (:func:`~tff_ser.engines.base.choose_engine`) takes the
+first of batched, tf that implements the model and configuration.
+"""
+from tff_ser.engines.base import ENGINE_NAMES, EngineUnsupported, choose_engine
+
+__all__ = ["BatchedFedAvg", "ENGINE_NAMES", "EngineState", "EngineUnsupported", "choose_engine"]
+
+
+def __getattr__(name):
+    # The engines import TensorFlow; keep `import tff_ser.engines` (and the
+    # configs and CLI that read ENGINE_NAMES) light.
+    if name in ("BatchedFedAvg", "EngineState"):
+        from tff_ser.engines import batched
+        return getattr(batched, name)
+    raise AttributeError(f"module 'tff_ser.engines' has no attribute {name!r}")

@@ -160,7 +160,7 @@ class RunSpec(_ReadsFlKnobs):
     engine: str = "tff"
 
     def __post_init__(self):
-        from tff_ser.federated import ENGINES
+        from tff_ser.engines.base import ENGINE_NAMES as ENGINES
         if self.mode not in (CENTRALIZED, FEDERATED):
             raise ValueError(f"mode must be {CENTRALIZED!r} or {FEDERATED!r}, got {self.mode!r}")
         if self.engine not in ENGINES:
