@@ -207,3 +207,31 @@ def test_an_engine_asked_for_a_model_it_cannot_train_says_what_and_why():
         choose_engine(_task("conv1d", (14, 34)), FederatedConfig(rounds=1), "batched")
     with pytest.raises(EngineUnsupported, match="engine must be one of"):
         choose_engine(_task("mlp", (136,)), FederatedConfig(rounds=1), "flower")
+
+
+@pytest.mark.parametrize("poisoned", [1, 4], ids=["one_client_nan", "every_client_nan"])
+def test_non_finite_client_updates_are_dropped_and_a_non_finite_mean_is_rejected_as_in_tff(
+        presets, poisoned):
+    """TFF zeroes a non-finite client update (weight 0) and its finalizer skips a non-finite mean.
+
+    One poisoned client: the round is the weighted mean of the other three.
+    Every client poisoned: the mean is 0/0, the server step is skipped and the
+    weights stay where they were.
+    """
+    task = _task(presets["mlp"], (136,), seed=7)
+    for cid in sorted(task.train_clients)[:poisoned]:
+        task.x[task.train_clients[cid][0]] = np.nan
+    config = dataclasses.replace(CONFIGS["nle1"], rounds=1, client_fraction=1.0)
+    trainable, non_trainable, expected = _tff_weights_per_round(task, config)
+    engine = _engine(task, config, trainable, non_trainable)
+    row = engine.run_round(1)
+    ours = [v.numpy() for v in engine.server_trainable]
+    for a, b in zip(ours, expected[0][0]):
+        np.testing.assert_allclose(a, b, atol=TOLERANCE)
+    assert all(np.isfinite(w).all() for w in ours)
+    if poisoned == 4:
+        for a, b in zip(ours, trainable):
+            np.testing.assert_array_equal(a, b)
+        assert row["train_examples"] == 0
+    else:
+        assert row["train_examples"] == expected[0][2]
