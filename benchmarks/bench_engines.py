@@ -152,8 +152,9 @@ def write_report(report: dict) -> None:
     bw = report["memory_bandwidth_gbs"]
     lines = [
         "# FedAvg round: TFF vs plain-TF engine vs a Keras epoch (paper 001 models)", "",
-        f"Written by `{report['command']}` on {report['date']}; {report['machine']}; "
-        f"load average at start {report['load_start']}, at end {report.get('load_end')}.",
+        "Written by " + "; then ".join(f"`{c}`" for c in report.get("commands", [report["command"]]))
+        + f" (last run {report['date']}; {report['machine']}; load average at its start "
+        f"{report['load_start']:.2f}, at its end {report.get('load_end', 0):.2f}).",
         f"Memory bandwidth (NumPy copy, read + write): {bw:.1f} GB/s.", "",
         "Seconds per round (per epoch for Keras): median [min-max] of n interleaved repetitions "
         "after warm-up. Client + server Adam 1e-3, BS 20, NLE 1, CD 1.0, input (100, 34). "
@@ -203,6 +204,7 @@ def main(argv=None) -> int:
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "load_start": os.getloadavg()[0], "memory_bandwidth_gbs": memory_bandwidth_gbs(),
               "cells": old.get("cells", {})}
+    report["commands"] = old.get("commands", []) + [report["command"]]
     import tensorflow as tf
     report["gpu"] = [d.name for d in tf.config.list_physical_devices("GPU")]
     for setting in args.settings:
