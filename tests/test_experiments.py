@@ -23,7 +23,7 @@ REQUIRED_COLUMNS = ["model", "setup", "accuracy", "precision_macro", "recall_mac
 
 def test_exp1_is_three_models_by_baseline_iid_and_single_emotion():
     runs = EXP1_BASELINE_VS_FEDERATED.runs()
-    assert [(r.model, r.setup) for r in runs] == [
+    assert list(dict.fromkeys((r.model, r.setup) for r in runs)) == [
         (m, s) for m in ("dense", "conv1d", "lstm")
         for s in ("centralized", "iid", "single_emotion")]
     for r in runs:
@@ -40,12 +40,13 @@ def test_exp2_sweeps_one_to_eight_iid_clients_for_dense_and_conv1d_over_10_round
     runs = EXP2_CLIENT_COUNT.runs()
     assert sorted({r.model for r in runs}) == ["conv1d", "dense"]
     for model in ("dense", "conv1d"):
-        assert [r.clients for r in runs if r.model == model] == list(range(1, 9))
+        assert list(dict.fromkeys(r.clients for r in runs if r.model == model)) == \
+            list(range(1, 9))
     assert {(r.partition, r.rounds, r.mode) for r in runs} == {("iid", 10, "federated")}
 
 
 def test_per_speaker_run_is_paper_000s_optimal_accuracy_point():
-    fed, central = PER_SPEAKER_MLP.runs()
+    fed, central = PER_SPEAKER_MLP.runs()[0], PER_SPEAKER_MLP.runs()[-1]
     cfg = fed.federated_config()
     assert (fed.model, fed.partition) == ("mlp", "by_speaker")
     assert (cfg.rounds, cfg.local_epochs, cfg.client_lr, cfg.batch_size, cfg.client_fraction) \
@@ -73,15 +74,18 @@ def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config(
     for e in registry.EXPERIMENTS.values():
         for config in (e.full, e.quick):
             assert isinstance(config.fl, FederatedConfig)
-            assert all(run.federated_config() is config.fl for run in config.runs())
-    assert with_overrides(EXP2_CLIENT_COUNT, rounds=3, seed=2).fl == dataclasses.replace(
-        EXP2_CLIENT_COUNT.fl, rounds=3, seed=2)
+            # each run holds the experiment's knobs with its own training seed
+            assert all(run.federated_config() == dataclasses.replace(config.fl, seed=run.seed)
+                       for run in config.runs())
+    changed = with_overrides(EXP2_CLIENT_COUNT, rounds=3, seed=2)
+    assert changed.fl == dataclasses.replace(EXP2_CLIENT_COUNT.fl, rounds=3)
+    assert changed.seeds == (2,) and {r.seed for r in changed.runs()} == {2}
 
 
 def test_paper001_future_work_runs_dense_conv1d_lstm_with_one_client_per_speaker():
     from tff_ser.experiments.configs import EXP1_BASELINE_VS_FEDERATED, EXP3_PER_SPEAKER_001
     runs = EXP3_PER_SPEAKER_001.runs()
-    assert [(r.model, r.partition, r.mode) for r in runs] == [
+    assert list(dict.fromkeys((r.model, r.partition, r.mode) for r in runs)) == [
         (m, "by_speaker", "federated") for m in ("dense", "conv1d", "lstm")]
     assert EXP3_PER_SPEAKER_001.engine == "auto"
     # the same knobs and held-out speakers as Exp 1, whose runs are its baselines
@@ -137,6 +141,7 @@ def test_the_experiment_command_writes_table_runs_figures_and_summary(per_speake
     assert list(table.columns) == list(runner.TABLE_COLUMNS)
     assert set(REQUIRED_COLUMNS) <= set(table.columns)
     assert list(table["setup"]) == ["by_speaker", "centralized"]
+    assert list(table["seed"]) == [0, 0]
     assert table[["accuracy", "f1_macro", "uar", "train_seconds"]].notna().all().all()
     for png in ("confusion_matrices.png", "learning_curves.png", "metrics.png"):
         assert (per_speaker_out / png).stat().st_size > 1000
@@ -157,10 +162,10 @@ def test_the_csv_holds_the_numbers_of_each_saved_run(per_speaker_out):
 
 def test_per_speaker_runs_have_one_client_per_training_speaker_and_a_curve(per_speaker_out):
     table = pd.read_csv(per_speaker_out / runner.TABLE_FILE).set_index("run_id")
-    fed = table.loc["mlp-by_speaker"]
+    fed = table.loc["mlp-by_speaker-s0"]
     assert fed["clients"] == fed["train_speakers"]
     assert fed["val_speakers"] >= 1
-    history = pd.read_csv(per_speaker_out / "runs" / "mlp-by_speaker" / "history.csv")
+    history = pd.read_csv(per_speaker_out / "runs" / "mlp-by_speaker-s0" / "history.csv")
     assert list(history["round"]) == [1, 2, 3]
     assert history["val_accuracy"].between(0, 1).all()
 
@@ -189,7 +194,7 @@ def test_a_finished_run_with_the_same_settings_is_read_back_not_retrained(
     before = pd.read_csv(per_speaker_out / runner.TABLE_FILE)
     pd.testing.assert_frame_equal(outcome.table.reset_index(drop=True), before,
                                   check_dtype=False)
-    assert outcome.reused == ["mlp-by_speaker", "mlp-centralized"]
+    assert outcome.reused == ["mlp-by_speaker-s0", "mlp-centralized-s0"]
     # the summary must not pass read-back times off as this invocation's
     assert "Read back, not retrained" in (out / runner.SUMMARY_FILE).read_text()
 
@@ -209,7 +214,7 @@ def test_saved_runs_are_read_back_in_another_clone_with_the_corpus_elsewhere(
 
     monkeypatch.setattr(runner, "train_run", no_training)
     outcome = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False)
-    assert outcome.reused == ["mlp-by_speaker", "mlp-centralized"]
+    assert outcome.reused == ["mlp-by_speaker-s0", "mlp-centralized-s0"]
     assert str(elsewhere) in outcome.corpus
 
 
@@ -229,7 +234,7 @@ def test_only_trains_the_chosen_runs_and_leaves_partial_until_every_run_is_saved
         per_speaker_out, data_root, tmp_path, monkeypatch):
     out = tmp_path / "split"
     shutil.copytree(per_speaker_out, out)  # complete, with results.csv and summary.md
-    shutil.rmtree(out / runner.RUNS_DIR / "mlp-centralized")
+    shutil.rmtree(out / runner.RUNS_DIR / "mlp-centralized-s0")
     real_train_run = runner.train_run
 
     def no_training(*args, **kwargs):
@@ -238,25 +243,25 @@ def test_only_trains_the_chosen_runs_and_leaves_partial_until_every_run_is_saved
     monkeypatch.setattr(runner, "train_run", no_training)
     first = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False,
                                   only=["mlp-by_*"])
-    assert not first.complete and first.missing == ["mlp-centralized"]
-    assert first.reused == ["mlp-by_speaker"]
+    assert not first.complete and first.missing == ["mlp-centralized-s0"]
+    assert first.reused == ["mlp-by_speaker-s0"]
     # nothing experiment-level that could pass for a finished experiment
     assert not (out / runner.SUMMARY_FILE).exists()
     assert not (out / runner.TABLE_FILE).exists()
     partial = (out / runner.PARTIAL_FILE).read_text()
-    assert "1 of 2 runs" in partial and "missing: mlp-centralized" in partial
+    assert "1 of 2 runs" in partial and "missing: mlp-centralized-s0" in partial
 
     monkeypatch.setattr(runner, "train_run", real_train_run)
     second = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False,
-                                   only=["mlp-centralized"])
-    assert second.complete and second.reused == ["mlp-by_speaker"]
+                                   only=["mlp-centralized-s0"])
+    assert second.complete and second.reused == ["mlp-by_speaker-s0"]
     assert (out / runner.SUMMARY_FILE).exists() and not (out / runner.PARTIAL_FILE).exists()
     assert list(pd.read_csv(out / runner.TABLE_FILE)["run_id"]) == [
-        "mlp-by_speaker", "mlp-centralized"]
+        "mlp-by_speaker-s0", "mlp-centralized-s0"]
 
 
 def test_an_only_pattern_that_matches_no_run_is_an_error_naming_the_runs(tmp_path):
-    with pytest.raises(ValueError, match="matches no run.*mlp-by_speaker, mlp-centralized"):
+    with pytest.raises(ValueError, match="matches no run.*mlp-by_speaker-s0, mlp-centralized-s0"):
         runner.run_experiment(PER_SPEAKER_MLP_QUICK, tmp_path / "out", progress=False,
                               only=["lstm-*"])
 
@@ -321,7 +326,7 @@ def test_exp1_quick_with_one_model_fills_all_three_setups(data_root, tmp_path):
     table = outcome.table
     assert list(table["setup"]) == ["centralized", "iid", "single_emotion"]
     assert list(table["clients"].iloc[1:]) == [4, 4]
-    single = outcome.results["conv1d-single_emotion"]
+    single = outcome.results["conv1d-single_emotion-s0"]
     # each single-emotion client holds one emotion: the paper's skewed setup
     assert single.config["task"]["partition"] == "single_emotion"
     assert set(outcome.figures) == {"confusion_matrices", "metrics"}
@@ -360,6 +365,88 @@ def test_exp2_table_has_one_row_per_k_and_one_column_per_model_in_config_order()
                           "clients": [2.0, 1.0, 1.0, 2.0],
                           "f1_macro": [0.52, 0.51, 0.41, 0.42]})
     wide = runner.f1_by_clients(table)
-    assert list(wide.columns) == ["k", "dense F1", "conv1d F1"]
+    assert list(wide.columns) == ["k", "dense F1", "dense CI", "dense seeds", "conv1d F1",
+                                  "conv1d CI", "conv1d seeds"]
     assert list(wide["k"]) == [1, 2]
     assert list(wide["dense F1"]) == [0.51, 0.52] and list(wide["conv1d F1"]) == [0.41, 0.42]
+    assert list(wide["dense seeds"]) == [1, 1] and list(wide["dense CI"]) == ["n = 1"] * 2
+
+
+# ---------------------------------------------------------------------------
+# seeds: one row per (run, seed), mean ± sd and intervals, one seed rerun alone
+# ---------------------------------------------------------------------------
+
+def test_runs_are_repeated_per_seed_with_the_seed_in_the_id():
+    config = with_overrides(PER_SPEAKER_MLP, seeds=(0, 1, 2), seed_counts=(("mlp", 2),))
+    assert [r.run_id for r in config.runs()] == [
+        "mlp-by_speaker-s0", "mlp-by_speaker-s1", "mlp-centralized-s0", "mlp-centralized-s1"]
+    assert [r.seed for r in config.runs()] == [0, 1, 0, 1]
+    assert {r.condition for r in config.runs()} == {"mlp-by_speaker", "mlp-centralized"}
+    # the full-size experiments repeat every conv1d and MLP run with 3 seeds
+    from tff_ser.experiments.configs import EXP1_BASELINE_VS_FEDERATED as E1
+    assert E1.seeds_for("conv1d") == (0, 1, 2) and PER_SPEAKER_MLP.seeds_for("mlp") == (0, 1, 2)
+    assert EXP2_CLIENT_COUNT.seeds_for("conv1d") == (0, 1, 2)
+    with pytest.raises(ValueError, match="distinct"):
+        with_overrides(PER_SPEAKER_MLP, seeds=(1, 1))
+    with pytest.raises(ValueError, match="seed_counts"):
+        with_overrides(PER_SPEAKER_MLP, seeds=(0, 1), seed_counts=(("mlp", 3),))
+
+
+def test_the_engine_is_not_part_of_what_a_saved_run_must_match():
+    spec = PER_SPEAKER_MLP.runs()[0]
+    other = dataclasses.replace(spec, engine="tff")
+    assert spec.key_dict() == other.key_dict()
+    assert "seed" in spec.key_dict() and "run_id" not in spec.key_dict()
+    # keys saved before runs had seeds in their ids still compare equal
+    old = {"run_spec": dict(spec.to_dict(), run_id="mlp-by_speaker", engine="tff")}
+    assert runner._comparable(old) == runner._comparable({"run_spec": spec.key_dict()})
+
+
+@pytest.fixture(scope="module")
+def two_seeds_out(data_root, tmp_path_factory):
+    config = with_overrides(PER_SPEAKER_MLP_QUICK, seeds=(0, 1), rounds=2)
+    out = tmp_path_factory.mktemp("two_seeds") / "out"
+    outcome = runner.run_experiment(config, out, progress=False, command="pytest two seeds")
+    return config, out, outcome
+
+
+def test_two_seeds_give_one_row_each_and_a_summary_with_spread(two_seeds_out):
+    config, out, outcome = two_seeds_out
+    table = pd.read_csv(out / runner.TABLE_FILE)
+    assert list(table["run_id"]) == ["mlp-by_speaker-s0", "mlp-by_speaker-s1",
+                                     "mlp-centralized-s0", "mlp-centralized-s1"]
+    assert list(table["seed"]) == [0, 1, 0, 1]
+    fed = table[table["condition"] == "mlp-by_speaker"]
+    # the seed changes weights and sampling: two seeds are two different runs
+    assert fed["train_seconds"].notna().all()
+    assert not np.allclose(outcome.results["mlp-by_speaker-s0"].history[-1]["train_loss"],
+                           outcome.results["mlp-by_speaker-s1"].history[-1]["train_loss"])
+    view = runner.results_view(outcome.table)
+    assert list(view["seeds"]) == [2, 2]
+    mean = fed["f1_macro"].mean()
+    assert view.loc[0, "F1 (macro)"] == f"{mean:.3f} ± {fed['f1_macro'].std(ddof=1):.3f}"
+    assert view.loc[0, "F1 95 % CI"].startswith("[")
+    text = (out / runner.SUMMARY_FILE).read_text()
+    assert "Differences over seeds" in text and "mlp-by_speaker - mlp-centralized" in text
+    assert "seeds 0, 1" in text
+
+
+def test_one_seed_can_be_rerun_alone(two_seeds_out, tmp_path, monkeypatch):
+    config, out, _ = two_seeds_out
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    trained = []
+    real = runner.train_run
+
+    def spy(spec, *args, **kwargs):
+        trained.append(spec.run_id)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_run", spy)
+    shutil.rmtree(again / runner.RUNS_DIR / "mlp-by_speaker-s1")
+    outcome = runner.run_experiment(config, again, progress=False, only=["mlp-by_speaker-s1"])
+    assert trained == ["mlp-by_speaker-s1"] and outcome.complete
+    before = pd.read_csv(out / runner.TABLE_FILE).set_index("run_id")
+    after = pd.read_csv(again / runner.TABLE_FILE).set_index("run_id")
+    # same seed, same numbers (the rerun seed), and the others read back unchanged
+    pd.testing.assert_series_equal(before["f1_macro"], after["f1_macro"])

@@ -132,9 +132,14 @@ def plot_f1_vs_clients(table: pd.DataFrame, *, metric: str = "f1_macro",
     _require_columns(table, ("model", "clients", metric))
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.subplots()
+    most = 1
     for model, group in table.groupby("model", sort=False):
-        group = group.sort_values("clients")
-        ax.plot(group["clients"], group[metric], marker="o", label=model)
+        points = _mean_and_error(group, "clients", metric)
+        most = max(most, max(n for _, _, _, n in points))
+        ax.errorbar([k for k, _, _, _ in points], [m for _, m, _, _ in points],
+                    yerr=[e for _, _, e, _ in points], marker="o", capsize=3, label=model)
+    if most > 1:
+        title += "\n(mean over seeds; bars: 95 % t-interval)"
     ks = sorted(table["clients"].dropna().unique())
     ax.set_xticks(ks)
     ax.set_xlabel("Number of IID clients k")
@@ -218,11 +223,16 @@ def plot_metric_bars(table: pd.DataFrame, *,
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     width = 0.8 / max(len(hues), 1)
     x = np.arange(len(groups))
+    most = 1
     for ax, metric in zip(axes, metrics):
         for h, name in enumerate(hues):
-            rows = table[table[hue] == name].set_index(group)
-            values = [float(rows[metric].get(g, np.nan)) for g in groups]
-            ax.bar(x + (h - (len(hues) - 1) / 2) * width, values, width, label=str(name))
+            points = {g: (m, e, n) for g, m, e, n in
+                      _mean_and_error(table[table[hue] == name], group, metric)}
+            values = [points.get(g, (np.nan, 0.0, 0))[0] for g in groups]
+            errors = [points.get(g, (np.nan, 0.0, 0))[1] for g in groups]
+            most = max([most] + [n for _, _, n in points.values()])
+            ax.bar(x + (h - (len(hues) - 1) / 2) * width, values, width, yerr=errors,
+                   capsize=2, label=str(name))
         ax.set_xticks(x, groups)
         ax.set_ylim(0, 1)
         ax.set_ylabel("Score (fraction)")
@@ -231,8 +241,24 @@ def plot_metric_bars(table: pd.DataFrame, *,
     for ax in axes[len(metrics):]:
         ax.axis("off")
     axes[0].legend(fontsize=8)
+    if most > 1:
+        title += "\n(mean over seeds; bars: 95 % t-interval)"
     fig.suptitle(title)
     return fig
+
+
+def _mean_and_error(rows: pd.DataFrame, by: str, metric: str):
+    """``[(key, mean, t-interval half width, n)]`` of ``metric`` per value of ``by``
+    (one row per seed); the half width is 0 where there is one seed."""
+    from tff_ser.stats import mean_interval
+    out = []
+    for key, group in rows.groupby(by, sort=False):
+        values = pd.to_numeric(group[metric], errors="coerce").dropna()
+        if values.empty:
+            continue
+        iv = mean_interval(values)
+        out.append((key, iv.mean, 0.0 if iv.n < 2 else iv.half_width, iv.n))
+    return sorted(out, key=lambda t: t[0]) if by == "clients" else out
 
 
 def plot_clip_counts(clips_per_speaker_emotion: Mapping[str, Mapping[str, int]],

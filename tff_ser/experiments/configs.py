@@ -61,6 +61,9 @@ class _ReadsFlKnobs:
         d.update(d.pop("fl"))
         return d
 
+#: RunSpec fields that name a run or say who computed it, not what it computes.
+RUN_KEY_IGNORES = ("run_id", "condition", "engine")
+
 #: Run modes: the pooled-data baseline or FedAvg on TFF.
 CENTRALIZED = "centralized"
 FEDERATED = "federated"
@@ -143,9 +146,13 @@ class RunSpec(_ReadsFlKnobs):
     split_seed : int
         Seed of the held-out speakers (``fl.seed`` seeds weights, partition and sampling).
     engine : {"tff", "auto", "batched", "tf"}
-        Who computes the FedAvg rounds: TFF's process (the papers' tool, the
-        default of paper 001's reproductions) or one of tff_ser's engines that
-        compute the same rounds (see :func:`tff_ser.federated.train_federated`).
+        Who computes the FedAvg rounds: TFF's process (the papers' tool) or one
+        of tff_ser's engines, each proven to compute the same rounds (see
+        :func:`tff_ser.federated.train_federated`).  Not part of what a saved
+        run must match; ``results.csv`` says which engine computed each row.
+    condition : str
+        The run's setting without its seed (``"dense-iid"``); every seed of it
+        shares this, and tables aggregate over it.  Defaults to ``run_id``.
     """
 
     run_id: str
@@ -158,9 +165,12 @@ class RunSpec(_ReadsFlKnobs):
     federated_eval: bool = True
     split_seed: int = 0
     engine: str = "tff"
+    condition: str = ""
 
     def __post_init__(self):
         from tff_ser.engines.base import ENGINE_NAMES as ENGINES
+        if not self.condition:
+            object.__setattr__(self, "condition", self.run_id)
         if self.mode not in (CENTRALIZED, FEDERATED):
             raise ValueError(f"mode must be {CENTRALIZED!r} or {FEDERATED!r}, got {self.mode!r}")
         if self.engine not in ENGINES:
@@ -171,6 +181,12 @@ class RunSpec(_ReadsFlKnobs):
     @property
     def federated(self) -> bool:
         return self.mode == FEDERATED
+
+    def key_dict(self) -> dict:
+        """The settings a saved run must match to be read back: :meth:`to_dict`
+        without the run's name (``run_id``, ``condition``) and ``engine``
+        (engines compute the same rounds, see ``tests/test_plain_tf_engine.py``)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_KEY_IGNORES}
 
     def federated_config(self) -> FederatedConfig:
         """The :class:`tff_ser.fedconfig.FederatedConfig` of this run."""
@@ -205,8 +221,25 @@ class _Experiment(_ReadsFlKnobs):
     engine: str = "tff"
     #: The quick variant (summaries say its numbers are a smoke run).
     quick: bool = False
+    #: Training seeds (initial weights, partition, client sampling, shuffling,
+    #: dropout; never the corpus): every run is repeated once per seed, its id
+    #: ending in ``-s<seed>``, and tables give mean ± sd and a 95 % t-interval.
+    seeds: Tuple[int, ...] = (0, 1, 2)
+    #: Fewer seeds for some models, as ``((model, n), ...)``: that model runs the
+    #: first ``n`` of :attr:`seeds` (a full-size LSTM run costs over an hour).
+    seed_counts: Tuple[Tuple[str, int], ...] = ()
 
     def __post_init__(self):
+        seeds = tuple(self.seeds)
+        if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0
+                            for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct integers >= 0, at least one; got "
+                             f"{self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+        for model, n in self.seed_counts:
+            if not 1 <= int(n) <= len(seeds):
+                raise ValueError(f"seed_counts gives {model!r} {n} seed(s); it must be 1.."
+                                 f"{len(seeds)} (the number of seeds)")
         if self.size not in ("full", "small"):
             raise ValueError(f"size must be 'full' or 'small', got {self.size!r}")
         if self.max_speakers is not None and self.max_speakers < 2:
@@ -214,16 +247,29 @@ class _Experiment(_ReadsFlKnobs):
                              f"speakers are both needed), got {self.max_speakers}")
         self.runs()  # every run's knobs are validated when the config is made
 
-    def _spec(self, run_id: str, model: str, mode: str, partition: str, clients: int,
-              setup: str) -> RunSpec:
-        return RunSpec(run_id=run_id, model=model, mode=mode, partition=partition,
-                       clients=clients, setup=setup, fl=self.fl,
-                       federated_eval=self.federated_eval, split_seed=self.split_seed,
-                       engine=self.engine)
+    def seeds_for(self, model: str) -> Tuple[int, ...]:
+        """The seeds ``model`` runs with: :attr:`seeds`, or its first n by :attr:`seed_counts`."""
+        counts = dict(self.seed_counts)
+        return self.seeds[:int(counts[model])] if model in counts else self.seeds
+
+    def _spec(self, condition: str, model: str, mode: str, partition: str, clients: int,
+              setup: str) -> Tuple[RunSpec, ...]:
+        """One RunSpec per seed of ``model``; ids ``<condition>-s<seed>``."""
+        return tuple(
+            RunSpec(run_id=f"{condition}-s{seed}", condition=condition, model=model, mode=mode,
+                    partition=partition, clients=clients, setup=setup,
+                    fl=dataclasses.replace(self.fl, seed=seed),
+                    federated_eval=self.federated_eval, split_seed=self.split_seed,
+                    engine=self.engine)
+            for seed in self.seeds_for(model))
+
+    def conditions(self) -> Tuple[RunSpec, ...]:
+        """The settings this experiment compares, without the seeds (each subclass declares them)."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare its runs")
 
     def runs(self) -> Tuple[RunSpec, ...]:
-        """The single runs this experiment consists of (each subclass declares its own)."""
-        raise NotImplementedError(f"{type(self).__name__} does not declare its runs")
+        """Every single run: each of :meth:`conditions` once per seed."""
+        return tuple(spec for specs in self.conditions() for spec in specs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +302,7 @@ class BaselineVsFederated(_Experiment):
     setups: Tuple[str, ...] = ("centralized", "iid", "single_emotion")
     clients: int = 4
 
-    def runs(self) -> Tuple[RunSpec, ...]:
+    def conditions(self):
         from tff_ser.experiments.common import PARTITION_CHOICES
         unknown = [s for s in self.setups if s != CENTRALIZED and s not in PARTITION_CHOICES]
         if unknown:
@@ -294,7 +340,7 @@ class ClientCountSweep(_Experiment):
     client_counts: Tuple[int, ...] = tuple(range(1, 9))
     fl: FederatedConfig = dataclasses.replace(EXPERIMENT_FL, rounds=10)
 
-    def runs(self) -> Tuple[RunSpec, ...]:
+    def conditions(self):
         if not self.client_counts or min(self.client_counts) < 1:
             raise ValueError(f"client_counts must be numbers of clients >= 1, got "
                              f"{self.client_counts}")
@@ -339,7 +385,7 @@ class PerSpeakerFederation(_Experiment):
         client_lr=0.01, server_optimizer="adam", server_lr=0.01)
     centralized: bool = True
 
-    def runs(self) -> Tuple[RunSpec, ...]:
+    def conditions(self):
         specs = []
         for model in self.models:
             specs.append(self._spec(f"{model}-by_speaker", model, FEDERATED, "by_speaker", 0,
@@ -358,7 +404,8 @@ def with_overrides(config: _Experiment, **changes) -> _Experiment:
     """``config`` with some fields replaced (and every run re-validated).
 
     FL knobs (``rounds``, ``client_lr``, ... :data:`FL_KNOBS`) go into the
-    config's ``fl``; everything else is one of the config's own fields.
+    config's ``fl``; everything else is one of the config's own fields.  The
+    training seed is the experiment's ``seeds``: ``seed=3`` means ``seeds=(3,)``.
 
     Examples
     --------
@@ -368,6 +415,10 @@ def with_overrides(config: _Experiment, **changes) -> _Experiment:
     3
     """
     own = {f.name for f in dataclasses.fields(config)}
+    if "seed" in changes:
+        if "seeds" in changes:
+            raise ValueError("give seed or seeds, not both")
+        changes["seeds"] = (changes.pop("seed"),)
     fl_changes = {k: changes.pop(k) for k in list(changes) if k in FL_KNOBS}
     unknown = set(changes) - own
     if unknown:
@@ -378,33 +429,42 @@ def with_overrides(config: _Experiment, **changes) -> _Experiment:
     return dataclasses.replace(config, **changes)
 
 
-EXP1_BASELINE_VS_FEDERATED = BaselineVsFederated()
+# Seeds: 3 for every conv1d and MLP run; fewer for the dense and LSTM runs, whose
+# full-size runs take 15-70 min each on 2 cores (README says how many each row has).
+# Seed 0 of Exp 1 and Exp 2 ran on TFF's process; further seeds run on the fastest
+# engine (``auto``), which computes the same rounds (tests/test_plain_tf_engine.py).
+EXP1_BASELINE_VS_FEDERATED = BaselineVsFederated(
+    engine="auto", seeds=(0, 1, 2), seed_counts=(("dense", 2), ("lstm", 1)))
 # Quick: the 12-speaker corpus, 1 round (1 epoch for the baselines), evaluation
-# only at the end.  The models stay the paper's, the 26 M-parameter dense one
-# included.  Rounds, not clips, are what cost: measured on 2 shared CPU
-# cores, a TFF round of the dense model on 4 clients of this corpus took
-# 16-28 s while a centralized epoch over the same 11-12 batches took 4-7 s,
-# so fewer clips would save little and fewer rounds save most.
+# only at the end, one seed, on TFF's own process (the reference engine, end to
+# end).  The models stay the paper's, the 26 M-parameter dense one included.
+# Rounds, not clips, are what cost: measured on 2 shared CPU cores, a TFF round
+# of the dense model on 4 clients of this corpus took 16-28 s while a centralized
+# epoch over the same 11-12 batches took 4-7 s, so fewer clips would save little
+# and fewer rounds save most.
 EXP1_BASELINE_VS_FEDERATED_QUICK = with_overrides(
     EXP1_BASELINE_VS_FEDERATED, size="small", max_speakers=12, rounds=1, eval_every=0,
-    federated_eval=False, quick=True)
+    federated_eval=False, quick=True, seeds=(0,), seed_counts=(), engine="tff")
 
-EXP2_CLIENT_COUNT = ClientCountSweep()
-# Quick: k = 1, 4, 8 on the small corpus, 1 round each.
+EXP2_CLIENT_COUNT = ClientCountSweep(engine="auto", seeds=(0, 1, 2), seed_counts=(("dense", 1),))
+# Quick: k = 1, 4, 8 on the small corpus, 1 round each, one seed.
 EXP2_CLIENT_COUNT_QUICK = with_overrides(
-    EXP2_CLIENT_COUNT, size="small", max_speakers=12, rounds=1, client_counts=(1, 4, 8), eval_every=0,
-    federated_eval=False, quick=True)
+    EXP2_CLIENT_COUNT, size="small", max_speakers=12, rounds=1, client_counts=(1, 4, 8),
+    eval_every=0, federated_eval=False, quick=True, seeds=(0,), seed_counts=())
 
 # Paper 001's future work ("one client per speaker"), run: Exp 1's models and
 # knobs, 73 speaker clients; engine "auto" picks the plain-TF engine for all three.
 EXP3_PER_SPEAKER_001 = BaselineVsFederated(
     name="exp3_per_speaker_001", paper="paper 001, future work (one client per speaker)",
-    setups=("by_speaker",), engine="auto")
+    setups=("by_speaker",), engine="auto", seeds=(0, 1, 2),
+    seed_counts=(("dense", 1), ("lstm", 1)))
 EXP3_PER_SPEAKER_001_QUICK = with_overrides(
     EXP3_PER_SPEAKER_001, size="small", max_speakers=12, rounds=1, eval_every=0,
-    federated_eval=False, quick=True)
+    federated_eval=False, quick=True, seeds=(0,), seed_counts=())
 
-PER_SPEAKER_MLP = PerSpeakerFederation()
-# Quick: the small corpus (10 training speakers, 2 held out), 3 rounds.
+# The main job: paper 000's point on the batched engine, 3 seeds (minutes).
+PER_SPEAKER_MLP = PerSpeakerFederation(engine="auto", seeds=(0, 1, 2))
+# Quick: the small corpus (10 training speakers, 2 held out), 3 rounds, one seed.
 PER_SPEAKER_MLP_QUICK = with_overrides(
-    PER_SPEAKER_MLP, size="small", max_speakers=12, rounds=3, federated_eval=False, quick=True)
+    PER_SPEAKER_MLP, size="small", max_speakers=12, rounds=3, federated_eval=False, quick=True,
+    seeds=(0,))

@@ -45,10 +45,15 @@ TABLE_FILE = "results.csv"
 RUNS_DIR = "runs"
 
 #: Columns of ``results.csv``, in order.
-TABLE_COLUMNS = ("run_id", "model", "setup", "mode", "partition", "clients", "rounds",
-                 "accuracy", "precision_macro", "recall_macro", "f1_macro", "uar",
-                 "client_mean_accuracy", "train_seconds", "wall_seconds", "corpus",
-                 "train_speakers", "val_speakers", "train_clips", "val_clips")
+TABLE_COLUMNS = ("run_id", "condition", "seed", "model", "setup", "mode", "partition",
+                 "clients", "rounds", "accuracy", "precision_macro", "recall_macro",
+                 "f1_macro", "uar", "client_mean_accuracy", "train_seconds", "wall_seconds",
+                 "engine", "corpus", "train_speakers", "val_speakers", "train_clips",
+                 "val_clips")
+
+#: Scores summarised over seeds (mean ± sd, 95 % t-interval) in the summary tables.
+SEED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "uar",
+                "client_mean_accuracy", "train_seconds")
 
 GENERATED_NOTICE = "generated stand-in corpus, not CREMA-D"
 
@@ -188,9 +193,23 @@ def _load_features(config, data_dir: Optional[str], progress: bool):
 # ---------------------------------------------------------------------------
 
 def _run_key(spec: RunSpec, corpus: dict, features) -> dict:
-    """What a saved run must match to be reused instead of retrained."""
-    return {"run_spec": spec.to_dict(), "corpus": corpus,
+    """What a saved run must match to be reused instead of retrained.
+
+    The run's settings (:meth:`RunSpec.key_dict`: not its name, not the
+    engine that computed it), the corpus fingerprint and the features.
+    """
+    return {"run_spec": spec.key_dict(), "corpus": corpus,
             "feature_kind": features.kind, "n_clips": len(features.clips)}
+
+
+def _comparable(key: Optional[dict]) -> Optional[dict]:
+    """A saved run key with the naming fields dropped (keys saved before runs had seeds
+    and engines were interchangeable still held them)."""
+    from tff_ser.experiments.configs import RUN_KEY_IGNORES
+    if not isinstance(key, dict) or not isinstance(key.get("run_spec"), dict):
+        return key
+    spec = {k: v for k, v in key["run_spec"].items() if k not in RUN_KEY_IGNORES}
+    return dict(key, run_spec=spec)
 
 
 def _reusable(run_dir: pathlib.Path, key: dict):
@@ -201,7 +220,7 @@ def _reusable(run_dir: pathlib.Path, key: dict):
         saved = RunResult.load(run_dir)
     except (ValueError, OSError):
         return None
-    return saved if saved.extra.get("run_key") == key else None
+    return saved if _comparable(saved.extra.get("run_key")) == _comparable(key) else None
 
 
 def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None,
@@ -244,8 +263,14 @@ def table_row(spec: RunSpec, result) -> dict:
     """The ``results.csv`` row of one finished run."""
     val = result.final_metrics.get("validation", {})
     info = result.config.get("task", {})
+    engine = None
+    if spec.mode != CENTRALIZED:
+        # runs saved before the engine was recorded in the result carry it in their key
+        engine = result.config.get("engine") or \
+            (result.extra.get("run_key") or {}).get("run_spec", {}).get("engine")
     return {
-        "run_id": spec.run_id, "model": spec.model, "setup": spec.setup, "mode": spec.mode,
+        "run_id": spec.run_id, "condition": spec.condition, "seed": spec.seed,
+        "model": spec.model, "setup": spec.setup, "mode": spec.mode,
         "partition": spec.partition if spec.mode != CENTRALIZED else "pooled",
         "clients": info.get("k") if spec.mode != CENTRALIZED else None,
         "rounds": spec.rounds,
@@ -255,7 +280,7 @@ def table_row(spec: RunSpec, result) -> dict:
         "client_mean_accuracy": result.final_metrics.get("validation_client_mean_accuracy"),
         "train_seconds": result.times.get("train_seconds"),
         "wall_seconds": result.times.get("wall_seconds"),
-        "engine": result.config.get("engine") if spec.mode != CENTRALIZED else None,
+        "engine": engine,
         "corpus": info.get("corpus"),
         "train_speakers": info.get("train_speakers"), "val_speakers": info.get("val_speakers"),
         "train_clips": info.get("train_clips"), "val_clips": info.get("val_clips"),
@@ -448,11 +473,15 @@ def draw_figures(config, specs: Sequence[RunSpec], results: dict, table: pd.Data
             col = SETUP_LABELS.get(spec.setup, spec.setup)
             if isinstance(config, ClientCountSweep):
                 col = f"k = {spec.clients}"
-            cells[(spec.model, col)] = cm
+            # summed over seeds: the held-out clips of every seed's run, pooled
+            cm = np.asarray(cm)
+            cells[(spec.model, col)] = cells.get((spec.model, col), 0) + cm
     if cells:
         save("confusion_matrices", plots.plot_confusion_grid(
             cells, class_names=class_names,
-            title=f"{config.name}: confusion matrices on held-out speakers ({corpus_note})"))
+            title=f"{config.name}: confusion matrices on held-out speakers ({corpus_note}"
+                  + (f"; summed over {len(config.seeds)} seeds" if len(config.seeds) > 1 else "")
+                  + ")"))
 
     if isinstance(config, ClientCountSweep):
         save("f1_vs_clients", plots.plot_f1_vs_clients(
@@ -463,7 +492,7 @@ def draw_figures(config, specs: Sequence[RunSpec], results: dict, table: pd.Data
             table.assign(setup=table["setup"].map(lambda s: SETUP_LABELS.get(s, s))),
             title=f"{config.name}: held-out scores ({corpus_note})"))
 
-    panels = {}
+    curves: Dict[tuple, list] = {}
     for run_id, r in results.items():
         spec = by_id[run_id]
         rounds, values = _history_curve(r)
@@ -471,11 +500,18 @@ def draw_figures(config, specs: Sequence[RunSpec], results: dict, table: pd.Data
             label = SETUP_LABELS.get(spec.setup, spec.setup)
             if isinstance(config, ClientCountSweep):
                 label = f"k = {spec.clients}"
-            panels.setdefault(spec.model, {})[label] = (rounds, values)
+            curves.setdefault((spec.model, label), []).append(dict(zip(rounds, values)))
+    panels = {}
+    for (model, label), seeds in curves.items():
+        # the mean over seeds, at the rounds every seed scored
+        common = sorted(set.intersection(*(set(c) for c in seeds)))
+        panels.setdefault(model, {})[label] = (
+            common, [float(np.mean([c[r] for c in seeds])) for r in common])
     if panels:
         save("learning_curves", plots.plot_learning_curves(
             panels, ylabel="Held-out accuracy (fraction of clips)",
-            title=f"{config.name}: accuracy per round (federated) / epoch (centralized)"))
+            title=f"{config.name}: accuracy per round (federated) / epoch (centralized)"
+                  + ("; mean over seeds" if len(config.seeds) > 1 else "")))
     return figures
 
 
@@ -514,17 +550,116 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = ".3f",
     return "\n".join([header, rule] + body)
 
 
+def seed_summary(table: pd.DataFrame, metrics: Sequence[str] = SEED_METRICS) -> pd.DataFrame:
+    """One row per condition (a run's setting without its seed) of ``results.csv``.
+
+    Columns: ``condition``, ``model``, ``setup``, ``mode``, ``clients``,
+    ``seeds`` (how many), ``seed_list``, and for each metric its mean
+    (``<metric>``), sample sd (``<metric>_sd``) and 95 % t-interval
+    (``<metric>_low`` / ``<metric>_high``; NaN with one seed, see
+    :func:`tff_ser.stats.mean_interval`).  A table without a ``condition``
+    column (one row per run) is read as one seed per row.
+    """
+    from tff_ser.stats import mean_interval
+    if "condition" not in table.columns:
+        table = table.assign(condition=table["run_id"] if "run_id" in table.columns
+                             else [str(i) for i in range(len(table))])
+    rows = []
+    for condition, group in table.groupby("condition", sort=False):
+        first = group.iloc[0]
+        row = {"condition": condition}
+        for column in ("model", "setup", "mode", "clients"):
+            row[column] = first.get(column)
+        row["seeds"] = len(group)
+        row["seed_list"] = " ".join(str(int(v)) for v in group["seed"]) \
+            if "seed" in group else ""
+        for metric in metrics:
+            values = pd.to_numeric(group[metric], errors="coerce") if metric in group \
+                else pd.Series([np.nan] * len(group))
+            if values.isna().all():
+                row.update({metric: np.nan, f"{metric}_sd": np.nan, f"{metric}_low": np.nan,
+                            f"{metric}_high": np.nan})
+                continue
+            iv = mean_interval(values)  # a NaN beside numbers is refused, not dropped
+            row.update({metric: iv.mean, f"{metric}_sd": iv.sd, f"{metric}_low": iv.low,
+                        f"{metric}_high": iv.high})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_sd(row, metric: str) -> str:
+    mean, sd = row[metric], row[f"{metric}_sd"]
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.3f}" if pd.isna(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+def _interval(row, metric: str) -> str:
+    if pd.isna(row[metric]):
+        return ""
+    if pd.isna(row[f"{metric}_low"]):
+        return "n = 1"
+    return f"[{row[f'{metric}_low']:.3f}, {row[f'{metric}_high']:.3f}]"
+
+
 def results_view(table: pd.DataFrame) -> pd.DataFrame:
-    """The columns a reader compares, named as in paper 001's tables."""
-    view = table.assign(setup=table["setup"].map(lambda s: SETUP_LABELS.get(s, s)))
-    view = view[["model", "setup", "clients", "accuracy", "precision_macro", "recall_macro",
-                 "f1_macro", "uar", "client_mean_accuracy", "train_seconds"]]
-    # Centralized runs train on the pooled clips; say so instead of NaN (and 4, not 4.0).
-    view = view.assign(clients=[("pooled" if pd.isna(k) else int(k)) for k in view["clients"]])
-    return view.rename(columns={"precision_macro": "precision", "recall_macro": "recall",
-                                "f1_macro": "F1 (macro)", "uar": "UAR",
-                                "client_mean_accuracy": "client-mean acc",
-                                "train_seconds": "train time (s)"})
+    """The columns a reader compares, named as in paper 001's tables, one row per setting.
+
+    Scores are ``mean ± sd`` over the seeds (just the value with one seed);
+    ``F1 95 % CI`` is the t-interval of the macro-F1 mean; ``seeds`` says how
+    many runs each row averages.
+    """
+    summary = seed_summary(table)
+    rows = []
+    for _, r in summary.iterrows():
+        rows.append({
+            "model": r["model"], "setup": SETUP_LABELS.get(r["setup"], r["setup"]),
+            # centralized runs train on the pooled clips; say so instead of NaN
+            "clients": "pooled" if pd.isna(r["clients"]) else int(r["clients"]),
+            "seeds": int(r["seeds"]),
+            "accuracy": _mean_sd(r, "accuracy"), "precision": _mean_sd(r, "precision_macro"),
+            "recall": _mean_sd(r, "recall_macro"), "F1 (macro)": _mean_sd(r, "f1_macro"),
+            "F1 95 % CI": _interval(r, "f1_macro"), "UAR": _mean_sd(r, "uar"),
+            "client-mean acc": _mean_sd(r, "client_mean_accuracy"),
+            "train time (s)": r["train_seconds"]})
+    return pd.DataFrame(rows, columns=["model", "setup", "clients", "seeds", "accuracy",
+                                       "precision", "recall", "F1 (macro)", "F1 95 % CI",
+                                       "UAR", "client-mean acc", "train time (s)"])
+
+
+def seed_comparisons(table: pd.DataFrame, pairs: Sequence[tuple],
+                     metric: str = "f1_macro") -> List[str]:
+    """One reading per ``(condition a, condition b)``: difference, intervals, paired test."""
+    from tff_ser.stats import compare
+    lines = []
+    for a, b in pairs:
+        ra, rb = table[table["condition"] == a], table[table["condition"] == b]
+        if ra.empty or rb.empty:
+            continue
+        comparison = compare(dict(zip(ra["seed"], ra[metric])), dict(zip(rb["seed"], rb[metric])))
+        name = "F1" if metric == "f1_macro" else metric
+        lines.append("- " + comparison.reading(a, b, name))
+    return lines
+
+
+def _comparison_pairs(config, table: pd.DataFrame) -> List[tuple]:
+    """The differences each experiment's reading rests on."""
+    conditions = list(dict.fromkeys(table["condition"]))
+    if isinstance(config, ClientCountSweep):
+        pairs = []
+        for model in config.models:
+            ks = sorted(config.client_counts)
+            pairs += [(f"{model}-k{k}", f"{model}-k{ks[0]}") for k in ks[1:]]
+        return pairs
+    pairs = []
+    for model in config.models:
+        setups = [c for c in conditions if c.startswith(f"{model}-")]
+        if f"{model}-centralized" in setups:
+            pairs += [(c, f"{model}-centralized") for c in setups
+                      if c != f"{model}-centralized"]
+        if f"{model}-iid" in setups and f"{model}-single_emotion" in setups:
+            pairs.append((f"{model}-iid", f"{model}-single_emotion"))
+    return pairs
 
 
 def paper001_comparison(table: pd.DataFrame) -> pd.DataFrame:
@@ -532,67 +667,105 @@ def paper001_comparison(table: pd.DataFrame) -> pd.DataFrame:
 
     Only models and setups present in both are listed.
     """
+    summary = seed_summary(table)
     rows = []
     for model, setups in PAPER_001_TABLES.items():
         for setup, ref in setups.items():
-            ours = table[(table["model"] == model) & (table["setup"] == setup)]
+            ours = summary[(summary["model"] == model) & (summary["setup"] == setup)]
             if ours.empty:
                 continue
-            rows.append({"model": model, "setup": SETUP_LABELS[setup],
-                         "paper acc": ref["accuracy"], "ours acc": ours["accuracy"].iloc[0],
-                         "paper F1": ref["f1"], "ours F1": ours["f1_macro"].iloc[0],
+            r = ours.iloc[0]
+            rows.append({"model": model, "setup": SETUP_LABELS[setup], "seeds": int(r["seeds"]),
+                         "paper acc": ref["accuracy"], "ours acc": _mean_sd(r, "accuracy"),
+                         "paper F1": ref["f1"], "ours F1": _mean_sd(r, "f1_macro"),
+                         "ours F1 95 % CI": _interval(r, "f1_macro"),
                          "paper time (s)": ref["train_seconds"],
-                         "ours time (s)": ours["train_seconds"].iloc[0]})
-    return pd.DataFrame(rows, columns=["model", "setup", "paper acc", "ours acc", "paper F1",
-                                       "ours F1", "paper time (s)", "ours time (s)"])
+                         "ours time (s)": r["train_seconds"]})
+    return pd.DataFrame(rows, columns=["model", "setup", "seeds", "paper acc", "ours acc",
+                                       "paper F1", "ours F1", "ours F1 95 % CI",
+                                       "paper time (s)", "ours time (s)"])
+
+
+def _engines(rows: pd.DataFrame) -> str:
+    engines = [e for e in dict.fromkeys(rows["engine"]) if isinstance(e, str)] \
+        if "engine" in rows else []
+    return "/".join(engines) or "tff"  # runs saved before the column: their config said tff
 
 
 def per_speaker_comparison(exp1: pd.DataFrame, exp3: pd.DataFrame) -> pd.DataFrame:
     """Paper 001's future work beside Exp 1: centralized, 4 IID clients, one client per speaker.
 
-    Both experiments score the same 18 held-out speakers with the same seed
+    Both experiments score the same 18 held-out speakers with the same seeds
     and knobs (20 rounds / epochs, BS 20, Adam 1e-3), so the rows compare
-    directly.  One row per model and setup: accuracy, UAR, macro F1,
-    training time and the engine that computed the federated rounds.
+    directly.  One row per model and setup: mean ± sd over seeds of accuracy,
+    UAR and macro F1, the F1 interval, training time and the engine(s) that
+    computed the federated rounds.
     """
     rows = []
+    summaries = {id(exp1): seed_summary(exp1), id(exp3): seed_summary(exp3)}
     for model in dict.fromkeys(exp3["model"]):
         for table, setup in ((exp1, "centralized"), (exp1, "iid"), (exp3, "by_speaker")):
-            ours = table[(table["model"] == model) & (table["setup"] == setup)]
+            summary = summaries[id(table)]
+            ours = summary[(summary["model"] == model) & (summary["setup"] == setup)]
             if ours.empty:
                 continue
             r = ours.iloc[0]
-            engine = r.get("engine") if "engine" in r else None
-            if setup != "centralized" and (engine is None or pd.isna(engine)):
-                engine = "tff"  # Exp 1's committed runs predate the column; their config says tff
+            raw = table[(table["model"] == model) & (table["setup"] == setup)]
             rows.append({"model": model, "setup": SETUP_LABELS[setup],
                          "clients": "pooled" if setup == "centralized" else int(r["clients"]),
-                         "accuracy": r["accuracy"], "UAR": r["uar"], "F1 (macro)": r["f1_macro"],
+                         "seeds": int(r["seeds"]), "accuracy": _mean_sd(r, "accuracy"),
+                         "UAR": _mean_sd(r, "uar"), "F1 (macro)": _mean_sd(r, "f1_macro"),
+                         "F1 95 % CI": _interval(r, "f1_macro"),
                          "train time (s)": r["train_seconds"],
-                         "engine": "-" if setup == "centralized" else engine})
-    return pd.DataFrame(rows, columns=["model", "setup", "clients", "accuracy", "UAR",
-                                       "F1 (macro)", "train time (s)", "engine"])
+                         "engine": "-" if setup == "centralized" else _engines(raw)})
+    return pd.DataFrame(rows, columns=["model", "setup", "clients", "seeds", "accuracy", "UAR",
+                                       "F1 (macro)", "F1 95 % CI", "train time (s)", "engine"])
 
 
 def f1_by_clients(table: pd.DataFrame, metric: str = "f1_macro") -> pd.DataFrame:
-    """Exp 2 as a table: one row per k, one column per model, ``metric`` in the cells."""
+    """Exp 2 as a table: one row per k; per model the mean of ``metric`` over seeds
+    (``<model> F1``), its 95 % t-interval (``<model> CI``) and the number of seeds."""
     frame = table.assign(clients=table["clients"].astype(int))
-    wide = frame.pivot_table(index="clients", columns="model", values=metric, sort=False)
-    wide = wide[list(dict.fromkeys(frame["model"]))].sort_index()
-    wide.columns = [f"{m} {'F1' if metric == 'f1_macro' else metric}" for m in wide.columns]
-    return wide.reset_index().rename(columns={"clients": "k"})
+    if "condition" not in frame:
+        frame = frame.assign(condition=[f"{m}-k{k}" for m, k in
+                                        zip(frame["model"], frame["clients"])])
+    summary = seed_summary(frame, metrics=(metric,))
+    name = "F1" if metric == "f1_macro" else metric
+    out = pd.DataFrame({"k": sorted(summary["clients"].astype(int).unique())})
+    for model in dict.fromkeys(frame["model"]):
+        rows = summary[summary["model"] == model].set_index(
+            summary[summary["model"] == model]["clients"].astype(int))
+        out[f"{model} {name}"] = [rows[metric].get(k, np.nan) for k in out["k"]]
+        out[f"{model} CI"] = [(_interval(rows.loc[k], metric) if k in rows.index else "")
+                              for k in out["k"]]
+        out[f"{model} seeds"] = [int(rows["seeds"].get(k, 0)) for k in out["k"]]
+    return out
 
 
 def paper000_comparison(table: pd.DataFrame) -> pd.DataFrame:
-    """Paper 000 Table I's optimal-accuracy point beside our per-speaker runs."""
-    rows = [{"run": "paper 000 (CREMA-D, 73 clients)",
-             "client-mean acc": PAPER_000_BEST["client_mean_accuracy"],
+    """Paper 000 Table I's optimal-accuracy point beside our per-speaker runs (mean ± sd)."""
+    rows = [{"run": "paper 000 (CREMA-D, 73 clients)", "seeds": "",
+             "client-mean acc": f"{PAPER_000_BEST['client_mean_accuracy']:.3f}",
+             "client-mean acc 95 % CI": "",
              "train time (s)": PAPER_000_BEST["train_seconds"]}]
-    for r in table.itertuples(index=False):
-        rows.append({"run": f"ours: {r.model} {SETUP_LABELS.get(r.setup, r.setup)}",
-                     "client-mean acc": r.client_mean_accuracy,
-                     "train time (s)": r.train_seconds})
+    for _, r in seed_summary(table).iterrows():
+        rows.append({"run": f"ours: {r['model']} {SETUP_LABELS.get(r['setup'], r['setup'])}",
+                     "seeds": int(r["seeds"]),
+                     "client-mean acc": _mean_sd(r, "client_mean_accuracy"),
+                     "client-mean acc 95 % CI": _interval(r, "client_mean_accuracy"),
+                     "train time (s)": r["train_seconds"]})
     return pd.DataFrame(rows)
+
+
+def _differences_section(config, table: pd.DataFrame) -> List[str]:
+    """What the seeds say: each comparison the reading rests on, with its test."""
+    lines = seed_comparisons(table, _comparison_pairs(config, table))
+    if not lines:
+        return []
+    return ["## Differences over seeds (macro F1)", "",
+            "A difference is claimed only when the 95 % t-intervals of the two means separate "
+            "or a paired t-test over the seeds both settings ran with gives p < 0.05 (same "
+            "seed = same initial weights, partition and client sampling).", ""] + lines + [""]
 
 
 def _paper_section(config, table: pd.DataFrame) -> List[str]:
@@ -613,6 +786,13 @@ def _paper_section(config, table: pd.DataFrame) -> List[str]:
             f"{PAPER_000_BEST['batch_size']}, CD {PAPER_000_BEST['client_fraction']}, on "
             "CREMA-D with a laptop CPU.", "",
             markdown_table(paper000_comparison(table), formats=TIME_FORMATS)]
+
+
+def _seed_note(config) -> str:
+    counts = {m: len(config.seeds_for(m)) for m in config.models}
+    if len(set(counts.values())) == 1:
+        return f"seeds {', '.join(map(str, config.seeds_for(config.models[0])))}"
+    return "; ".join(f"{m}: seeds {', '.join(map(str, config.seeds_for(m)))}" for m in counts)
 
 
 def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
@@ -653,18 +833,21 @@ def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
     lines += [
         "",
         "## Results on the held-out speakers", "",
+        f"One row per setting; scores are mean ± sd over its seeds ({_seed_note(config)}), "
+        "`F1 95 % CI` the t-interval of the mean (none with one seed).  "
         "accuracy, macro precision / recall / F1 and UAR over the pooled held-out clips; "
         "client-mean acc = mean of per-speaker accuracies (paper 000's objective); train time "
         "= seconds in training steps (federated: the rounds' `process.next`, centralized: "
         "`fit`), evaluation excluded.", "",
         markdown_table(results_view(table), formats=TIME_FORMATS), "",
     ]
+    lines += _differences_section(config, table)
     lines += _paper_section(config, table) + [""]
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({p.name})" for name, p in figures.items()] + [""]
     lines += ["## Files", "",
-              f"- `{TABLE_FILE}`: every number above, one row per run",
+              f"- `{TABLE_FILE}`: every number above, one row per run and seed",
               f"- `{RUNS_DIR}/<run_id>/result.json`, `history.csv`: each run's config, "
               "per-round history and final metrics (confusion matrix, per-class scores)",
               "- runs: " + ", ".join(f"`{s.run_id}`" for s in specs), ""]
