@@ -116,9 +116,46 @@ def test_a_worker_killed_mid_round_stops_the_run_with_its_cause_and_the_checkpoi
     assert "at" in killed, "no worker was found to kill"
     assert raised - killed["at"] < 30, f"the run noticed the dead worker after {raised - killed['at']:.0f} s"
     message = str(err.value)
-    assert "SIGKILL" in message and runtime.worker_log_path() in message
+    assert "SIGKILL" in message and "worker's last output" in message
     assert "engine='tf'" in message and "GiB resident" in message
     resumed = train_federated(task, cfg, engine="tff", checkpoint_dir=str(ck), progress=False,
                               federated_eval=False)
     assert resumed.times["resumed_from_round"] >= 1
     assert len(resumed.history) == 3
+
+
+_TFF_THEN_WAIT = """
+import sys, time
+from tff_ser import runtime
+tff = runtime.get_tff()
+import tensorflow as tf
+
+@tff.tensorflow.computation(tf.int32)
+def add_one(x):
+    return x + 1
+
+assert add_one(1) == 2
+print("ran", flush=True)
+if sys.argv[1] == "wait":
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("ending", ["finished", "killed"])
+def test_no_file_is_left_in_the_temp_directory_by_a_finished_or_killed_process(tmp_path,
+                                                                                ending):
+    import subprocess
+    import sys
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    proc = subprocess.Popen([sys.executable, "-c", _TFF_THEN_WAIT,
+                             "wait" if ending == "killed" else "exit"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline().strip() == b"ran", proc.stderr.read().decode()[-2000:]
+    if ending == "killed":
+        proc.kill()
+    proc.wait(timeout=60)
+    time.sleep(1.0)  # the worker dies with its parent (PR_SET_PDEATHSIG)
+    left = sorted(p.name for p in tmp.iterdir())
+    assert left == [], f"left in the temp directory: {left}"

@@ -6,9 +6,14 @@ experiments / hpo -> plots.
 """
 import os as _os
 
-# TensorFlow prints pages of C++ start-up chatter (CUDA, TensorRT, oneDNN) on a
-# CPU machine; keep it quiet unless the user asked for a level themselves.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow prints C++ start-up chatter on a CPU machine, three lines of it at
+# error level ("Unable to register cuDNN / cuFFT / cuBLAS factory") and, on the
+# batched engine, "SetPriority unimplemented": none of it is an error of the run.
+# Level 3 silences TF's C++ log (Python exceptions still carry real errors);
+# TFF_SER_VERBOSE=1 (or `tff-ser --verbose`) brings the log back, and a level the
+# user set themselves is kept.
+_QUIET_TF_LEVEL = "1" if _os.environ.get("TFF_SER_VERBOSE", "") not in ("", "0") else "3"
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", _QUIET_TF_LEVEL)
 
 __version__ = "0.1.0"
 

@@ -51,9 +51,28 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
-def worker_log_path() -> str:
-    """Where the C++ worker's own output goes (it never shares our pipes)."""
-    return os.path.join(tempfile.gettempdir(), f"tff_ser_worker_{os.getpid()}.log")
+def _worker_log():
+    """A file for the C++ worker's own output (it never shares our pipes).
+
+    An anonymous temporary file: unlinked from the temp directory the moment
+    it is made, so nothing is left there however this process ends (even
+    SIGKILL); while it lives, :func:`_log_tail` reads it back for error messages.
+    """
+    return tempfile.TemporaryFile(prefix="tff_ser_worker_", suffix=".log")
+
+
+def _log_tail(log, limit: int = 2000) -> str:
+    """The last ``limit`` characters of the worker's output, or a note that there was none."""
+    if log is None:
+        return "(no output captured)"
+    try:
+        log.flush()
+        size = os.fstat(log.fileno()).st_size
+        log.seek(max(0, size - limit))
+        text = log.read().decode("utf-8", "replace").strip()
+    except (OSError, ValueError):
+        return "(its output could not be read back)"
+    return text or "(it printed nothing)"
 
 
 class WorkerDied(RuntimeError):
@@ -79,7 +98,7 @@ def _watch_memory(process: subprocess.Popen, peak: dict) -> None:
         time.sleep(0.2)
 
 
-def _death_message(process: subprocess.Popen, peak_kib: int) -> str:
+def _death_message(process: subprocess.Popen, peak_kib: int, log=None) -> str:
     code = process.returncode
     if code is not None and code < 0:
         try:
@@ -91,11 +110,12 @@ def _death_message(process: subprocess.Popen, peak_kib: int) -> str:
     else:
         cause = f"exited with status {code}"
     return (f"TFF's C++ worker_binary (pid {process.pid}) {cause} after reaching "
-            f"{peak_kib / 2**20:.2f} GiB resident; its log is {worker_log_path()}. "
+            f"{peak_kib / 2**20:.2f} GiB resident. "
             "The run was stopped rather than retried on a fresh worker. To go on: resume "
             "from the last checkpoint with fewer clients per round (client_fraction), a "
             "smaller model or batch, or train_federated(engine='tf') (plain TensorFlow, "
-            "the same FedAvg rounds, no worker).")
+            "the same FedAvg rounds, no worker).\nThe worker's last output: "
+            + _log_tail(log))
 
 
 def _owned_cpp_executor_factory(default_num_clients: int = 0,
@@ -122,17 +142,19 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
         ("grpc.max_send_message_length", 2_000_000_000),
     ]
 
-    state = {"stub": None, "process": None, "peak": {"kib": 0}}
+    state = {"stub": None, "process": None, "peak": {"kib": 0}, "log": None}
 
     def start_stub():
         port = portpicker.pick_unused_port()
-        log = open(worker_log_path(), "ab")
+        log = _worker_log()
         process = subprocess.Popen(
             [binary_path, f"--port={port}",
              f"--max_concurrent_computation_calls={max_concurrent_computation_calls}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent, close_fds=True)
-        log.close()
+        if state["log"] is not None:
+            state["log"].close()
+        state["log"] = log
         with _LOCK:
             _WORKERS.append(process)
         peak = {"kib": 0}
@@ -145,7 +167,7 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
             if process.poll() is not None:
                 raise RuntimeError(
                     f"TFF worker_binary exited with code {process.returncode} "
-                    f"before serving; its log is {worker_log_path()}")
+                    f"before serving; its output: {_log_tail(log)}")
             if time.monotonic() > deadline:
                 raise RuntimeError("TFF worker_binary did not become ready in 120 s")
             time.sleep(0.02)
@@ -161,7 +183,7 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
             with _LOCK:
                 if process in _WORKERS:
                     _WORKERS.remove(process)
-            raise WorkerDied(_death_message(process, state["peak"]["kib"]))
+            raise WorkerDied(_death_message(process, state["peak"]["kib"], state["log"]))
         stub = state["stub"]
         if stub is not None and stub.is_ready:
             return stub
@@ -222,7 +244,7 @@ def get_tff():
     first call (the import itself takes ~10 s).
     """
     global _INSTALLED
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tff_ser  # noqa: F401  (sets TF's C++ log level before TF is imported)
     import tensorflow_federated as tff
     if not _INSTALLED:
         from tensorflow_federated.python.core.backends.native import compiler
