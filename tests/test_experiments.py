@@ -450,3 +450,28 @@ def test_one_seed_can_be_rerun_alone(two_seeds_out, tmp_path, monkeypatch):
     after = pd.read_csv(again / runner.TABLE_FILE).set_index("run_id")
     # same seed, same numbers (the rerun seed), and the others read back unchanged
     pd.testing.assert_series_equal(before["f1_macro"], after["f1_macro"])
+
+
+def test_the_main_job_prints_a_table_over_seeds_where_its_files_are_and_what_next(
+        data_root, tmp_path, monkeypatch, capsys):
+    # The real main job is per_speaker_mlp at full size (README measures it); here its
+    # quick config with two seeds, to check what it prints and writes.
+    quick = with_overrides(PER_SPEAKER_MLP_QUICK, seeds=(0, 1), rounds=1)
+    monkeypatch.setitem(registry.EXPERIMENTS, registry.MAIN_JOB, dataclasses.replace(
+        registry.EXPERIMENTS[registry.MAIN_JOB], full=quick))
+    assert registry.MAIN_JOB == "per_speaker_mlp"
+    assert registry.run_main_job(out=str(tmp_path / "main")) == 0
+    text = capsys.readouterr().out
+    assert "F1 95 % CI" in text and "One client per speaker" in text
+    assert "mlp-by_speaker - mlp-centralized: F1" in text
+    assert str(tmp_path / "main" / "summary.md") in text and "learning_curves.png" in text
+    assert "next: `make test`" in text
+
+
+@pytest.mark.slow
+def test_exp1_quick_smoke_run_of_all_three_models_on_tff(data_root, tmp_path):
+    """The former main job: paper 001 Exp 1 at quick size on TFF's own process."""
+    outcome = runner.run_experiment(EXP1_BASELINE_VS_FEDERATED_QUICK, tmp_path / "exp1",
+                                    progress=False)
+    assert outcome.complete and len(outcome.table) == 9
+    assert set(outcome.table["engine"].dropna()) == {"tff"}

@@ -134,7 +134,7 @@ def _cmd_train(args):
 def _cmd_run(args):
     """The README's main job on the embedded corpus."""
     from tff_ser.experiments.registry import run_main_job
-    return run_main_job(data_dir=args.data_dir)
+    return run_main_job(data_dir=args.data_dir, progress=not args.no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_features(sub)
     _add_train(sub)
-    r = sub.add_parser("run", help="the main job on the embedded corpus (README)")
+    r = sub.add_parser("run", help="the main job: paper 000's per-speaker federation vs the "
+                                   "centralized MLP, 3 seeds, on the embedded corpus (README)")
     r.add_argument("--data-dir", default=None)
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
     try:
         from tff_ser.experiments.registry import add_experiment_parser
         add_experiment_parser(sub)
