@@ -46,7 +46,9 @@ def test_file_name_gives_actor_sentence_emotion_and_level(cremad):
     clip = {c.clip_id: c for c in load.clips}["1002_IEO_ANG_HI"]
     assert (clip.speaker, clip.sentence, clip.emotion, clip.intensity) == (
         "1002", "IEO", "ANG", "HI")
-    assert clip.corpus == "crema-d"
+    # a two-actor folder in CREMA-D layout is not known to be CREMA-D
+    assert clip.corpus == "crema-d-layout"
+    assert load_cremad(cremad, corpus="my-cremad").clips[0].corpus == "my-cremad"
     assert os.path.isabs(clip.path) and clip.path.endswith("AudioWAV/1002_IEO_ANG_HI.wav")
 
 
@@ -112,7 +114,7 @@ def test_flat_directory_not_named_audiowav_is_its_own_root(tmp_path):
     write_clip(flat / "1001_DFA_NEU_XX.wav")
     load = load_cremad(flat)
     assert [c.clip_id for c in load.clips] == ["1001_DFA_NEU_XX"]
-    assert load.corpus == "crema-d"
+    assert load.corpus == "crema-d-layout"
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -147,7 +149,7 @@ def test_probe_false_trusts_the_directory(cremad):
 
 def test_summary_states_clip_and_speaker_counts(cremad):
     text = load_cremad(cremad).summary()
-    assert f"crema-d: 11 clips from 2 speakers in {cremad / 'AudioWAV'}" in text
+    assert f"crema-d-layout: 11 clips from 2 speakers in {cremad / 'AudioWAV'}" in text
     assert "per emotion: NEU 2, HAP 2, SAD 3, ANG 4" in text
     assert "no problems found" in text
 
@@ -165,7 +167,7 @@ def test_detect_layout_of_an_unrelated_directory_describes_both_layouts(tmp_path
 
 def test_check_counts_speakers_emotions_levels_sex_and_durations(cremad):
     report = check_directory(cremad)
-    assert report.layout == "crema-d" and report.corpus == "crema-d"
+    assert report.layout == "crema-d" and report.corpus == "crema-d-layout"
     assert report.n_clips == len(NAMES)
     assert report.clips_per_speaker == {"1001": 6, "1002": 9}
     assert report.clips_per_emotion["ANG"] == 4
@@ -199,3 +201,16 @@ def test_check_of_generated_corpus_warns_it_is_not_crema_d(cremad):
     text = format_report(check_directory(cremad))
     assert "corpus name on clips: generated" in text
     assert "never report their numbers as CREMA-D" in text
+
+
+def test_check_says_which_rate_features_use_and_that_other_rates_are_resampled(tmp_path):
+    audio = tmp_path / "mine" / "AudioWAV"
+    audio.mkdir(parents=True)
+    write_clip(audio / "1001_DFA_NEU_XX.wav", sr=22050)
+    write_clip(audio / "1002_DFA_ANG_XX.wav", sr=16000)
+    text = format_report(check_directory(tmp_path / "mine"))
+    assert "Features use 16000 Hz: clips at 22050 Hz are resampled to 16000 Hz" in text
+    audio16 = tmp_path / "sixteen" / "AudioWAV"
+    audio16.mkdir(parents=True)
+    write_clip(audio16 / "1001_DFA_NEU_XX.wav")
+    assert "no resampling" in format_report(check_directory(tmp_path / "sixteen"))

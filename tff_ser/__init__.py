@@ -36,6 +36,9 @@ _API = {
     "train_centralized": "tff_ser.centralized",
     "classification_metrics": "tff_ser.metrics",
     "RunResult": "tff_ser.results",
+    "set_threads": "tff_ser.runtime",
+    "speaker_folds": "tff_ser.crossval",
+    "cross_validate": "tff_ser.crossval",
 }
 
 __all__ = sorted(_API) + ["__version__"]

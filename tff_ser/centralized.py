@@ -69,13 +69,18 @@ class CentralizedConfig:
 STEPS_PER_EXECUTION = 64
 
 
-def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool = True):
+def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool = True,
+                      threads: Optional[int] = None):
     """Train ``task.model`` on all training clients' clips pooled together.
+
+    ``threads`` limits TensorFlow's thread pools (:func:`tff_ser.runtime.set_threads`).
 
     Returns a :class:`tff_ser.results.RunResult` with the same final-metric
     keys as :func:`tff_ser.federated.train_federated`; ``times["train_seconds"]``
     is the time spent in ``fit`` (evaluation excluded).
     """
+    from tff_ser.runtime import set_threads
+    set_threads(threads)
     import tensorflow as tf
     from tqdm.auto import tqdm
     from tff_ser.federated import evaluate_keras
@@ -122,6 +127,7 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
         final["validation"] = ev["pooled"]
         final["validation_client_mean_accuracy"] = ev["client_mean_accuracy"]
         final["validation_per_client_accuracy"] = ev["per_client_accuracy"]
+        final["validation_predictions"] = ev["predictions"]
     times = {"train_seconds": float(np.sum(per_epoch)), "per_round_seconds": per_epoch,
              "mean_round_seconds": float(np.mean(per_epoch)),
              "wall_seconds": time.perf_counter() - t_start}

@@ -107,7 +107,10 @@ def evaluate_keras(task: Task, model, *, batch_size: int = 256) -> dict:
         per_client[cid] = float(np.mean(pred[rows] == task.y[cidx]))
     return {"pooled": pooled,
             "client_mean_accuracy": float(np.mean(list(per_client.values()))),
-            "per_client_accuracy": per_client}
+            "per_client_accuracy": per_client,
+            # per clip, to pool over folds or seeds: row of task.x, true and predicted class
+            "predictions": {"index": [int(i) for i in idx], "true": task.y[idx].tolist(),
+                            "predicted": np.asarray(pred).astype(int).tolist()}}
 
 
 # --------------------------------------------------------------------------
@@ -120,7 +123,7 @@ def train_federated(task: Task, config: FederatedConfig, *,
                     tensorboard_dir: Optional[str] = None,
                     progress: bool = True,
                     federated_eval: bool = True,
-                    engine: str = "auto"):
+                    engine: str = "auto", threads: Optional[int] = None):
     """Train ``task.model`` with FedAvg on ``task.train_clients``.
 
     Parameters
@@ -151,6 +154,9 @@ def train_federated(task: Task, config: FederatedConfig, *,
         the package, CPU or GPU), else ``"tff"``.  ``"tff"``: TFF's FedAvg
         process, the reference every other engine is tested against.  The
         engine used is recorded in ``result.config["engine"]``.
+    threads : int, optional
+        TensorFlow's intra-/inter-op threads (:func:`tff_ser.runtime.set_threads`;
+        must come before TensorFlow's first operation in the process).
 
     Returns
     -------
@@ -172,6 +178,8 @@ def train_federated(task: Task, config: FederatedConfig, *,
     tff_ser.runtime.WorkerDied
         The TFF engine's C++ worker died mid-round (e.g. killed for memory).
     """
+    from tff_ser.runtime import set_threads
+    set_threads(threads)
     import tensorflow as tf
     from tqdm.auto import tqdm
     from tff_ser.results import RunResult
@@ -231,6 +239,7 @@ def train_federated(task: Task, config: FederatedConfig, *,
         final["validation"] = ev["pooled"]
         final["validation_client_mean_accuracy"] = ev["client_mean_accuracy"]
         final["validation_per_client_accuracy"] = ev["per_client_accuracy"]
+        final["validation_predictions"] = ev["predictions"]
         if federated_eval and engine == "tff":
             final["federated_eval"] = rounds.federated_eval()
     if history:

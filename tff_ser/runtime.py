@@ -75,6 +75,40 @@ def _log_tail(log, limit: int = 2000) -> str:
     return text or "(it printed nothing)"
 
 
+def set_threads(threads: Optional[int]) -> None:
+    """Limit TensorFlow's intra- and inter-op thread pools to ``threads`` each.
+
+    TensorFlow fixes its pools when it first runs an operation, so call this
+    before any training (``train_federated(..., threads=N)``,
+    ``tff-ser train --threads N`` and ``hpo --threads`` do).  ``None`` or 0
+    keeps TensorFlow's default (all cores).
+
+    Raises
+    ------
+    ValueError
+        If ``threads`` is negative, or TensorFlow already runs with other
+        pool sizes in this process (start a fresh process, or call this first).
+    """
+    if not threads:
+        return
+    if int(threads) < 0:
+        raise ValueError(f"threads must be >= 1 (or None for TensorFlow's default), got {threads}")
+    import tensorflow as tf
+    n = int(threads)
+    have = (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+    if have == (n, n):
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:
+        raise ValueError(
+            f"TensorFlow already runs in this process with {have[0]} intra-op / {have[1]} "
+            f"inter-op threads (0 = all cores), so threads={n} cannot take effect; set it "
+            "before the first training or feature step, or in a fresh process") from None
+
+
 class WorkerDied(RuntimeError):
     """TFF's C++ worker died while a computation needed it."""
 

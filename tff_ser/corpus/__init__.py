@@ -37,7 +37,8 @@ def load_corpus(root: str, *, emotions: Union[str, Sequence[str]] = EMOTIONS_4, 
 
 
 def resolve_corpus(data_dir: Optional[str] = None, *, size: str = "full", corpus_seed: int = 0,
-                   emotions: Union[str, Sequence[str]] = EMOTIONS_4, progress: bool = True):
+                   emotions: Union[str, Sequence[str]] = EMOTIONS_4, progress: bool = True,
+                   corpus_name: Optional[str] = None):
     """The corpus an experiment runs on, and say which one it is.
 
     ``data_dir`` given: load it (CREMA-D or IEMOCAP layout).  Otherwise use real
@@ -49,6 +50,10 @@ def resolve_corpus(data_dir: Optional[str] = None, *, size: str = "full", corpus
     seed never reaches here.  A generated corpus on disk made with other
     parameters (another ``corpus_seed``) is never rewritten as a side effect:
     that is a ``ValueError`` saying how to regenerate it.
+
+    ``corpus_name`` labels the clips and results of a real corpus (default: the
+    loader's rule, e.g. ``"crema-d-layout"`` for a CREMA-D-layout folder that is
+    not known to be CREMA-D); a generated corpus is always ``"generated"``.
     """
     if data_dir is None:
         real = os.path.join(data_root(), "CREMA-D")
@@ -70,4 +75,6 @@ def resolve_corpus(data_dir: Optional[str] = None, *, size: str = "full", corpus
                     f"{corpus_seed} --overwrite`, or ask for corpus_seed={have.get('seed')!r}.")
             generate_corpus(data_dir, size=size, seed=corpus_seed, overwrite=False,
                             progress=progress)
+    if corpus_name:
+        return load_corpus(data_dir, emotions=emotions, corpus=corpus_name)
     return load_corpus(data_dir, emotions=emotions)

@@ -23,6 +23,9 @@ from tff_ser.corpus.records import CREMAD_LEVELS
 
 LAYOUTS = ("crema-d", "iemocap")
 
+#: The sample rate every feature kind reads audio at (``extract(sr=16000)``).
+FEATURE_SR = 16000
+
 
 def detect_layout(root) -> str:
     """Which corpus layout ``root`` follows: ``"crema-d"`` or ``"iemocap"``.
@@ -247,6 +250,13 @@ def format_report(report: CheckReport, max_problems: Optional[int] = None) -> st
                      f"max {max(d):.2f}; total {total_text}")
     lines.append("Sample rates: " + (", ".join(
         f"{sr} Hz ({n} clips)" for sr, n in report.sample_rates.items()) or "none"))
+    other = [sr for sr in report.sample_rates if int(sr) != FEATURE_SR]
+    if other:
+        lines.append(f"Features use {FEATURE_SR} Hz: clips at "
+                     f"{', '.join(f'{sr} Hz' for sr in other)} are resampled to {FEATURE_SR} Hz "
+                     "(soxr, HQ) when features are extracted; the files are not changed.")
+    elif report.sample_rates:
+        lines.append(f"Features use {FEATURE_SR} Hz, the clips' own rate: no resampling.")
     lines.append("Channels: " + (", ".join(
         f"{c} ({n} clips)" for c, n in report.channels.items()) or "none"))
 

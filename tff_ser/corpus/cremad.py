@@ -300,8 +300,17 @@ def raise_if_empty(clips: list, skipped: list, filtered: int, emotions: tuple,
     raise NoClipsError(f"no clips found in {where}; expected {layout}")
 
 
+#: CREMA-D's 91 actors (1001-1091) and its 7,442 clips: a folder in CREMA-D layout is
+#: labelled "crema-d" only when it holds all 91 actors and at least this many clips.
+CREMAD_ACTORS = tuple(str(a) for a in range(1001, 1092))
+CREMAD_MIN_FILES = 7400
+
+#: The label of a folder in CREMA-D layout that is not known to be CREMA-D.
+LAYOUT_ONLY = "crema-d-layout"
+
+
 def load_cremad(root, emotions: Union[str, Sequence[str]] = EMOTIONS_4,
-                corpus: str = "crema-d", probe: bool = True) -> CorpusLoad:
+                corpus: Optional[str] = None, probe: bool = True) -> CorpusLoad:
     """Load CREMA-D clip records from a directory.
 
     Parameters
@@ -312,10 +321,13 @@ def load_cremad(root, emotions: Union[str, Sequence[str]] = EMOTIONS_4,
     emotions : sequence of str or "all", default EMOTIONS_4
         Emotions to keep; the 4-class NEU/HAP/SAD/ANG set of the papers, or
         ``"all"`` for the 6 CREMA-D emotions.
-    corpus : str, default "crema-d"
-        Name recorded on each clip; overridden to ``"generated"`` when a
-        ``GENERATED.json`` marker sits at the root, so numbers from the
-        embedded corpus can never be reported as CREMA-D.
+    corpus : str, optional
+        Name recorded on each clip and in every result (``tff-ser
+        --corpus-name``).  Default: ``"crema-d"`` when the folder holds
+        CREMA-D's 91 actors (1001-1091) and at least 7,400 clips, else
+        ``"crema-d-layout"`` (the layout, not known to be CREMA-D).  Always
+        ``"generated"`` when a ``GENERATED.json`` marker sits at the root, so
+        numbers from the embedded corpus can never be reported as CREMA-D.
     probe : bool, default True
         Check every kept file's audio (size, LFS pointer, header) and skip
         broken ones; ``False`` trusts the directory (faster on slow disks).
@@ -355,8 +367,15 @@ def load_cremad(root, emotions: Union[str, Sequence[str]] = EMOTIONS_4,
         if fields["emotion"] not in emotions:
             filtered += 1
             continue
-        clip = Clip(path=path, corpus=corpus, sex=sex.get(fields["speaker"]), **fields)
-        candidates.append((path, clip))
+        candidates.append((path, fields))
+    if corpus is None:
+        every = [f for f in (parse_cremad_name(n)[0] for n in os.listdir(audio_dir)
+                             if n.lower().endswith(".wav")) if f]
+        actors = {f["speaker"] for f in every}
+        corpus = "crema-d" if (set(CREMAD_ACTORS) <= actors
+                               and len(every) >= CREMAD_MIN_FILES) else LAYOUT_ONLY
+    candidates = [(path, Clip(path=path, corpus=corpus, sex=sex.get(fields["speaker"]),
+                              **fields)) for path, fields in candidates]
 
     pointer_advice = ("Clone the CREMA-D repository with git-lfs installed and run "
                       "`git lfs pull` inside it (a GitHub zip download only has "

@@ -19,11 +19,16 @@ PARTITION_CHOICES = ("by_speaker", "iid", "single_emotion", "class_balanced", "d
 
 def load_features(model: str, *, data_dir: Optional[str] = None, size: str = "full",
                   corpus_seed: int = 0, emotions: Sequence[str] = EMOTIONS_4,
-                  progress: bool = True):
+                  progress: bool = True, corpus_name: Optional[str] = None,
+                  cache_dir: Optional[str] = None, max_speakers: Optional[int] = None,
+                  n_jobs: Optional[int] = None):
     """(CorpusLoad, FeatureSet) of the corpus in the feature kind ``model`` needs.
 
     ``corpus_seed`` picks the generated corpus (see :func:`tff_ser.corpus.resolve_corpus`);
-    it has nothing to do with the training seed.
+    it has nothing to do with the training seed.  ``corpus_name`` labels a real
+    corpus (see :func:`tff_ser.corpus.resolve_corpus`); ``cache_dir`` is the
+    feature cache (default: see :func:`tff_ser.features.pipeline.extract`);
+    ``max_speakers`` keeps the first that many speakers (sorted ids).
     """
     from tff_ser.corpus import resolve_corpus
     from tff_ser.features.pipeline import extract
@@ -31,8 +36,13 @@ def load_features(model: str, *, data_dir: Optional[str] = None, size: str = "fu
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
     load = resolve_corpus(data_dir, size=size, corpus_seed=corpus_seed, emotions=emotions,
-                          progress=progress)
-    features = extract(load.clips, MODELS[model].feature_kind, progress=progress)
+                          progress=progress, corpus_name=corpus_name)
+    clips = load.clips
+    if max_speakers is not None:
+        from tff_ser.experiments.runner import limit_speakers
+        clips = limit_speakers(clips, max_speakers)
+    features = extract(clips, MODELS[model].feature_kind, progress=progress,
+                       cache_dir=cache_dir, n_jobs=n_jobs)
     return load, features
 
 

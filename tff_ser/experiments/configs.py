@@ -446,7 +446,7 @@ EXP1_BASELINE_VS_FEDERATED_QUICK = with_overrides(
     EXP1_BASELINE_VS_FEDERATED, size="small", max_speakers=12, rounds=1, eval_every=0,
     federated_eval=False, quick=True, seeds=(0,), seed_counts=(), engine="tff")
 
-EXP2_CLIENT_COUNT = ClientCountSweep(engine="auto", seeds=(0, 1, 2), seed_counts=(("dense", 1),))
+EXP2_CLIENT_COUNT = ClientCountSweep(engine="auto", seeds=(0, 1, 2), seed_counts=(("dense", 2),))
 # Quick: k = 1, 4, 8 on the small corpus, 1 round each, one seed.
 EXP2_CLIENT_COUNT_QUICK = with_overrides(
     EXP2_CLIENT_COUNT, size="small", max_speakers=12, rounds=1, client_counts=(1, 4, 8),

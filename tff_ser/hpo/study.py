@@ -394,14 +394,8 @@ def configure_threads(threads: Optional[int]) -> None:
     Several workers on one machine should split its cores, so that CT is
     measured on the cores a worker actually has.
     """
-    if not threads:
-        return
-    import tensorflow as tf
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
-    except RuntimeError:
-        pass  # TensorFlow already initialised in this process: keep its pools
+    from tff_ser.runtime import set_threads
+    set_threads(threads)
 
 
 def load_study_task(settings: Mapping, *, data_dir: Optional[str] = None, progress: bool = False):

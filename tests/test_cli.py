@@ -1,0 +1,62 @@
+"""``tff-ser``: every API knob reachable, tables on the console, JSON on request, quiet."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tff_ser import cli
+
+TF_CHATTER = ("Unable to register", "cuda_dnn", "cuda_fft", "cuda_blas", "SetPriority",
+              "TF-TRT", "oneDNN")
+
+
+def test_train_help_lists_engine_threads_held_out_speakers_and_folds(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--engine", "--threads", "--val-fraction", "--split-seed", "--folds", "--loso",
+                 "--cache-dir", "--corpus-name", "--emotions", "--json", "--eval-every",
+                 "--client-optimizer", "--server-optimizer", "--corpus-seed"):
+        assert flag in text, flag
+
+
+def test_a_training_run_prints_a_table_and_no_tensorflow_cpp_lines(small_corpus_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tff_ser.cli", "train", "--model", "mlp", "--size", "small",
+         "--max-speakers", "6", "--rounds", "1", "--local-epochs", "1", "--engine", "batched",
+         "--threads", "1", "--no-progress", "--centralized", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for chatter in TF_CHATTER:
+        assert chatter not in proc.stderr + proc.stdout, chatter
+    assert "accuracy" in proc.stdout and "F1 (macro)" in proc.stdout
+    assert "centralized" in proc.stdout and not proc.stdout.lstrip().startswith("{")
+    assert (tmp_path / "run" / "federated" / "result.json").is_file()
+
+
+def test_json_only_when_asked(small_corpus_dir, capsys):
+    assert cli.main(["train", "--model", "mlp", "--size", "small", "--max-speakers", "4",
+                     "--rounds", "1", "--local-epochs", "1", "--no-progress", "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    row = json.loads(last)["federated"]
+    assert row["engine"] == "batched" and row["rounds_completed"] == 1
+
+
+def test_features_write_their_cache_where_asked(small_corpus_dir, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    assert cli.main(["features", "--size", "small", "--max-speakers", "2", "--kind",
+                     "clip_stats", "--cache-dir", str(cache), "--no-progress"]) == 0
+    assert any(cache.rglob("*")), "nothing was cached in --cache-dir"
+    assert "clip_stats:" in capsys.readouterr().out
+
+
+def test_threads_cannot_change_once_tensorflow_runs():
+    from tff_ser.runtime import set_threads
+    import tensorflow as tf
+    tf.constant(1.0) + 1.0  # TensorFlow's pools are fixed from here on
+    have = tf.config.threading.get_intra_op_parallelism_threads()
+    with pytest.raises(ValueError, match="cannot take effect"):
+        set_threads(have + 3)
