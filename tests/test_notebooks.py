@@ -64,3 +64,22 @@ def test_notebook_runs_headless_in_quick_mode_and_says_which_corpus(
         results = tmp_path / "results"
         assert (results / "summary.md").exists() and (results / "results.csv").exists()
         assert not (results / "FAILED").exists()
+
+
+def test_every_notebook_starts_with_the_same_colab_install_cell_that_refuses_other_pythons():
+    import ast
+    sources = []
+    for name in NOTEBOOKS + ("04_hpo_grid.ipynb",):
+        notebook = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+        first = [c for c in notebook.cells if c.cell_type == "code"][0]
+        sources.append(first.source)
+    assert len(set(sources)) == 1, "the Colab cells differ between notebooks"
+    source = sources[0]
+    ast.parse(source)
+    assert '"google.colab" in sys.modules' in source
+    assert "sys.version_info[:2] != (3, 11)" in source and "raise RuntimeError" in source
+    assert "requirements/lock.txt" in source and "tensorflow-federated==0.87.0" in source
+    # outside Colab it does nothing
+    namespace = {}
+    exec(compile(source, "colab-cell", "exec"), namespace)
+    assert "REPO" not in namespace

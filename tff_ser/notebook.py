@@ -46,7 +46,8 @@ def find_root(start: Optional[os.PathLike] = None) -> pathlib.Path:
     """The repository root: ``start`` (default the working directory) or a parent of it
     holding ``tff_ser/`` and ``notebooks/``."""
     here = pathlib.Path(start or pathlib.Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
+    # /content/tff_ser: where the notebooks' Colab cell clones the repository
+    for candidate in (here, *here.parents, pathlib.Path("/content/tff_ser")):
         if (candidate / "tff_ser").is_dir() and (candidate / "notebooks").is_dir():
             return candidate
     raise FileNotFoundError(
