@@ -74,6 +74,8 @@ FEATURE_SHAPES: Dict[str, Tuple[int, ...]] = {
     "paper001": (100, 34),
     "clip_stats": (136,),
     "logmel": (300, 40),
+    "egemaps": (88,),
+    "compare": (6373,),
 }
 
 
@@ -353,6 +355,10 @@ MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
               "LSTM 512 -> LSTM 512 -> Dense 512 -> softmax, 3.48 M parameters"),
     ModelSpec("mlp", mlp_000, "clip_stats", FEATURE_SHAPES["clip_stats"], "000 IV.A",
               "MLP [256, 128] ReLU, dropout 0.2 -> softmax"),
+    ModelSpec("mlp_egemaps", mlp_000, "egemaps", FEATURE_SHAPES["egemaps"], "000 IV.A",
+              "paper 000's MLP on openSMILE's 88 eGeMAPSv02 functionals"),
+    ModelSpec("mlp_compare", mlp_000, "compare", FEATURE_SHAPES["compare"], "000 IV.A",
+              "paper 000's MLP on openSMILE's 6,373 ComParE_2016 functionals"),
     ModelSpec("cnn_logmel", cnn_logmel_004, "logmel", FEATURE_SHAPES["logmel"], "004 3.2",
               "Conv2D 16x5x5 -> MaxPool 4x4 -> FC 128 -> FC 64 -> softmax (sizes ours)"),
     ModelSpec("lstm_logmel", lstm_logmel_004, "logmel", FEATURE_SHAPES["logmel"], "004 3.2",

@@ -32,6 +32,7 @@ from tff_ser.corpus.audio import SILENCE_PEAK_DBFS, AudioError, load_audio, peak
 from tff_ser.corpus.records import EMOTIONS_4, Clip, label_index
 from tff_ser.features.cache import ClipOutcome, FeatureCache, file_identity, resolve_cache_root
 from tff_ser.features.logmel import log_mel_filterbank
+from tff_ser.features.opensmile_sets import OPENSMILE_SETS, compare_2016, egemaps
 from tff_ser.features.pyaudioanalysis import (N_FEATURES, clip_statistics,
                                               paper001_frames)
 from tff_ser.features.spectrogram import pooled_spectrogram
@@ -98,12 +99,21 @@ def _logmel_shape(p):
     return (int(p["n_frames"]), int(p["n_mels"]))
 
 
+def _egemaps_shape(p):
+    return (OPENSMILE_SETS["eGeMAPSv02"],)
+
+
+def _compare_shape(p):
+    return (OPENSMILE_SETS["ComParE_2016"],)
+
+
 def _spectrogram_shape(p):
     return (int(p["n_time"]), int(p["n_freq"]))
 
 
 #: Feature kinds by name: ``"paper001"`` (100, 34), ``"clip_stats"`` (136,),
-#: ``"logmel"`` (300, 40) and ``"spectrogram"`` (140, 140) with default params.
+#: ``"logmel"`` (300, 40), ``"spectrogram"`` (140, 140) with default params, and
+#: openSMILE's ``"egemaps"`` (88,) and ``"compare"`` (6373,) functionals.
 FEATURE_KINDS: Dict[str, FeatureKind] = {
     "paper001": FeatureKind(
         "paper001", paper001_frames, _keyword_defaults(paper001_frames), "window",
@@ -121,6 +131,14 @@ FEATURE_KINDS: Dict[str, FeatureKind] = {
         "spectrogram", pooled_spectrogram, _keyword_defaults(pooled_spectrogram),
         "win_length", _spectrogram_shape,
         "paper 003: 8 s log-power spectrogram pooled to 140 x 140"),
+    "egemaps": FeatureKind(
+        "egemaps", egemaps, _keyword_defaults(egemaps), "window",
+        _egemaps_shape,
+        "openSMILE eGeMAPSv02 functionals (88), computed by the opensmile package"),
+    "compare": FeatureKind(
+        "compare", compare_2016, _keyword_defaults(compare_2016), "window",
+        _compare_shape,
+        "openSMILE ComParE_2016 functionals (6373), computed by the opensmile package"),
 }
 
 
