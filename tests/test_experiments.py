@@ -95,7 +95,8 @@ def test_paper001_future_work_runs_dense_conv1d_lstm_with_one_client_per_speaker
 
 def test_every_registered_experiment_has_a_full_and_a_quick_config():
     assert set(registry.EXPERIMENTS) == {"exp1_baseline_vs_federated", "exp2_client_count",
-                                         "exp3_per_speaker_001", "per_speaker_mlp"}
+                                         "exp3_per_speaker_001", "paper004_fedavg",
+                                         "per_speaker_mlp"}
     for name, e in registry.EXPERIMENTS.items():
         assert e.config(False).name == e.config(True).name == name
         assert not e.config(False).quick and e.config(True).quick
@@ -475,3 +476,27 @@ def test_exp1_quick_smoke_run_of_all_three_models_on_tff(data_root, tmp_path):
                                     progress=False)
     assert outcome.complete and len(outcome.table) == 9
     assert set(outcome.table["engine"].dropna()) == {"tff"}
+
+
+def test_paper004_is_fedavg_with_sgd_over_k_e_b_on_class_balanced_clients():
+    from tff_ser.experiments.configs import PAPER004_FEDAVG
+    runs = PAPER004_FEDAVG.runs()
+    settings = {(r.model, r.clients, r.local_epochs, r.batch_size) for r in runs}
+    assert settings == {(m, k, e, b) for m in ("cnn_logmel", "lstm_logmel") for k in (5, 10)
+                        for e in (1, 5) for b in (10, 20)}
+    for r in runs:
+        assert (r.partition, r.rounds, r.client_optimizer, r.client_lr, r.server_optimizer,
+                r.server_lr, r.client_fraction) == ("class_balanced", 200, "sgd", 0.01, "sgd",
+                                                    1.0, 1.0)
+    assert len(runs) == 16 * 3
+
+
+def test_paper004_quick_trains_both_models_and_compares_them_by_uar(data_root, tmp_path):
+    from tff_ser.experiments.configs import PAPER004_FEDAVG_QUICK
+    outcome = runner.run_experiment(PAPER004_FEDAVG_QUICK, tmp_path / "p004", progress=False)
+    assert list(outcome.table["model"]) == ["cnn_logmel", "lstm_logmel"]
+    assert outcome.table["uar"].between(0, 1).all()
+    assert set(outcome.table["engine"]) == {"tf"}
+    text = outcome.summary_path.read_text()
+    assert "Paper 004 Fig 2" in text and "54.8%" in text
+    assert "lstm_logmel-K5-E1-B10 - cnn_logmel-K5-E1-B10" in text

@@ -52,6 +52,9 @@ EXPERIMENTS = {e.name: e for e in (
                configs.EXP3_PER_SPEAKER_001_QUICK,
                "paper 001 future work: dense/conv1d/lstm with one client per speaker "
                "(73 clients), 20 rounds, plain-TF engine; baselines from exp1"),
+    Experiment("paper004_fedavg", configs.PAPER004_FEDAVG, configs.PAPER004_FEDAVG_QUICK,
+               "paper 004 Fig 2: FedAvg (SGD 0.01, server lr 1.0), CNN and LSTM on 40-d "
+               "log-Mel, K {5, 10} x E {1, 5} x B {10, 20} class-balanced clients, 200 rounds, UAR"),
     Experiment("per_speaker_mlp", configs.PER_SPEAKER_MLP, configs.PER_SPEAKER_MLP_QUICK,
                "paper 000 IV.A: one client per speaker, MLP at NGE 50 NLE 5 LR 0.01 BS 16 "
                "CD 0.5, against the centralized MLP"),

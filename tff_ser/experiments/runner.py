@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from tff_ser.experiments.configs import (CENTRALIZED, PAPER_000_BEST, PAPER_001_TABLES,
-                                         SETUP_LABELS, BaselineVsFederated, ClientCountSweep,
-                                         RunSpec)
+                                         PAPER_004_BEST, SETUP_LABELS, BaselineVsFederated,
+                                         ClientCountSweep, Paper004Sweep, RunSpec)
 
 SUMMARY_FILE = "summary.md"
 FAILED_FILE = "FAILED"
@@ -648,6 +648,10 @@ def seed_comparisons(table: pd.DataFrame, pairs: Sequence[tuple],
 def _comparison_pairs(config, table: pd.DataFrame) -> List[tuple]:
     """The differences each experiment's reading rests on."""
     conditions = list(dict.fromkeys(table["condition"]))
+    if isinstance(config, Paper004Sweep) and len(config.models) == 2:
+        first, second = config.models
+        return [(c, first + c[len(second):]) for c in conditions
+                if c.startswith(second + "-") and first + c[len(second):] in conditions]
     if isinstance(config, ClientCountSweep):
         pairs = []
         for model in config.models:
@@ -771,7 +775,24 @@ def _differences_section(config, table: pd.DataFrame) -> List[str]:
             "seed = same initial weights, partition and client sampling).", ""] + lines + [""]
 
 
+def paper004_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Paper 004's setting grid: UAR (mean ± sd over seeds, 95 % CI) per model and K/E/B."""
+    rows = []
+    for _, r in seed_summary(table).iterrows():
+        rows.append({"model": r["model"], "setting": r["setup"], "seeds": int(r["seeds"]),
+                     "UAR": _mean_sd(r, "uar"), "UAR 95 % CI": _interval(r, "uar"),
+                     "accuracy": _mean_sd(r, "accuracy"), "train time (s)": r["train_seconds"]})
+    return pd.DataFrame(rows)
+
+
 def _paper_section(config, table: pd.DataFrame) -> List[str]:
+    if isinstance(config, Paper004Sweep):
+        return ["## Paper 004 Fig 2", "",
+                f"Paper 004 reports {PAPER_004_BEST['uar']:.1%} UAR for its LSTM after "
+                f"{PAPER_004_BEST['rounds']} rounds on {PAPER_004_BEST['corpus']} (one speaker "
+                "validates, one tests; the other settings only as curves).  Ours: the "
+                "generated corpus, 18 held-out speakers.", "",
+                markdown_table(paper004_comparison(table), formats=TIME_FORMATS)]
     if isinstance(config, BaselineVsFederated):
         return ["## Paper 001 Tables 1-3 beside ours", "",
                 "The paper's numbers come from its own corpus, split and hardware; they show "
