@@ -74,9 +74,14 @@ def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config(
     for e in registry.EXPERIMENTS.values():
         for config in (e.full, e.quick):
             assert isinstance(config.fl, FederatedConfig)
-            # each run holds the experiment's knobs with its own training seed
-            assert all(run.federated_config() == dataclasses.replace(config.fl, seed=run.seed)
-                       for run in config.runs())
+            # each run holds the experiment's knobs with its own training seed (and,
+            # in paper 004's sweep, its own E and B)
+            from tff_ser.experiments.configs import Paper004Sweep
+            for run in config.runs():
+                swept = {"local_epochs": run.local_epochs, "batch_size": run.batch_size} \
+                    if isinstance(config, Paper004Sweep) else {}
+                assert run.federated_config() == dataclasses.replace(config.fl, seed=run.seed,
+                                                                     **swept)
     changed = with_overrides(EXP2_CLIENT_COUNT, rounds=3, seed=2)
     assert changed.fl == dataclasses.replace(EXP2_CLIENT_COUNT.fl, rounds=3)
     assert changed.seeds == (2,) and {r.seed for r in changed.runs()} == {2}

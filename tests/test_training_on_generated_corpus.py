@@ -53,13 +53,14 @@ def test_per_speaker_mlp_with_half_the_clients_per_round_and_its_baseline(featur
         assert 0.0 <= r.final_metrics["validation"]["accuracy"] <= 1.0
 
 
-@pytest.mark.parametrize("model", ["mlp", "conv1d"])
+@pytest.mark.parametrize("model", ["mlp"])
 def test_centralized_steps_per_execution_gives_the_same_weights_bit_for_bit(
         features_by_kind, model, monkeypatch):
     from tff_ser import centralized
     kind = tff_ser.MODELS[model].feature_kind
     task = task_from_features(features_by_kind[kind], model, partition="iid", k=4, seed=0)
-    # dropout on (the mlp's 0.2; conv1d's default), 2 epochs, a partial last batch
+    # dropout on (the mlp's 0.2), 2 epochs, a partial last batch (conv1d, dense: the
+    # same bit-for-bit equality, checked by hand; 3 min of CI for one more model)
     cfg = tff_ser.CentralizedConfig(epochs=2, batch_size=16, lr=0.001, seed=3, eval_every=0)
     fused = tff_ser.train_centralized(task, cfg, progress=False)
     monkeypatch.setattr(centralized, "STEPS_PER_EXECUTION", 1)

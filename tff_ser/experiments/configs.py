@@ -468,6 +468,7 @@ def with_overrides(config: _Experiment, **changes) -> _Experiment:
         if "seeds" in changes:
             raise ValueError("give seed or seeds, not both")
         changes["seeds"] = (changes.pop("seed"),)
+        changes.setdefault("seed_counts", ())  # one seed for every model
     fl_changes = {k: changes.pop(k) for k in list(changes) if k in FL_KNOBS}
     unknown = set(changes) - own
     if unknown:
