@@ -13,7 +13,7 @@ setup: $(STAMP)
 
 # TFF 0.87 pins jaxlib==0.4.14, which is no longer on the package index; jax
 # 0.4.14's own floor is jaxlib>=0.4.11, so the lock pins jax/jaxlib 0.4.13 and
-# TFF itself goes in with --no-deps (see ../shared/TFF-NOTES.md and README).
+# TFF itself goes in with --no-deps (README: "Why the install is a Makefile and a lock file").
 $(STAMP): requirements/lock.txt setup.cfg
 	@$(PYTHON) -c 'import sys; assert (3,9) <= sys.version_info[:2] < (3,12), "tff_ser needs Python 3.9-3.11 (TFF 0.87); found %s" % sys.version.split()[0]' 
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

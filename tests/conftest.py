@@ -35,7 +35,7 @@ def _ours_or_orphaned(proc) -> bool:
 def no_tff_worker_left_behind():
     """Fail the run if any TFF worker_binary started during it is still alive.
 
-    Orphaned workers keep CI's pipes open and hang it (../shared/TFF-NOTES.md);
+    Orphaned workers keep CI's pipes open and hang it (README, "The TFF worker");
     tff_ser.runtime must stop every worker it starts.
     """
     import time

@@ -3,7 +3,7 @@
 TFF 0.87's default context starts a C++ ``worker_binary`` child on first use
 and never stops it: the child outlives Python (normal exit or SIGKILL) and
 keeps any inherited stdout/stderr pipe open, so ``cmd | tail`` or a CI step
-reading the pipe hangs (../shared/TFF-NOTES.md).  tff_ser therefore installs
+reading the pipe hangs (README, "The TFF worker").  tff_ser therefore installs
 its own local C++ context, built from the same TFF pieces, whose worker
 
 * is started with ``PR_SET_PDEATHSIG = SIGKILL``, so the kernel kills it when

@@ -199,9 +199,10 @@ _FRICATION_GAIN = 10.0 ** (-8.0 / 20.0)
 # a speaker draws one value per cue (their way of acting the emotion), each
 # clip varies it, and the speaker's acting skill and the clip's level scale
 # it.  Values are offsets from the same speaker's neutral speech on the
-# scale named in the key.  F0, range, rate and intensity follow
-# ../shared/GENERATOR-NOTES.md (Murray & Arnott 1993, Scherer 2003, Juslin &
-# Laukka 2003); fear and disgust follow the same sources qualitatively.
+# scale named in the key.  F0, range, rate and intensity follow the
+# literature's directions (Murray & Arnott 1993, Scherer 2003, Juslin &
+# Laukka 2003; summarised in data/README.md); fear and disgust follow the
+# same sources qualitatively.
 # --------------------------------------------------------------------------
 EMOTION_CUES = {
     "NEU": {},
