@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 TFF_WHEEL := tensorflow-federated==0.87.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup setup-gpu run test test-slow corpus benchmark benchmark-quick benchmark-peers clean-venv
+.PHONY: setup setup-gpu run test test-slow notebooks corpus benchmark benchmark-quick benchmark-peers clean-venv
 
 setup: $(STAMP)
 
@@ -33,6 +33,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -m slow
+
+# Execute every numbered notebook in place at full size, so GitHub shows its tables and
+# figures.  The experiment notebooks read the committed results back (minutes, no
+# training); run it after an experiment's results change, then commit the notebooks.
+notebooks: $(STAMP)
+	cd notebooks && for nb in 0*.ipynb; do \
+	  ../$(PY) -m papermill --kernel python3 --cwd . "$$nb" "$$nb" || exit 1; done
 
 corpus: $(STAMP)
 	$(VENV)/bin/tff-ser data generate

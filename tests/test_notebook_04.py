@@ -21,13 +21,15 @@ def _parameters_source(notebook):
     return cells[0].source
 
 
-def test_notebook_04_defaults_to_the_full_grid_and_is_committed_without_outputs():
+def test_notebook_04_defaults_to_the_full_grid_and_is_committed_executed():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(notebook)
     source = _parameters_source(notebook)
     assert "QUICK = False" in source and "DATA_DIR = None" in source
     assert notebook.metadata["kernelspec"]["name"] == "python3"
-    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert sum(bool(c.get("outputs")) for c in code) >= len(code) // 2, \
+        "notebook 04 is committed without outputs; run `make notebooks`"
 
 
 def test_notebook_04_runs_the_quick_grid_and_shows_tables_and_figures(

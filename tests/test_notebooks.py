@@ -33,8 +33,13 @@ def test_notebook_is_valid_with_one_parameters_cell_defaulting_to_full_size(name
     source = cells[0].source
     assert "QUICK = False" in source and "DATA_DIR = None" in source
     assert notebook.metadata["kernelspec"]["name"] == "python3"
-    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), \
-        f"{name} is committed with outputs; clear them"
+    # committed executed at full size (`make notebooks`): GitHub shows tables and figures
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert sum(bool(c.get("outputs")) for c in code) >= len(code) // 2, \
+        f"{name} is committed without outputs; run `make notebooks`"
+    text = "".join(o.get("text", "") for c in code for o in c.get("outputs", [])
+                   if isinstance(o.get("text", ""), str))
+    assert "_scratch" not in text, f"{name} was executed in its quick mode"
 
 
 def _run(name, out_dir, kernel):
