@@ -505,3 +505,14 @@ def test_paper004_quick_trains_both_models_and_compares_them_by_uar(data_root, t
     text = outcome.summary_path.read_text()
     assert "Paper 004 Fig 2" in text and "54.8%" in text
     assert "lstm_logmel-K5-E1-B10 - cnn_logmel-K5-E1-B10" in text
+
+
+def test_the_experiment_command_takes_seeds(data_root, tmp_path):
+    from tff_ser import cli
+    out = tmp_path / "seeds"
+    assert cli.main(["experiment", "per_speaker_mlp", "--quick", "--seeds", "3", "4", "--out",
+                     str(out), "--no-progress"]) == 0
+    table = pd.read_csv(out / runner.TABLE_FILE)
+    assert list(table["run_id"]) == ["mlp-by_speaker-s3", "mlp-by_speaker-s4",
+                                     "mlp-centralized-s3", "mlp-centralized-s4"]
+    assert "--seeds 3 4" in (out / runner.SUMMARY_FILE).read_text()

@@ -84,13 +84,16 @@ def default_out_dir(name: str, quick: bool = False) -> str:
 
 
 def experiment_command(name: str, *, quick: bool = False, data_dir: Optional[str] = None,
-                       out: Optional[str] = None, engine: Optional[str] = None) -> str:
+                       out: Optional[str] = None, engine: Optional[str] = None,
+                       seeds=None) -> str:
     """The ``tff-ser experiment`` command line that runs these arguments."""
     parts = ["tff-ser", "experiment", name]
     if quick:
         parts.append("--quick")
     if engine:
         parts += ["--engine", engine]
+    if seeds:
+        parts += ["--seeds"] + [str(s) for s in seeds]
     if data_dir:
         parts += ["--data-dir", data_dir]
     if out:
@@ -120,6 +123,9 @@ def add_experiment_parser(subparsers) -> None:
                    help="FedAvg engine (default: the config's): tff (TFF's process, the "
                         "reference), auto (the fastest engine for each model), batched "
                         "(Dense/Dropout models such as the mlp), tf (plain TensorFlow, any model)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="training seeds of every run (default: the config's, e.g. 0 1 2; "
+                        "run ids end in -s<seed>)")
     p.add_argument("--fresh", action="store_true",
                    help="retrain every run even if a finished one with the same settings is "
                         "saved in the results folder")
@@ -142,9 +148,11 @@ def _cmd_experiment(args) -> int:
     config = get_experiment(args.name).config(args.quick)
     if args.engine:
         config = with_overrides(config, engine=args.engine)
+    if args.seeds:
+        config = with_overrides(config, seeds=tuple(args.seeds), seed_counts=())
     out = args.out or default_out_dir(args.name, args.quick)
     command = experiment_command(args.name, quick=args.quick, data_dir=args.data_dir,
-                                 out=args.out, engine=args.engine)
+                                 out=args.out, engine=args.engine, seeds=args.seeds)
     outcome = run_experiment(config, out, data_dir=args.data_dir, command=command,
                              progress=not args.no_progress, reuse=not args.fresh,
                              only=args.only)
