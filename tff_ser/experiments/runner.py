@@ -829,8 +829,9 @@ def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
     variant = "quick variant (small corpus, few rounds: a smoke run, not the paper's setting)" \
         if config.quick else "full size (the paper's settings)"
     first = table.iloc[0] if not table.empty else {}
+    # fl.seed is replaced by each run's own seed (``seeds``), so it is not a setting here
     settings = {k: v for k, v in config.to_dict().items()
-                if k not in ("name", "paper", "quick")}
+                if k not in ("name", "paper", "quick", "seed")}
     lines = [
         f"# {config.name}: {config.paper}", "",
         f"- **Corpus**: {corpus}",
