@@ -152,7 +152,7 @@ def _cmd_data(args):
 
 def _cmd_features(args):
     from tff_ser.corpus import resolve_corpus
-    from tff_ser.experiments.runner import limit_speakers
+    from tff_ser.experiments.common import limit_speakers
     from tff_ser.features.pipeline import extract
     load = resolve_corpus(args.data_dir, size=args.size, corpus_seed=args.corpus_seed,
                           emotions=_emotions(args), corpus_name=args.corpus_name,

@@ -17,6 +17,14 @@ from tff_ser.corpus.records import EMOTIONS_4
 PARTITION_CHOICES = ("by_speaker", "iid", "single_emotion", "class_balanced", "dirichlet")
 
 
+def limit_speakers(clips: Sequence, max_speakers: Optional[int]) -> list:
+    """The clips of the first ``max_speakers`` speakers (sorted ids); all if None."""
+    if max_speakers is None:
+        return list(clips)
+    keep = set(sorted({c.speaker for c in clips})[:max_speakers])
+    return [c for c in clips if c.speaker in keep]
+
+
 def load_features(model: str, *, data_dir: Optional[str] = None, size: str = "full",
                   corpus_seed: int = 0, emotions: Sequence[str] = EMOTIONS_4,
                   progress: bool = True, corpus_name: Optional[str] = None,
@@ -39,7 +47,6 @@ def load_features(model: str, *, data_dir: Optional[str] = None, size: str = "fu
                           progress=progress, corpus_name=corpus_name)
     clips = load.clips
     if max_speakers is not None:
-        from tff_ser.experiments.runner import limit_speakers
         clips = limit_speakers(clips, max_speakers)
     features = extract(clips, MODELS[model].feature_kind, progress=progress,
                        cache_dir=cache_dir, n_jobs=n_jobs)

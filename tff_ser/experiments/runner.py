@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from tff_ser.experiments.common import limit_speakers
 from tff_ser.experiments.configs import (CENTRALIZED, PAPER_000_BEST, PAPER_001_TABLES,
                                          PAPER_004_BEST, SETUP_LABELS, BaselineVsFederated,
                                          ClientCountSweep, Paper004Sweep, RunSpec)
@@ -108,14 +109,6 @@ class ExperimentOutcome:
 # ---------------------------------------------------------------------------
 # corpus and features
 # ---------------------------------------------------------------------------
-
-def limit_speakers(clips: Sequence, max_speakers: Optional[int]) -> list:
-    """The clips of the first ``max_speakers`` speakers (sorted ids); all if None."""
-    if max_speakers is None:
-        return list(clips)
-    keep = set(sorted({c.speaker for c in clips})[:max_speakers])
-    return [c for c in clips if c.speaker in keep]
-
 
 def describe_corpus(load, clips: Sequence) -> str:
     """One line naming the corpus; a generated one is never passed off as CREMA-D."""
