@@ -42,7 +42,9 @@ def test_bad_knobs_are_refused_with_their_paper_names():
     with pytest.raises(ValueError, match="NLE"):
         FederatedConfig(local_epochs=0)
     with pytest.raises(ValueError, match="server_optimizer"):
-        FederatedConfig(server_optimizer="rmsprop")
+        FederatedConfig(server_optimizer="lamb")
+    with pytest.raises(ValueError, match="beta_1.*rmsprop|rmsprop.*decay"):
+        FederatedConfig(server_optimizer="rmsprop", server_optimizer_kwargs={"beta_1": 0.9})
 
 
 @pytest.fixture(scope="module")

@@ -84,25 +84,25 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
     import tensorflow as tf
     from tqdm.auto import tqdm
     from tff_ser.federated import evaluate_keras
-    from tff_ser.models import build_model
     from tff_ser.results import RunResult
 
     t_start = time.perf_counter()
     # Dropout masks draw from TF's global seed; seeding it makes the baseline
     # repeatable (same seed -> same metrics), at the cost of resetting it.
     tf.keras.utils.set_random_seed(config.seed)
-    model = build_model(task.model, input_shape=task.input_shape,
-                        num_classes=task.num_classes, seed=config.seed)
+    model_def = task.model_def
+    model = model_def.build(task.input_shape, task.num_classes, seed=config.seed)
     opt = (tf.keras.optimizers.Adam(config.lr) if config.optimizer == "adam"
            else tf.keras.optimizers.SGD(config.lr))
-    model.compile(optimizer=opt, loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    model.compile(optimizer=opt, loss=model_def.make_loss(),
+                  metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                           *model_def.make_metrics()],
                   steps_per_execution=STEPS_PER_EXECUTION)
     idx = task.train_indices
     x, y = task.x[idx], task.y[idx]
     rng = np.random.default_rng([config.seed, 11])
     history, per_epoch = [], []
-    for epoch in tqdm(range(1, config.epochs + 1), desc=f"central {task.model}",
+    for epoch in tqdm(range(1, config.epochs + 1), desc=f"central {task.model_name}",
                       unit="epoch", disable=not progress):
         order = rng.permutation(len(idx))
         t0 = time.perf_counter()
@@ -131,7 +131,7 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
     times = {"train_seconds": float(np.sum(per_epoch)), "per_round_seconds": per_epoch,
              "mean_round_seconds": float(np.mean(per_epoch)),
              "wall_seconds": time.perf_counter() - t_start}
-    run_config = {"mode": "centralized", "model": task.model, **config.to_dict(),
+    run_config = {"mode": "centralized", "model": task.model_name, **config.to_dict(),
                   "num_train_clips": int(len(idx)), "task": task.info}
     result = RunResult(config=run_config, history=history, final_metrics=final, times=times)
     result.weights = (  # in memory only, not saved

@@ -12,12 +12,40 @@ TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-#: Optimizers the processes can be built with (client and server independently).
-OPTIMIZERS = ("adam", "sgd")
+#: Client / server optimizers by name: TFF 0.87's ``tff.learning.optimizers``
+#: builders, each with the keyword arguments it takes (besides the learning rate).
+OPTIMIZER_KWARGS: Dict[str, Tuple[str, ...]] = {
+    "adam": ("beta_1", "beta_2", "epsilon"),
+    "sgd": (),                                  # build_sgdm without momentum
+    "sgdm": ("momentum",),                      # build_sgdm, momentum 0.9 unless given
+    "yogi": ("beta_1", "beta_2", "epsilon", "initial_preconditioner_value"),
+    "adagrad": ("initial_preconditioner_value", "epsilon"),
+    "rmsprop": ("decay", "epsilon"),
+}
+OPTIMIZERS = tuple(OPTIMIZER_KWARGS)
+
+#: Federated algorithms: TFF's ``build_{weighted,unweighted}_fed_avg`` and ``..._fed_prox``.
+ALGORITHMS = ("fedavg", "fedprox")
+
+#: Named aggregators (``None`` is TFF's default mean); any ``tff.aggregators`` factory is accepted too.
+AGGREGATORS = ("mean", "dp", "compression", "robust")
+
+
+def _freeze_kwargs(kwargs) -> Tuple[Tuple[str, object], ...]:
+    items = kwargs.items() if isinstance(kwargs, Mapping) else kwargs
+    return tuple(sorted((str(k), v) for k, v in items))
+
+
+def describe(value) -> object:
+    """``value`` as JSON can hold it: names stay, objects become ``module.Class``."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +71,47 @@ class FederatedConfig:
         paper-001 experiments declare 0.001 in their own ``fl``
         (:data:`tff_ser.experiments.configs.EXPERIMENT_FL`), paper 000's
         per-speaker experiment 0.01.
-    client_optimizer, server_optimizer : {"adam", "sgd"}
+    client_optimizer, server_optimizer : str or tff.learning.optimizers.Optimizer
+        A name of :data:`OPTIMIZERS` (TFF's ``build_adam``, ``build_sgdm``
+        without (``"sgd"``) or with (``"sgdm"``) momentum, ``build_yogi``,
+        ``build_adagrad``, ``build_rmsprop``), or a TFF optimizer object.
         Paper 001 uses Adam on both sides; paper 004 plain SGD on the clients
-        (eta = 0.01) with FedAvg's server step (SGD, lr 1.0).
+        (eta = 0.01) with FedAvg's server step (SGD, lr 1.0).  The learning
+        rate is always ``client_lr`` / ``server_lr`` (written into the
+        process state), also for an optimizer object.
+    client_optimizer_kwargs, server_optimizer_kwargs : dict
+        Keyword arguments of the named builder (e.g. ``{"beta_2": 0.99,
+        "epsilon": 1e-3}`` for Reddi et al.'s FedAdam); names are checked
+        against :data:`OPTIMIZER_KWARGS`.
     seed : int
         Seeds initial weights, client sampling and client shuffling.
     eval_every : int
         Evaluate on the validation clients every this many rounds (0: only at
         the end).  Evaluation time is not part of the training time.
+    algorithm : {"fedavg", "fedprox"}
+        FedAvg, or FedProx (Li et al. 2020; TFF's ``build_*_fed_prox``) with
+        proximal strength ``proximal_strength`` (mu).
+    weighted : bool
+        Average client updates weighted by their number of clips (TFF's
+        ``NUM_EXAMPLES``, the default) or uniformly (``build_unweighted_*``).
+    aggregator : None, str or tff.aggregators factory
+        ``None`` / ``"mean"``: TFF's mean; ``"dp"``: DP-FedAvg
+        (``tff.learning.dp_aggregator``, adaptive clipping, or a fixed clip
+        ``dp_clip`` with ``DifferentiallyPrivateFactory.gaussian_fixed``);
+        ``"compression"``: ``tff.learning.compression_aggregator`` (8-bit
+        uniform quantization of tensors over 20,000 elements);
+        ``"robust"``: ``tff.learning.robust_aggregator`` (adaptive zeroing
+        and clipping); or any ``tff.aggregators`` factory object (weighted
+        for ``weighted=True``, unweighted otherwise).
+    noise_multiplier : float
+        DP: std of the Gaussian noise over the clipping norm (z).
+    dp_clip : float, optional
+        DP: a fixed L2 clip of each client update; ``None``: adaptive clipping.
+    dp_delta : float
+        DP: the delta of the (epsilon, delta) the run reports.
+    dp_clients_per_round : int, optional
+        DP: clients per round the noise is calibrated for; ``None`` (default)
+        takes the number CD really samples, and any other value is refused.
     """
 
     rounds: int = 20
@@ -59,10 +120,20 @@ class FederatedConfig:
     client_fraction: float = 1.0
     client_lr: float = 0.001
     server_lr: float = 0.01
-    client_optimizer: str = "adam"
-    server_optimizer: str = "adam"
+    client_optimizer: object = "adam"
+    server_optimizer: object = "adam"
     seed: int = 0
     eval_every: int = 0
+    client_optimizer_kwargs: object = ()
+    server_optimizer_kwargs: object = ()
+    algorithm: str = "fedavg"
+    proximal_strength: float = 0.0
+    weighted: bool = True
+    aggregator: object = None
+    noise_multiplier: float = 0.0
+    dp_clip: Optional[float] = None
+    dp_delta: float = 1e-5
+    dp_clients_per_round: Optional[int] = None
 
     def __post_init__(self):
         if self.rounds < 1:
@@ -73,15 +144,183 @@ class FederatedConfig:
             raise ValueError(f"batch_size (BS) must be >= 1, got {self.batch_size}")
         if not 0.0 < self.client_fraction <= 1.0:
             raise ValueError(f"client_fraction (CD) must be in (0, 1], got {self.client_fraction}")
-        for side in ("client_optimizer", "server_optimizer"):
-            if getattr(self, side) not in OPTIMIZERS:
-                raise ValueError(f"{side} must be one of {OPTIMIZERS}, got {getattr(self, side)!r}")
+        for side in ("client", "server"):
+            opt = getattr(self, f"{side}_optimizer")
+            kwargs = _freeze_kwargs(getattr(self, f"{side}_optimizer_kwargs"))
+            object.__setattr__(self, f"{side}_optimizer_kwargs", kwargs)
+            if isinstance(opt, str):
+                if opt not in OPTIMIZERS:
+                    raise ValueError(f"{side}_optimizer must be one of {OPTIMIZERS} or a "
+                                     f"tff.learning.optimizers.Optimizer, got {opt!r}")
+                unknown = sorted({k for k, _ in kwargs} - set(OPTIMIZER_KWARGS[opt]))
+                if unknown:
+                    raise ValueError(f"{side}_optimizer_kwargs {unknown} are not arguments of "
+                                     f"{opt!r}; it takes {list(OPTIMIZER_KWARGS[opt]) or 'none'}")
+            elif not hasattr(opt, "next") or not hasattr(opt, "initialize"):
+                raise ValueError(f"{side}_optimizer must be a name in {OPTIMIZERS} or a "
+                                 f"tff.learning.optimizers.Optimizer; got {type(opt).__name__}")
+            elif kwargs:
+                raise ValueError(f"{side}_optimizer_kwargs go with a named optimizer; an "
+                                 "optimizer object carries its own arguments")
         for side in ("client_lr", "server_lr"):
             if not getattr(self, side) > 0:
                 raise ValueError(f"{side} must be > 0, got {getattr(self, side)}")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if not self.proximal_strength >= 0:
+            raise ValueError(f"proximal_strength (FedProx mu) must be >= 0, got {self.proximal_strength}")
+        if self.algorithm == "fedavg" and self.proximal_strength:
+            raise ValueError(f"proximal_strength={self.proximal_strength} is FedProx's mu; set "
+                             "algorithm='fedprox' (or recipe('fedprox', mu=...))")
+        agg = self.aggregator
+        if isinstance(agg, str) and agg not in AGGREGATORS:
+            raise ValueError(f"aggregator must be None, one of {AGGREGATORS} or a "
+                             f"tff.aggregators factory, got {agg!r}")
+        if agg is not None and not isinstance(agg, str) and not hasattr(agg, "create"):
+            raise ValueError(f"aggregator must be None, one of {AGGREGATORS} or a "
+                             f"tff.aggregators factory (with .create); got {type(agg).__name__}")
+        if self.is_dp:
+            if self.weighted:
+                raise ValueError(
+                    "DP-FedAvg averages clipped client updates uniformly (TFF's dp_aggregator is "
+                    "an unweighted factory); set weighted=False (recipe('dp_fedavg') does)")
+            if not self.noise_multiplier >= 0:
+                raise ValueError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
+            if self.dp_clip is not None and not self.dp_clip > 0:
+                raise ValueError(f"dp_clip must be > 0 (or None: adaptive clipping), got {self.dp_clip}")
+            if not 0.0 < self.dp_delta < 1.0:
+                raise ValueError(f"dp_delta must be in (0, 1), got {self.dp_delta}")
+        elif self.noise_multiplier or self.dp_clip is not None or self.dp_clients_per_round:
+            raise ValueError("noise_multiplier, dp_clip and dp_clients_per_round belong to "
+                             "DP-FedAvg; set aggregator='dp' (and weighted=False)")
+
+    @property
+    def is_dp(self) -> bool:
+        """True for DP-FedAvg (``aggregator="dp"``)."""
+        return self.aggregator == "dp"
+
+    @property
+    def compresses(self) -> bool:
+        """True where client updates are quantized on the way up (``aggregator="compression"``)."""
+        return self.aggregator == "compression"
+
+    def optimizer_kwargs(self, side: str) -> dict:
+        """``client`` or ``server`` optimizer keyword arguments as a dict."""
+        return dict(getattr(self, f"{side}_optimizer_kwargs"))
+
+    @property
+    def plain_fedavg(self) -> bool:
+        """Weighted FedAvg with TFF's mean and Adam/SGD without extra arguments (the papers' runs)."""
+        return (self.algorithm == "fedavg" and self.weighted and self.aggregator in (None, "mean")
+                and all(isinstance(o, str) and o in ("adam", "sgd")
+                        for o in (self.client_optimizer, self.server_optimizer))
+                and not self.client_optimizer_kwargs and not self.server_optimizer_kwargs)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The knobs as JSON can hold them (optimizer and aggregator objects by class name).
+
+        The keys added after paper 001's runs (algorithm, aggregator, DP,
+        optimizer arguments) appear only where they differ from the default,
+        so the configs of earlier results still compare equal.
+        """
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _LATER_FIELDS and value == f.default:
+                continue
+            if f.name.endswith("_optimizer_kwargs"):
+                value = dict(value)
+            elif f.name in ("client_optimizer", "server_optimizer", "aggregator"):
+                value = describe(value)
+            out[f.name] = value
+        return out
+
+
+#: Fields that came after the papers' runs; :meth:`FederatedConfig.to_dict` omits them at default.
+_LATER_FIELDS = ("client_optimizer_kwargs", "server_optimizer_kwargs", "algorithm",
+                 "proximal_strength", "weighted", "aggregator", "noise_multiplier", "dp_clip",
+                 "dp_delta", "dp_clients_per_round")
+
+
+# --------------------------------------------------------------------------
+# named recipes
+# --------------------------------------------------------------------------
+
+#: Named federated recipes: what each sets.  Client SGD at lr 0.01 (paper
+#: 004's eta) unless overridden; server sides as in Reddi et al. 2021,
+#: "Adaptive Federated Optimization" (adaptivity tau = epsilon = 1e-3,
+#: beta_2 = 0.99), Hsu et al. 2019 for FedAvgM (momentum 0.9), Li et al. 2020
+#: for FedProx; DP-FedAvg as McMahan et al. 2018 (uniform weights).
+RECIPES: Dict[str, dict] = {
+    "fedavg": dict(client_optimizer="sgd", client_lr=0.01, server_optimizer="sgd", server_lr=1.0),
+    "fedavgm": dict(client_optimizer="sgd", client_lr=0.01, server_optimizer="sgdm", server_lr=1.0,
+                    server_optimizer_kwargs={"momentum": 0.9}),
+    "fedadam": dict(client_optimizer="sgd", client_lr=0.01, server_optimizer="adam", server_lr=0.01,
+                    server_optimizer_kwargs={"beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3}),
+    "fedyogi": dict(client_optimizer="sgd", client_lr=0.01, server_optimizer="yogi", server_lr=0.01,
+                    server_optimizer_kwargs={"beta_1": 0.9, "beta_2": 0.99, "epsilon": 1e-3}),
+    "fedadagrad": dict(client_optimizer="sgd", client_lr=0.01, server_optimizer="adagrad",
+                       server_lr=0.1, server_optimizer_kwargs={"epsilon": 1e-3}),
+    "fedprox": dict(client_optimizer="sgd", client_lr=0.01, server_optimizer="sgd", server_lr=1.0,
+                    algorithm="fedprox", proximal_strength=0.01),
+    "dp_fedavg": dict(client_optimizer="sgd", client_lr=0.01, server_optimizer="sgd", server_lr=1.0,
+                      aggregator="dp", weighted=False, noise_multiplier=1.0),
+    # the papers' own: Adam on both sides with separate learning rates (paper 001)
+    "paper001": dict(client_optimizer="adam", server_optimizer="adam"),
+}
+
+
+def recipe(name: str, **overrides) -> FederatedConfig:
+    """A :class:`FederatedConfig` for a named recipe of :data:`RECIPES`.
+
+    ``mu`` is accepted for FedProx's ``proximal_strength``; every other
+    keyword is a :class:`FederatedConfig` field and wins over the recipe.
+
+    Examples
+    --------
+    >>> recipe("fedyogi", rounds=50).server_optimizer
+    'yogi'
+    >>> recipe("fedprox", mu=0.1).proximal_strength
+    0.1
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+    if "mu" in overrides:
+        overrides["proximal_strength"] = float(overrides.pop("mu"))
+    base = dict(RECIPES[name])
+    for side in ("client", "server"):
+        # a different optimizer drops the recipe's arguments for the old one
+        if f"{side}_optimizer" in overrides and f"{side}_optimizer_kwargs" not in overrides:
+            base.pop(f"{side}_optimizer_kwargs", None)
+    base.update(overrides)
+    return FederatedConfig(**base)
+
+
+def sampled_per_round(num_clients: int, client_fraction: float) -> int:
+    """How many of ``num_clients`` training clients CD samples each round."""
+    return min(num_clients, max(1, int(round(client_fraction * num_clients))))
+
+
+def check_config_for_task(config: FederatedConfig, num_train_clients: int) -> None:
+    """Refuse, before training, a configuration that cannot hold for this many clients."""
+    if config.is_dp:
+        m = sampled_per_round(num_train_clients, config.client_fraction)
+        if config.dp_clients_per_round is not None and config.dp_clients_per_round != m:
+            raise ValueError(
+                f"DP noise is calibrated for dp_clients_per_round={config.dp_clients_per_round} "
+                f"clients, but CD={config.client_fraction} samples {m} of {num_train_clients} "
+                "clients each round, so the noise and the privacy accounting would not match; "
+                f"set dp_clients_per_round=None (uses {m}) or choose client_fraction so that "
+                f"{config.dp_clients_per_round} clients are sampled")
+        if config.dp_clip is None and config.noise_multiplier > 0 \
+                and not 2 * 0.05 * m > config.noise_multiplier:
+            # TFF's gaussian_adaptive: clipped_count_stddev = 0.05 m must exceed z / 2
+            raise ValueError(
+                f"adaptive DP clipping with noise_multiplier={config.noise_multiplier} needs more "
+                f"than {int(10 * config.noise_multiplier)} clients per round (TFF spends "
+                f"clipped-count noise 0.05 x clients on the clip estimate), but CD samples {m}; "
+                "sample more clients, lower noise_multiplier, or set dp_clip=<L2 norm> for a "
+                "fixed clip")
 
 
 # --------------------------------------------------------------------------
@@ -96,7 +335,7 @@ def sample_clients(client_ids: Sequence[str], client_fraction: float, round_num:
     at round r samples exactly what an uninterrupted run samples there.
     """
     ids = sorted(client_ids)
-    m = max(1, int(round(client_fraction * len(ids))))
+    m = sampled_per_round(len(ids), client_fraction)
     if m >= len(ids):
         return ids
     rng = np.random.default_rng([seed, round_num])
@@ -127,9 +366,12 @@ def round_clip_rows(train_clients, config: "FederatedConfig", round_num: int):
     return out
 
 
-def initial_model_weights(model_name: str, input_shape: tuple, num_classes: int, seed: int):
-    """Trainable and non-trainable weights of the seeded initial model (every engine starts here)."""
-    from tff_ser.models import build_model
-    m = build_model(model_name, input_shape=tuple(input_shape), num_classes=num_classes, seed=seed)
+def initial_model_weights(model, input_shape: tuple, num_classes: int, seed: int):
+    """Trainable and non-trainable weights of the seeded initial model (every engine starts here).
+
+    ``model``: a preset name, a :class:`tff_ser.models.KerasModel` or a builder.
+    """
+    from tff_ser.models import as_model
+    m = as_model(model).build(tuple(input_shape), num_classes, seed=seed)
     return ([w.numpy() for w in m.trainable_weights],
             [w.numpy() for w in m.non_trainable_weights])

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -57,14 +57,16 @@ def __getattr__(name):
 _EVAL_MODELS: Dict[tuple, object] = {}
 
 
-def _eval_model(model_name: str, input_shape: tuple, num_classes: int):
-    # One Keras model per architecture, reused: rebuilding a model (and its
+def _eval_model(model, input_shape: tuple, num_classes: int):
+    # One Keras model per model value, reused: rebuilding a model (and its
     # predict function) for every evaluation retraces TF graphs each time.
-    key = (model_name, tuple(input_shape), num_classes)
+    # Keyed by the KerasModel object, never by its name, so another model
+    # under the same name cannot reuse it.
+    from tff_ser.models import as_model
+    model_def = as_model(model)
+    key = (model_def, tuple(input_shape), num_classes)
     if key not in _EVAL_MODELS:
-        from tff_ser.models import build_model
-        _EVAL_MODELS[key] = build_model(model_name, input_shape=tuple(input_shape),
-                                        num_classes=num_classes)
+        _EVAL_MODELS[key] = model_def.build(tuple(input_shape), num_classes)
     return _EVAL_MODELS[key]
 
 
@@ -75,7 +77,7 @@ def evaluate_weights(task: Task, weights, *, batch_size: int = 256) -> dict:
     mean of per-client accuracies (paper 000's objective, ``client_mean_accuracy``)
     and the per-client accuracies.
     """
-    model = _eval_model(task.model, task.input_shape, task.num_classes)
+    model = _eval_model(task.model_def, task.input_shape, task.num_classes)
     trainable, non_trainable = weights
     for var, value in zip(model.trainable_weights, trainable):
         var.assign(value)
@@ -123,7 +125,8 @@ def train_federated(task: Task, config: FederatedConfig, *,
                     tensorboard_dir: Optional[str] = None,
                     progress: bool = True,
                     federated_eval: bool = True,
-                    engine: str = "auto", threads: Optional[int] = None):
+                    engine: str = "auto", threads: Optional[int] = None,
+                    callbacks: Optional[Sequence[Callable]] = None):
     """Train ``task.model`` with FedAvg on ``task.train_clients``.
 
     Parameters
@@ -157,6 +160,15 @@ def train_federated(task: Task, config: FederatedConfig, *,
     threads : int, optional
         TensorFlow's intra-/inter-op threads (:func:`tff_ser.runtime.set_threads`;
         must come before TensorFlow's first operation in the process).
+    callbacks : list of callable, optional
+        Per-round hooks ``callback(round_num, metrics, weights)``; one that
+        returns ``True`` stops training after that round
+        (:mod:`tff_ser.callbacks`, e.g. :class:`~tff_ser.callbacks.EarlyStopping`).
+
+    Every history row also holds the round's communication (``bytes_down``,
+    ``bytes_up``: :mod:`tff_ser.communication`) and, under DP-FedAvg, the
+    run's ``epsilon`` so far (:mod:`tff_ser.privacy`); their totals are in
+    ``final_metrics["communication"]`` and ``final_metrics["privacy"]``.
 
     Returns
     -------
@@ -184,12 +196,19 @@ def train_federated(task: Task, config: FederatedConfig, *,
     from tqdm.auto import tqdm
     from tff_ser.results import RunResult
 
+    from tff_ser.callbacks import check_monitor
+    from tff_ser.communication import round_bytes
+    from tff_ser.fedconfig import check_config_for_task, sampled_per_round
+
+    check_config_for_task(config, len(task.train_clients))
+    callbacks = list(callbacks or [])
+    check_monitor(callbacks, config)
     t_start = time.perf_counter()
     engine = choose_engine(task, config, engine)
     rounds = make_engine(engine, task, config)
     build_seconds = time.perf_counter() - t_start
 
-    run_config = {"mode": "federated", "engine": engine, "model": task.model,
+    run_config = {"mode": "federated", "engine": engine, "model": task.model_name,
                   **config.to_dict(), "num_train_clients": len(task.train_clients),
                   "num_val_clients": len(task.val_clients), "task": task.info}
     history: List[dict] = []
@@ -205,12 +224,26 @@ def train_federated(task: Task, config: FederatedConfig, *,
         earlier_wall = _load_earlier_wall(checkpoint_dir) if done else 0.0
     if done == 0:
         rounds.start()
+    stopped = _load_stopped(checkpoint_dir) if checkpoint_dir and done else None
+    for cb in callbacks:
+        if history and hasattr(cb, "restore"):
+            cb.restore([dict(h) for h in history])
+    if stopped is None and any(getattr(cb, "stopped_round", None) for cb in callbacks):
+        # killed between the stopping round's save and its stopped.json
+        stopped = {"round": done, "by": [_callback_summary(cb) for cb in callbacks]}
+    sampled = sampled_per_round(len(task.train_clients), config.client_fraction)
+    per_round_bytes = round_bytes(rounds.weights(), sampled, compressed=config.compresses)
+    epsilons = _epsilons(config, len(task.train_clients), sampled)
 
     writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
-    bar = tqdm(range(done + 1, config.rounds + 1), desc=f"FL {task.model}", unit="round",
+    last = done if stopped else config.rounds
+    bar = tqdm(range(done + 1, last + 1), desc=f"FL {task.model_name}", unit="round",
                disable=not progress, initial=done, total=config.rounds)
     for round_num in bar:
         row = rounds.round(round_num)
+        row.update(per_round_bytes)
+        if epsilons is not None:
+            row["epsilon"] = epsilons[round_num - 1]
         if config.eval_every and (round_num % config.eval_every == 0) and task.val_clients:
             ev = evaluate_weights(task, rounds.weights())
             row["val_accuracy"] = ev["pooled"]["accuracy"]
@@ -225,10 +258,21 @@ def train_federated(task: Task, config: FederatedConfig, *,
                         tf.summary.scalar(k, v, step=round_num)
         if csv_path:
             _write_csv(csv_path, history)
+        stop = False
+        if callbacks:
+            w = rounds.weights()
+            for cb in callbacks:
+                stop = (cb(round_num, dict(row), w) is True) or stop
         if checkpoint_dir:
             _save_history(checkpoint_dir, history)
             _save_wall(checkpoint_dir, round_num, earlier_wall + time.perf_counter() - t_start)
             rounds.save(round_num)
+        if stop:
+            stopped = {"round": round_num, "by": [_callback_summary(cb) for cb in callbacks]}
+            if checkpoint_dir:
+                _atomic_write_json(os.path.join(checkpoint_dir, "stopped.json"), stopped)
+            break
+    bar.close()
     if writer is not None:
         writer.flush()
 
@@ -245,6 +289,18 @@ def train_federated(task: Task, config: FederatedConfig, *,
     if history:
         final["train_loss"] = history[-1]["train_loss"]
         final["train_accuracy"] = history[-1]["train_accuracy"]
+    final["communication"] = {
+        "rounds": len(history), "clients_per_round": sampled,
+        "bytes_down": int(sum(h.get("bytes_down", 0) for h in history)),
+        "bytes_up": int(sum(h.get("bytes_up", 0) for h in history)),
+        "bytes_down_per_round": per_round_bytes["bytes_down"],
+        "bytes_up_per_round": per_round_bytes["bytes_up"],
+        "compressed": config.compresses}
+    if config.is_dp:
+        from tff_ser.privacy import privacy_report
+        final["privacy"] = privacy_report(config, len(task.train_clients), len(history))
+    if stopped:
+        final["stopped_early"] = stopped
     per_round = [h["seconds"] for h in history]
     this_process = time.perf_counter() - t_start
     times = {"train_seconds": float(np.sum(per_round)),
@@ -261,6 +317,29 @@ def train_federated(task: Task, config: FederatedConfig, *,
     # place in result.json).
     result.weights = weights
     return result
+
+
+def _epsilons(config: FederatedConfig, num_clients: int, sampled: int):
+    if not config.is_dp:
+        return None
+    from tff_ser.privacy import epsilon_by_round
+    eps = epsilon_by_round(config.noise_multiplier, config.rounds, sampled, num_clients,
+                           config.dp_delta)
+    return [e if np.isfinite(e) else float("inf") for e in eps]
+
+
+def _callback_summary(cb) -> object:
+    if hasattr(cb, "summary"):
+        return cb.summary()
+    return getattr(cb, "__name__", type(cb).__name__)
+
+
+def _load_stopped(checkpoint_dir: str):
+    path = os.path.join(checkpoint_dir, "stopped.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 # --------------------------------------------------------------------------

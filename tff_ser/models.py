@@ -430,3 +430,148 @@ def count_params(name: str, *, input_shape: Optional[Sequence[int]] = None, num_
     """
     model = build_model(name, input_shape=input_shape, num_classes=num_classes, **hyperparameters)
     return int(model.count_params())
+
+
+# --------------------------------------------------------------------------
+# models as values
+# --------------------------------------------------------------------------
+
+def _default_loss():
+    return tf.keras.losses.SparseCategoricalCrossentropy()
+
+
+class KerasModel:
+    """A model as a value: a builder with its loss and metrics.
+
+    What training needs of a model, without any registry: every trainer
+    (centralized, every federated engine, evaluation) calls :meth:`build`
+    for a fresh uncompiled Keras model, :meth:`make_loss` for its loss and
+    :meth:`make_metrics` for extra metrics.  Processes and evaluation models
+    are cached *by this object* (identity), never by its name, so a second
+    ``KerasModel`` -- even one with the same name -- can never reuse the
+    first one's compiled process.
+
+    Parameters
+    ----------
+    builder : callable
+        ``builder(input_shape, num_classes)`` (optionally ``seed=``) returning
+        a fresh, uncompiled ``tf.keras.Model`` whose outputs are class
+        probabilities (or logits, with a matching ``loss``).  A builder that
+        takes ``seed`` gets the run's seed; one that does not is built
+        under ``tf.keras.utils.set_random_seed(seed)`` with Python's and
+        NumPy's global random states restored afterwards.
+    name : str, optional
+        Label in tables, progress bars and ``result.config["model"]``;
+        defaults to the builder's ``__name__``.
+    loss : callable, optional
+        Zero-argument factory of the Keras loss (TFF wants a fresh one per
+        model); default ``SparseCategoricalCrossentropy()`` (softmax outputs).
+    metrics : callable, optional
+        Zero-argument factory of a list of extra Keras metrics.  Accuracy is
+        always computed; these are added to the per-round history on the
+        TFF engine (``train_<metric name>``).
+    feature_kind : str, optional
+        The features it reads, for the experiment layer; ``None`` for a
+        model of the user's own task.
+
+    Examples
+    --------
+    >>> def small(input_shape, num_classes):
+    ...     return tf.keras.Sequential([tf.keras.Input(input_shape),
+    ...                                 tf.keras.layers.Dense(num_classes, "softmax")])
+    >>> KerasModel(small).build((136,), 4, seed=0).output_shape
+    (None, 4)
+    """
+
+    def __init__(self, builder: Callable[..., tf.keras.Model], *, name: Optional[str] = None,
+                 loss: Optional[Callable[[], object]] = None,
+                 metrics: Optional[Callable[[], list]] = None,
+                 feature_kind: Optional[str] = None, hyperparameters: Optional[dict] = None):
+        if not callable(builder):
+            raise TypeError(f"a KerasModel needs a callable builder(input_shape, num_classes); "
+                            f"got {type(builder).__name__}")
+        for label, fn in (("loss", loss), ("metrics", metrics)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{label} must be a zero-argument factory (e.g. "
+                                f"lambda: tf.keras.losses.Huber()), got {type(fn).__name__}")
+        self.builder = builder
+        self.name = str(name or getattr(builder, "__name__", type(builder).__name__))
+        self.loss = loss
+        self.metrics = metrics
+        self.feature_kind = feature_kind
+        self.hyperparameters = dict(hyperparameters or {})
+        try:
+            params = inspect.signature(builder).parameters
+            self._takes_seed = "seed" in params or any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        except (TypeError, ValueError):
+            self._takes_seed = False
+
+    def __repr__(self) -> str:
+        return f"KerasModel({self.name!r})"
+
+    @property
+    def default_loss(self) -> bool:
+        """True when the loss is the default softmax cross-entropy (what the fast engines implement)."""
+        return self.loss is None
+
+    def build(self, input_shape: Sequence[int], num_classes: int,
+              seed: Optional[int] = None) -> tf.keras.Model:
+        """A fresh, uncompiled model (seeded: the same seed gives the same weights)."""
+        shape = tuple(int(d) for d in input_shape)
+        if self._takes_seed:
+            model = self.builder(shape, int(num_classes), seed=seed, **self.hyperparameters)
+        elif seed is None:
+            model = self.builder(shape, int(num_classes), **self.hyperparameters)
+        else:
+            import random
+            py_state, np_state = random.getstate(), np.random.get_state()
+            tf.keras.utils.set_random_seed(int(seed))
+            try:
+                model = self.builder(shape, int(num_classes), **self.hyperparameters)
+            finally:
+                random.setstate(py_state)
+                np.random.set_state(np_state)
+        if not isinstance(model, tf.keras.Model):
+            raise TypeError(f"model builder {self.name!r} returned {type(model).__name__}, "
+                            "not a tf.keras.Model")
+        if not model.built:
+            model.build((None,) + shape)
+        return model
+
+    def make_loss(self):
+        return _default_loss() if self.loss is None else self.loss()
+
+    def make_metrics(self) -> list:
+        return [] if self.metrics is None else list(self.metrics())
+
+
+_PRESETS: Dict[tuple, KerasModel] = {}
+
+
+def as_model(model) -> KerasModel:
+    """The :class:`KerasModel` behind ``model``.
+
+    ``model`` may be a :class:`KerasModel`, a registry name of
+    :data:`MODELS` (a preset), or a bare builder callable (wrapped with the
+    default loss).  A preset is keyed by its registered :class:`ModelSpec`,
+    so a name re-registered with another builder is another model.
+    """
+    if isinstance(model, KerasModel):
+        return model
+    if isinstance(model, str):
+        spec = get_spec(model)
+        key = (model, spec)
+        if key not in _PRESETS:
+            _PRESETS[key] = KerasModel(spec.builder, name=spec.name,
+                                       feature_kind=spec.feature_kind)
+        return _PRESETS[key]
+    if callable(model):
+        return KerasModel(model)
+    raise TypeError(f"a model is a preset name ({', '.join(sorted(MODELS))}), a KerasModel or "
+                    f"a builder(input_shape, num_classes); got {type(model).__name__}")
+
+
+def model_label(model) -> str:
+    """The name tables and results use for ``model`` (preset name or ``KerasModel.name``)."""
+    return model if isinstance(model, str) else as_model(model).name

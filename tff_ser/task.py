@@ -23,8 +23,11 @@ class Task:
 
     Parameters
     ----------
-    model : str
-        Name in :data:`tff_ser.models.MODELS`.
+    model : str or KerasModel or callable
+        A preset name of :data:`tff_ser.models.MODELS`, a
+        :class:`tff_ser.models.KerasModel` (builder, loss, metrics), or a bare
+        ``builder(input_shape, num_classes)`` (wrapped once into a
+        ``KerasModel`` with the default loss).
     x : ndarray, float32, shape (n_clips, ...)
         Features of every clip, already normalised with statistics of the
         training clients only.
@@ -39,7 +42,7 @@ class Task:
         Free-form provenance (corpus name, partition, seed) copied into results.
     """
 
-    model: str
+    model: object
     x: np.ndarray
     y: np.ndarray
     train_clients: Partition
@@ -48,6 +51,9 @@ class Task:
     info: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.model, str):
+            from tff_ser.models import as_model
+            self.model = as_model(self.model)  # once: caches key on this object
         self.x = np.asarray(self.x, dtype=np.float32)
         self.y = np.asarray(self.y, dtype=np.int32)
         if len(self.x) != len(self.y):
@@ -62,6 +68,17 @@ class Task:
         overlap = set(self.train_indices) & set(self.val_indices)
         if overlap:
             raise ValueError(f"{len(overlap)} clips are in both training and validation clients")
+
+    @property
+    def model_def(self):
+        """The :class:`tff_ser.models.KerasModel` every trainer builds from."""
+        from tff_ser.models import as_model
+        return as_model(self.model)
+
+    @property
+    def model_name(self) -> str:
+        """Label of the model in results and tables."""
+        return self.model if isinstance(self.model, str) else self.model.name
 
     @property
     def num_classes(self) -> int:
@@ -82,7 +99,7 @@ class Task:
         return np.sort(np.concatenate([np.asarray(v) for v in self.val_clients.values()]))
 
 
-def make_task(features, model: str, train_clients: Mapping[str, np.ndarray],
+def make_task(features, model, train_clients: Mapping[str, np.ndarray],
               val_clients: Optional[Mapping[str, np.ndarray]] = None, *,
               emotions: Sequence[str] = EMOTIONS_4, standardize: bool = True,
               info: Optional[dict] = None) -> Task:

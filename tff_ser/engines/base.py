@@ -54,12 +54,46 @@ class RoundEngine(Protocol):
     def federated_eval(self) -> dict: ...
 
 
+#: What the fast engines ("batched", "tf") implement; everything else runs on "tff".
+FAST_ENGINE_IMPLEMENTS = ("algorithm='fedavg', weighted=True, aggregator None/'mean', "
+                          "client and server optimizer 'adam' or 'sgd' with TFF's default "
+                          "arguments, the default softmax cross-entropy loss")
+
+
 def optimizer_reason(engine: str, config, supported) -> Optional[str]:
     """Why ``engine`` cannot use ``config``'s client or server optimizer (``None``: it can)."""
     for side in ("client_optimizer", "server_optimizer"):
-        if getattr(config, side) not in supported:
+        if not isinstance(getattr(config, side), str) or getattr(config, side) not in supported:
             return (f"the {engine} engine implements {side} in {tuple(supported)}, "
                     f"not {getattr(config, side)!r}")
+    return None
+
+
+def fast_engine_reason(engine: str, task, config, supported_optimizers) -> Optional[str]:
+    """Why fast engine ``engine`` cannot run ``config`` / ``task.model`` (``None``: it can).
+
+    The fast engines implement the papers' recipe only
+    (:data:`FAST_ENGINE_IMPLEMENTS`); every other recipe, aggregator or
+    loss is TFF's (``engine="auto"`` falls back to ``"tff"``).
+    """
+    reason = optimizer_reason(engine, config, supported_optimizers)
+    if reason:
+        return reason
+    for side in ("client", "server"):
+        if config.optimizer_kwargs(side):
+            return (f"the {engine} engine implements TFF's default {side} optimizer arguments, "
+                    f"not {config.optimizer_kwargs(side)}")
+    if config.algorithm != "fedavg":
+        return f"the {engine} engine implements FedAvg, not algorithm={config.algorithm!r}"
+    if not config.weighted:
+        return f"the {engine} engine implements weighted FedAvg, not weighted=False"
+    if config.aggregator not in (None, "mean"):
+        from tff_ser.fedconfig import describe
+        return (f"the {engine} engine implements TFF's mean aggregator, not "
+                f"aggregator={describe(config.aggregator)!r}")
+    if not task.model_def.default_loss:
+        return (f"the {engine} engine implements the default SparseCategoricalCrossentropy, "
+                f"not model {task.model_name!r}'s own loss")
     return None
 
 

@@ -349,16 +349,19 @@ class BatchedFedAvg:
     >>> evaluate_weights(task, state.model_weights)                # doctest: +SKIP
     """
 
-    def __init__(self, model_name: str, input_shape: Sequence[int], num_classes: int, *,
+    def __init__(self, model_name, input_shape: Sequence[int], num_classes: int, *,
                  jit_compile: bool = True, **model_hyperparameters):
-        from tff_ser.models import build_model
+        from tff_ser.models import as_model
+        if model_hyperparameters and not isinstance(model_name, str):
+            raise ValueError("model hyperparameters go with a preset name; a KerasModel "
+                             "carries its own (KerasModel(..., hyperparameters={...}))")
         self.model_name = model_name
+        self.model_def = as_model(model_name)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = int(num_classes)
         self.jit_compile = bool(jit_compile)
         self.model_hyperparameters = dict(model_hyperparameters)
-        model = build_model(model_name, input_shape=self.input_shape, num_classes=self.num_classes,
-                            seed=0, **self.model_hyperparameters)
+        model = self._build(seed=0)
         self.layers = sequential_layers(model)
         self.weight_shapes = [tuple(w.shape) for w in model.trainable_weights]
         self._functions: Dict[tuple, Callable] = {}
@@ -367,6 +370,14 @@ class BatchedFedAvg:
         self._resident: Optional[Tuple[np.ndarray, tf.Tensor, tf.Tensor]] = None
         #: Seconds spent tracing and compiling round functions (excluded from round times).
         self.compile_seconds = 0.0
+
+    def _build(self, seed):
+        if self.model_hyperparameters:
+            from tff_ser.models import build_model
+            return build_model(self.model_name, input_shape=self.input_shape,
+                               num_classes=self.num_classes, seed=seed,
+                               **self.model_hyperparameters)
+        return self.model_def.build(self.input_shape, self.num_classes, seed=seed)
 
     @classmethod
     def for_task(cls, task: Task, **kwargs) -> "BatchedFedAvg":
@@ -379,10 +390,7 @@ class BatchedFedAvg:
         """Round-0 state: the seeded initial model (as
         :func:`tff_ser.federated.initial_model_weights` builds it) and a fresh
         server optimizer."""
-        from tff_ser.models import build_model
-        model = build_model(self.model_name, input_shape=self.input_shape,
-                            num_classes=self.num_classes, seed=config.seed,
-                            **self.model_hyperparameters)
+        model = self._build(seed=config.seed)
         trainable = [w.numpy() for w in model.trainable_weights]
         moments = [np.zeros_like(w) for w in trainable] if config.server_optimizer == "adam" else []
         return EngineState(round_num=0, trainable=trainable, non_trainable=[], server_step=0,
@@ -472,11 +480,11 @@ class BatchedFedAvg:
 
     def _check_run(self, task: Task, config: FederatedConfig, start_round: int, end_round: int,
                    state: Optional[EngineState]) -> None:
-        if task.model != self.model_name or task.input_shape != self.input_shape \
+        if task.model_def is not self.model_def or task.input_shape != self.input_shape \
                 or task.num_classes != self.num_classes:
             raise ValueError(
                 f"this engine trains {self.model_name!r} on inputs {self.input_shape} with "
-                f"{self.num_classes} classes, but the task holds {task.model!r}, "
+                f"{self.num_classes} classes, but the task holds {task.model_name!r}, "
                 f"{task.input_shape}, {task.num_classes} classes; build the engine with "
                 "BatchedFedAvg.for_task(task)")
         for side in ("client_optimizer", "server_optimizer"):
@@ -723,14 +731,12 @@ class BatchedEngine:
 
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
-        from tff_ser.engines.base import optimizer_reason
-        reason = optimizer_reason("batched", config, SUPPORTED_OPTIMIZERS)
+        from tff_ser.engines.base import fast_engine_reason
+        reason = fast_engine_reason("batched", task, config, SUPPORTED_OPTIMIZERS)
         if reason:
             return reason
-        from tff_ser.models import build_model
         try:
-            sequential_layers(build_model(task.model, input_shape=task.input_shape,
-                                          num_classes=task.num_classes))
+            sequential_layers(task.model_def.build(task.input_shape, task.num_classes))
         except (NotImplementedError, ValueError) as exc:
             return str(exc)
         return None

@@ -83,10 +83,8 @@ class PlainTFFedAvg:
     """
 
     def __init__(self, task: Task, config: FederatedConfig):
-        from tff_ser.models import build_model
         self.task, self.config = task, config
-        self.model = build_model(task.model, input_shape=task.input_shape,
-                                 num_classes=task.num_classes)
+        self.model = task.model_def.build(task.input_shape, task.num_classes)
         self.loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
         trainable, non_trainable = self.model.trainable_variables, self.model.non_trainable_variables
 
@@ -250,14 +248,8 @@ class PlainTFEngine:
 
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
-        from tff_ser.engines.base import optimizer_reason
-        reason = optimizer_reason("tf", config, SUPPORTED_OPTIMIZERS)
-        if reason:
-            return reason
-        from tff_ser.models import MODELS
-        if task.model not in MODELS:
-            return f"model {task.model!r} is not in tff_ser.models.MODELS"
-        return None
+        from tff_ser.engines.base import fast_engine_reason
+        return fast_engine_reason("tf", task, config, SUPPORTED_OPTIMIZERS)
 
     def __init__(self, task: Task, config: FederatedConfig):
         self.task, self.config = task, config

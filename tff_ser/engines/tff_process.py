@@ -53,29 +53,79 @@ def _element_spec(task: Task):
 
 
 
-def _build_optimizer(tff, kind: str, learning_rate: float):
+def build_optimizer(tff, kind, learning_rate: float, kwargs: Optional[dict] = None):
+    """A ``tff.learning.optimizers`` optimizer for a name of :data:`tff_ser.fedconfig.OPTIMIZERS`.
+
+    An optimizer object is returned as it is (its learning rate is then set
+    in the process state, as for the named ones).
+    """
+    if not isinstance(kind, str):
+        return kind
+    opt = tff.learning.optimizers
+    kwargs = dict(kwargs or {})
     if kind == "adam":
-        return tff.learning.optimizers.build_adam(learning_rate=learning_rate)
-    return tff.learning.optimizers.build_sgdm(learning_rate=learning_rate)
+        return opt.build_adam(learning_rate=learning_rate, **kwargs)
+    if kind == "sgd":
+        return opt.build_sgdm(learning_rate=learning_rate)
+    if kind == "sgdm":
+        return opt.build_sgdm(learning_rate=learning_rate, momentum=kwargs.get("momentum", 0.9))
+    if kind == "yogi":
+        return opt.build_yogi(learning_rate=learning_rate, **kwargs)
+    if kind == "adagrad":
+        return opt.build_adagrad(learning_rate=learning_rate, **kwargs)
+    if kind == "rmsprop":
+        return opt.build_rmsprop(learning_rate=learning_rate, **kwargs)
+    raise ValueError(f"unknown optimizer {kind!r}")
 
 
-def make_model_fn(model_name: str, input_shape: tuple, num_classes: int):
-    """``model_fn`` for TFF: a fresh, uncompiled Keras model wrapped each call."""
+def build_aggregator(tff, config: FederatedConfig, num_train_clients: int):
+    """The ``model_aggregator`` factory for ``config`` (``None``: TFF's default mean)."""
+    from tff_ser.fedconfig import sampled_per_round
+    agg = config.aggregator
+    if agg in (None, "mean"):
+        return None
+    if agg == "dp":
+        m = sampled_per_round(num_train_clients, config.client_fraction)
+        if config.dp_clip is None:
+            return tff.learning.dp_aggregator(config.noise_multiplier, float(m))
+        return tff.aggregators.DifferentiallyPrivateFactory.gaussian_fixed(
+            config.noise_multiplier, float(m), float(config.dp_clip))
+    if agg == "compression":
+        return tff.learning.compression_aggregator(weighted=config.weighted)
+    if agg == "robust":
+        return tff.learning.robust_aggregator(weighted=config.weighted)
+    wanted = (tff.aggregators.WeightedAggregationFactory if config.weighted
+              else tff.aggregators.UnweightedAggregationFactory)
+    if not isinstance(agg, wanted):
+        other = "weighted=False" if config.weighted else "weighted=True"
+        raise ValueError(
+            f"aggregator {type(agg).__name__} is not a {wanted.__name__}, which "
+            f"weighted={config.weighted} needs; set {other} or pass a "
+            f"{'weighted' if config.weighted else 'unweighted'} factory")
+    return agg
+
+
+def make_model_fn(model, input_shape: tuple, num_classes: int):
+    """``model_fn`` for TFF: a fresh, uncompiled Keras model wrapped each call.
+
+    ``model``: a preset name, a :class:`tff_ser.models.KerasModel` or a
+    builder; its loss and metrics go into ``from_keras_model``.
+    """
     import tensorflow as tf
-    from tff_ser.models import build_model
+    from tff_ser.models import as_model
     from tff_ser.runtime import get_tff
+    model_def = as_model(model)
     tff = get_tff()
     spec = (tf.TensorSpec((None,) + tuple(input_shape), tf.float32),
             tf.TensorSpec((None,), tf.int32))
 
     def model_fn():
-        keras_model = build_model(model_name, input_shape=tuple(input_shape),
-                                  num_classes=num_classes)
+        keras_model = model_def.build(tuple(input_shape), num_classes)
         return tff.learning.models.from_keras_model(
             keras_model,
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+            loss=model_def.make_loss(),
             input_spec=spec,
-            metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
+            metrics=[tf.keras.metrics.SparseCategoricalAccuracy(), *model_def.make_metrics()])
 
     return model_fn
 
@@ -84,25 +134,71 @@ _PROCESS_CACHE: Dict[tuple, tuple] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def build_processes(model_name: str, input_shape: tuple, num_classes: int, *,
-                    client_optimizer: str = "adam", server_optimizer: str = "adam"):
-    """The FedAvg training process and the federated evaluation process.
+def process_key(config: FederatedConfig, num_train_clients: int) -> tuple:
+    """What a compiled process depends on in ``config`` (not the learning rates, rounds or seed).
 
-    Cached: processes depend on the model and shapes and on the optimizer
-    kinds, not on learning rates (those are set per run with
-    :func:`set_learning_rates`).  Returns ``(train_process, eval_process)``.
+    Optimizer and aggregator objects enter by identity, so a different
+    object never reuses a process built for another.
     """
-    key = (model_name, tuple(input_shape), num_classes, client_optimizer, server_optimizer)
+    from tff_ser.fedconfig import sampled_per_round
+    dp = ((config.noise_multiplier, config.dp_clip,
+           sampled_per_round(num_train_clients, config.client_fraction))
+          if config.is_dp else None)
+    # FedProx in TFF 0.87 keeps no client learning rate in its state: it is
+    # part of the computation, so it is part of the key.
+    client_lr = config.client_lr if config.algorithm == "fedprox" else None
+    return (config.client_optimizer, config.client_optimizer_kwargs, client_lr,
+            config.server_optimizer,
+            config.server_optimizer_kwargs, config.algorithm, config.proximal_strength,
+            config.weighted, config.aggregator, dp)
+
+
+def build_processes(model, input_shape: tuple, num_classes: int,
+                    config: Optional[FederatedConfig] = None, *, num_train_clients: int = 1,
+                    client_optimizer: str = "adam", server_optimizer: str = "adam"):
+    """The training process and the federated evaluation process for ``config``.
+
+    ``tff.learning.algorithms.build_{weighted,unweighted}_fed_avg`` (or
+    ``..._fed_prox`` with ``proximal_strength``), the client and server
+    optimizers and the aggregator of ``config``
+    (:class:`~tff_ser.fedconfig.FederatedConfig`; without one, FedAvg with
+    ``client_optimizer`` / ``server_optimizer``).  ``num_train_clients`` fixes
+    the DP aggregator's clients per round.
+
+    Cached per (model object, shapes, :func:`process_key`): never by model
+    name, so a different model cannot reuse a stale process.  Learning
+    rates are set per run with :func:`set_learning_rates`.
+    Returns ``(train_process, eval_process)``.
+    """
+    from tff_ser.models import as_model
+    if config is None:
+        config = FederatedConfig(client_optimizer=client_optimizer,
+                                 server_optimizer=server_optimizer)
+    model_def = as_model(model)
+    key = (model_def, tuple(input_shape), num_classes, process_key(config, num_train_clients))
     with _CACHE_LOCK:
         if key in _PROCESS_CACHE:
             return _PROCESS_CACHE[key]
     from tff_ser.runtime import get_tff
     tff = get_tff()
-    model_fn = make_model_fn(model_name, input_shape, num_classes)
-    train = tff.learning.algorithms.build_weighted_fed_avg(
-        model_fn,
-        client_optimizer_fn=_build_optimizer(tff, client_optimizer, 0.001),
-        server_optimizer_fn=_build_optimizer(tff, server_optimizer, 0.001))
+    model_fn = make_model_fn(model_def, input_shape, num_classes)
+    client_opt = build_optimizer(
+        tff, config.client_optimizer, config.client_lr if config.algorithm == "fedprox" else 0.001,
+        config.optimizer_kwargs("client"))
+    server_opt = build_optimizer(tff, config.server_optimizer, 0.001,
+                                 config.optimizer_kwargs("server"))
+    aggregator = build_aggregator(tff, config, num_train_clients)
+    algorithms = tff.learning.algorithms
+    kwargs = dict(client_optimizer_fn=client_opt, server_optimizer_fn=server_opt,
+                  model_aggregator=aggregator)
+    if config.algorithm == "fedprox":
+        build = algorithms.build_weighted_fed_prox if config.weighted \
+            else algorithms.build_unweighted_fed_prox
+        train = build(model_fn, proximal_strength=float(config.proximal_strength), **kwargs)
+    else:
+        build = algorithms.build_weighted_fed_avg if config.weighted \
+            else algorithms.build_unweighted_fed_avg
+        train = build(model_fn, **kwargs)
     evaluate = tff.learning.algorithms.build_fed_eval(model_fn)
     with _CACHE_LOCK:
         _PROCESS_CACHE[key] = (train, evaluate)
@@ -133,23 +229,34 @@ def initial_state(process):
 # seconds.  Reading and replacing the fields directly gives the same state.
 
 def set_learning_rates(process, state, client_lr: float, server_lr: float):
-    """State with the client and server learning rates replaced (no retracing)."""
+    """State with the client and server learning rates replaced (no retracing).
+
+    A process whose client work holds no learning rate (TFF 0.87's FedProx
+    builds it into the computation; :func:`build_processes` keys such a
+    process by its client rate) gets only the server rate.
+    """
     client_work, finalizer = state.client_work, state.finalizer
-    if "learning_rate" not in client_work or "learning_rate" not in finalizer:
+    client_has = isinstance(client_work, dict) and "learning_rate" in client_work
+    server_has = isinstance(finalizer, dict) and "learning_rate" in finalizer
+    if not server_has:
         hparams = process.get_hparams(state)  # unknown layout: TFF's own way
-        hparams["client_work"]["learning_rate"] = np.float32(client_lr)
+        if "learning_rate" in hparams["client_work"]:
+            hparams["client_work"]["learning_rate"] = np.float32(client_lr)
         hparams["finalizer"]["learning_rate"] = np.float32(server_lr)
         return process.set_hparams(state, hparams)
-    client_work = type(client_work)(client_work)
+    if client_has:
+        client_work = type(client_work)(client_work)
+        client_work["learning_rate"] = np.float32(client_lr)
     finalizer = type(finalizer)(finalizer)
-    client_work["learning_rate"] = np.float32(client_lr)
     finalizer["learning_rate"] = np.float32(server_lr)
     return state._replace(client_work=client_work, finalizer=finalizer)
 
 
 def learning_rates(process, state) -> tuple:
-    """(client_lr, server_lr) held in a process state."""
-    return (float(state.client_work["learning_rate"]), float(state.finalizer["learning_rate"]))
+    """(client_lr, server_lr) held in a process state (client ``None`` where the process bakes it in)."""
+    cw = state.client_work
+    client = float(cw["learning_rate"]) if isinstance(cw, dict) and "learning_rate" in cw else None
+    return (client, float(state.finalizer["learning_rate"]))
 
 
 def with_model_weights(state, trainable, non_trainable):
@@ -206,8 +313,8 @@ class TffEngine:
         self.tff = get_tff()
         self.task, self.config = task, config
         self.process, self.eval_process = build_processes(
-            task.model, task.input_shape, task.num_classes,
-            client_optimizer=config.client_optimizer, server_optimizer=config.server_optimizer)
+            task.model_def, task.input_shape, task.num_classes, config,
+            num_train_clients=len(task.train_clients))
         self.client_ids = sorted(task.train_clients)
         self.state = initial_state(self.process)
         self.manager = None
@@ -224,7 +331,7 @@ class TffEngine:
 
     def start(self) -> None:
         trainable, non_trainable = initial_model_weights(
-            self.task.model, self.task.input_shape, self.task.num_classes, self.config.seed)
+            self.task.model_def, self.task.input_shape, self.task.num_classes, self.config.seed)
         self.state = self._with_learning_rates(
             with_model_weights(self.state, trainable, non_trainable))
 
