@@ -61,12 +61,8 @@ def _task(model: str, sizes=CLIENT_SIZES, n_features: int = 24, seed: int = 0) -
 
 @pytest.fixture(scope="module")
 def no_dropout_model():
-    """Register the paper 000 MLP without dropout so the TFF process can build it."""
-    mp = pytest.MonkeyPatch()
-    mp.setitem(models.MODELS, NO_DROPOUT, models.ModelSpec(
-        NO_DROPOUT, _mlp_without_dropout, "clip_stats", (136,), "000 IV.A", "MLP, dropout 0"))
-    yield NO_DROPOUT
-    mp.undo()
+    """Paper 000's MLP without dropout, as a model value (no registry involved)."""
+    return models.KerasModel(_mlp_without_dropout, name=NO_DROPOUT)
 
 
 def _tff_trajectory(task: Task, config: FederatedConfig):

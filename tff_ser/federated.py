@@ -77,6 +77,20 @@ def evaluate_weights(task: Task, weights, *, batch_size: int = 256) -> dict:
     mean of per-client accuracies (paper 000's objective, ``client_mean_accuracy``)
     and the per-client accuracies.
     """
+    try:
+        return _evaluate_cached(task, weights, batch_size)
+    except ValueError as exc:
+        # Keras invalidates models made before a later tf.compat.v1 graph built
+        # another model (TFF traces each new process's model_fn in such a
+        # graph): "Your Layer or Model is in an invalid state".  Measured: two
+        # resumed TFF runs of different configs in one process.  Rebuild once.
+        if "invalid state" not in str(exc):
+            raise
+        _EVAL_MODELS.pop((task.model_def, tuple(task.input_shape), task.num_classes), None)
+        return _evaluate_cached(task, weights, batch_size)
+
+
+def _evaluate_cached(task: Task, weights, batch_size: int) -> dict:
     model = _eval_model(task.model_def, task.input_shape, task.num_classes)
     trainable, non_trainable = weights
     for var, value in zip(model.trainable_weights, trainable):

@@ -275,6 +275,10 @@ def _flatten_train_metrics(metrics) -> dict:
            "train_accuracy": float(train["sparse_categorical_accuracy"])}
     if "num_examples" in train:
         out["train_examples"] = int(train["num_examples"])
+    for name, value in train.items():  # a KerasModel's own metrics
+        if name not in ("loss", "sparse_categorical_accuracy", "num_examples", "num_batches") \
+                and np.ndim(value) == 0:
+            out[f"train_{name}"] = float(value)
     return out
 
 

@@ -25,12 +25,17 @@ def limit_speakers(clips: Sequence, max_speakers: Optional[int]) -> list:
     return [c for c in clips if c.speaker in keep]
 
 
-def load_features(model: str, *, data_dir: Optional[str] = None, size: str = "full",
+def load_features(model, *, data_dir: Optional[str] = None, size: str = "full",
                   corpus_seed: int = 0, emotions: Sequence[str] = EMOTIONS_4,
                   progress: bool = True, corpus_name: Optional[str] = None,
                   cache_dir: Optional[str] = None, max_speakers: Optional[int] = None,
-                  n_jobs: Optional[int] = None):
+                  n_jobs: Optional[int] = None, feature_kind: Optional[str] = None):
     """(CorpusLoad, FeatureSet) of the corpus in the feature kind ``model`` needs.
+
+    ``model``: a preset name or a :class:`tff_ser.models.KerasModel`;
+    ``feature_kind`` overrides (or, for a model of your own without one,
+    supplies) the features: ``"clip_stats"``, ``"paper001"``, ``"logmel"``,
+    ``"egemaps"``, ``"compare"``.
 
     ``corpus_seed`` picks the generated corpus (see :func:`tff_ser.corpus.resolve_corpus`);
     it has nothing to do with the training seed.  ``corpus_name`` labels a real
@@ -40,17 +45,38 @@ def load_features(model: str, *, data_dir: Optional[str] = None, size: str = "fu
     """
     from tff_ser.corpus import resolve_corpus
     from tff_ser.features.pipeline import extract
-    from tff_ser.models import MODELS
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
+    kind = model_feature_kind(model, feature_kind)
     load = resolve_corpus(data_dir, size=size, corpus_seed=corpus_seed, emotions=emotions,
                           progress=progress, corpus_name=corpus_name)
     clips = load.clips
     if max_speakers is not None:
         clips = limit_speakers(clips, max_speakers)
-    features = extract(clips, MODELS[model].feature_kind, progress=progress,
+    features = extract(clips, kind, progress=progress,
                        cache_dir=cache_dir, n_jobs=n_jobs)
     return load, features
+
+
+def model_feature_kind(model, feature_kind: Optional[str] = None) -> str:
+    """The feature kind ``model`` reads (``feature_kind`` wins when given)."""
+    from tff_ser.models import FEATURE_SHAPES, MODELS, KerasModel
+    if feature_kind is None:
+        if isinstance(model, str):
+            if model not in MODELS:
+                raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
+            feature_kind = MODELS[model].feature_kind
+        elif isinstance(model, KerasModel) and model.feature_kind:
+            feature_kind = model.feature_kind
+        else:
+            raise ValueError(f"model {getattr(model, 'name', model)!r} does not say which "
+                             f"features it reads; pass feature_kind= one of {sorted(FEATURE_SHAPES)}")
+    if feature_kind not in FEATURE_SHAPES:
+        raise ValueError(f"unknown feature_kind {feature_kind!r}; choose one of {sorted(FEATURE_SHAPES)}")
+    return feature_kind
+
+
+def _label(model) -> str:
+    from tff_ser.models import model_label
+    return model_label(model)
 
 
 def partition_train_clips(clips, train_speakers, partition: str, *, k: int = 4,
@@ -75,7 +101,7 @@ def partition_train_clips(clips, train_speakers, partition: str, *, k: int = 4,
     return {cid: train_idx[np.asarray(idx)] for cid, idx in part.items()}
 
 
-def task_from_features(features, model: str, *, partition: str = "by_speaker", k: int = 4,
+def task_from_features(features, model, *, partition: str = "by_speaker", k: int = 4,
                        alpha: float = 0.5, seed: int = 0, val_fraction: float = 0.2,
                        split_seed: int = 0, emotions: Sequence[str] = EMOTIONS_4):
     """Split speakers (train / held-out), partition the training clips, build the Task.
@@ -101,25 +127,29 @@ def task_from_features(features, model: str, *, partition: str = "by_speaker", k
             "val_clips": int(sum(len(v) for v in val_clients.values())),
             "feature_kind": features.kind}
     info["description"] = (
-        f"{model} on the {corpus} corpus: {info['train_speakers']} training speakers in "
+        f"{_label(model)} on the {corpus} corpus: {info['train_speakers']} training speakers in "
         f"{info['k']} {partition} clients ({info['train_clips']} clips), "
         f"{info['val_speakers']} held-out speakers ({info['val_clips']} clips)")
     return make_task(features, model, train_clients, val_clients, emotions=emotions, info=info)
 
 
-def prepare_task(model: str, *, partition: str = "by_speaker", k: int = 4, alpha: float = 0.5,
+def prepare_task(model, *, partition: str = "by_speaker", k: int = 4, alpha: float = 0.5,
                  data_dir: Optional[str] = None, size: str = "full", seed: int = 0,
                  val_fraction: float = 0.2, split_seed: int = 0,
                  emotions: Sequence[str] = EMOTIONS_4, progress: bool = True,
-                 corpus_seed: int = 0):
+                 corpus_seed: int = 0, feature_kind: Optional[str] = None):
     """Load, featurise and partition a corpus for ``model``: the one-call path to a Task.
+
+    ``model`` is a preset name or a :class:`tff_ser.models.KerasModel` of your
+    own (then say which features it reads with ``feature_kind``, unless the
+    model carries one).
 
     ``seed`` seeds the client partition (and is the training seed callers
     pass on); ``corpus_seed`` picks the generated corpus.  The two are apart:
     building a task with any training seed never touches the corpus on disk.
     """
     _, features = load_features(model, data_dir=data_dir, size=size, corpus_seed=corpus_seed,
-                                emotions=emotions, progress=progress)
+                                emotions=emotions, progress=progress, feature_kind=feature_kind)
     return task_from_features(features, model, partition=partition, k=k, alpha=alpha,
                               seed=seed, val_fraction=val_fraction, split_seed=split_seed,
                               emotions=emotions)
