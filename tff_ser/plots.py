@@ -247,6 +247,47 @@ def plot_metric_bars(table: pd.DataFrame, *,
     return fig
 
 
+def plot_metric_vs_cost(table: pd.DataFrame, *, cost: str, metric: str = "accuracy",
+                        scale: float = 1.0, xlabel: str = "", title: str = "") -> Figure:
+    """``metric`` (mean and 95 % t-interval over seeds) against a cost, one point per condition.
+
+    ``cost`` is a ``results.csv`` column (``"epsilon"``, ``"bytes_up"``), times
+    ``scale``, on a log axis.  Conditions without the cost (no DP: epsilon is
+    infinite) are drawn as dashed horizontal lines with their label.
+    """
+    _require_columns(table, ["setup", metric, cost])
+    from tff_ser.stats import mean_interval
+    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    points, lines = [], {}
+    for setup, group in table.groupby("setup", sort=False):
+        y = pd.to_numeric(group[metric], errors="coerce").dropna()
+        x = pd.to_numeric(group[cost], errors="coerce").dropna()
+        if y.empty:
+            continue
+        iv = mean_interval(y)
+        err = 0.0 if iv.n < 2 else iv.half_width
+        if x.empty:
+            lines.setdefault(round(iv.mean, 3), []).append(setup)
+            continue
+        points.append((setup, float(x.mean()) * scale, iv.mean, err))
+    for y, setups in lines.items():  # one line, one label per level
+        ax.axhline(y, ls="--", lw=1, color="grey", alpha=0.7)
+        ax.text(1.0, y, " " + ", ".join(setups), transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8, color="dimgrey")
+    for setup, x, y, err in points:
+        ax.errorbar([x], [y], yerr=[err], fmt="o", capsize=4, label=setup)
+        ax.annotate(setup, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    if points:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel or cost)
+    ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} on held-out speakers\n"
+                  "(mean; bars: 95 % t-interval over seeds)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def _mean_and_error(rows: pd.DataFrame, by: str, metric: str):
     """``[(key, mean, t-interval half width, n)]`` of ``metric`` per value of ``by``
     (one row per seed); the half width is 0 where there is one seed."""

@@ -24,6 +24,7 @@ _API = {
     "per_speaker_comparison": "tff_ser.experiments.runner",
     "f1_by_clients": "tff_ser.experiments.runner",
     "paper000_comparison": "tff_ser.experiments.runner",
+    "algorithm_comparison": "tff_ser.experiments.runner",
     "paper004_comparison": "tff_ser.experiments.runner",
     "describe_corpus": "tff_ser.experiments.runner",
 }

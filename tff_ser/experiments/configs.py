@@ -397,6 +397,65 @@ class PerSpeakerFederation(_Experiment):
         return tuple(specs)
 
 
+#: The per-speaker algorithm comparison's settings: (condition, recipe, its own knobs).
+ALGORITHM_SETTINGS: Tuple[Tuple[str, str, Tuple[Tuple[str, object], ...]], ...] = (
+    ("adam", "paper001", (("client_lr", 0.01), ("server_lr", 0.01))),  # per_speaker_mlp's
+    ("fedavg", "fedavg", ()),
+    ("fedadam", "fedadam", ()),
+    ("fedyogi", "fedyogi", ()),
+    ("fedprox", "fedprox", (("proximal_strength", 0.01),)),
+    ("fedavg_compressed", "fedavg", (("aggregator", "compression"),)),
+    ("dp_z0.3", "dp_fedavg", (("noise_multiplier", 0.3),)),
+    ("dp_z1.0", "dp_fedavg", (("noise_multiplier", 1.0),)),
+    ("dp_z3.0", "dp_fedavg", (("noise_multiplier", 3.0),)),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmComparison(_Experiment):
+    """Paper 000's per-speaker setting across TFF's algorithms, compression and DP noise.
+
+    Beyond the papers: paper 000 names differential privacy and
+    communication as the next objectives.  One client per training speaker
+    (73 on a full corpus), the MLP, the shared knobs of
+    :class:`PerSpeakerFederation` (NGE 50, NLE 5, BS 16, CD 0.5), and per
+    condition a named recipe of :data:`tff_ser.fedconfig.RECIPES`
+    (:data:`ALGORITHM_SETTINGS`): the package's Adam/Adam (what
+    ``per_speaker_mlp`` trains), FedAvg, FedAdam, FedYogi, FedProx, FedAvg
+    with 8-bit compressed updates, and DP-FedAvg at three noise levels
+    (adaptive clipping; epsilon at delta = 1e-5 from the RDP accountant).
+    Every recipe but the first runs on TFF's process.
+
+    Parameters
+    ----------
+    settings : tuple
+        ``(condition, recipe name, ((knob, value), ...))``; the shared
+        knobs come from ``fl`` (``with_overrides(rounds=3)`` shortens them all).
+    """
+
+    name: str = "per_speaker_algorithms"
+    paper: str = ("paper 000's per-speaker setting (IV.A) across TFF's algorithms, "
+                  "compression and DP (beyond the papers)")
+    models: Tuple[str, ...] = ("mlp",)
+    fl: FederatedConfig = dataclasses.replace(
+        EXPERIMENT_FL, rounds=50, local_epochs=5, batch_size=16, client_fraction=0.5,
+        client_lr=0.01, server_optimizer="adam", server_lr=0.01, eval_every=5)
+    settings: Tuple[Tuple[str, str, Tuple[Tuple[str, object], ...]], ...] = ALGORITHM_SETTINGS
+
+    def condition_config(self, recipe_name: str, knobs) -> FederatedConfig:
+        """The FederatedConfig of one condition: the recipe, the shared knobs, its own knobs."""
+        from tff_ser.fedconfig import recipe
+        shared = {k: getattr(self.fl, k) for k in
+                  ("rounds", "local_epochs", "batch_size", "client_fraction", "eval_every")}
+        return recipe(recipe_name, **shared, **dict(knobs))
+
+    def conditions(self):
+        return tuple(
+            self._spec(f"{model}-{label}", model, FEDERATED, "by_speaker", 0, label,
+                       fl=self.condition_config(recipe_name, knobs))
+            for model in self.models for label, recipe_name, knobs in self.settings)
+
+
 @dataclasses.dataclass(frozen=True)
 class Paper004Sweep(_Experiment):
     """Paper 004 (Latif et al.) Fig 2: FedAvg with SGD, CNN and LSTM on 40-d log-Mel, UAR.
@@ -525,3 +584,10 @@ PAPER004_FEDAVG = Paper004Sweep(engine="auto", seeds=(0, 1, 2))
 PAPER004_FEDAVG_QUICK = with_overrides(
     PAPER004_FEDAVG, size="small", max_speakers=12, rounds=2, eval_every=0, client_counts=(5,),
     local_epochs_grid=(1,), batch_sizes=(10,), federated_eval=False, quick=True, seeds=(0,))
+
+PER_SPEAKER_ALGORITHMS = AlgorithmComparison(engine="auto", seeds=(0, 1, 2))
+PER_SPEAKER_ALGORITHMS_QUICK = with_overrides(
+    PER_SPEAKER_ALGORITHMS, size="small", max_speakers=12, rounds=2, eval_every=1,
+    federated_eval=False, quick=True, seeds=(0,),
+    settings=tuple(x for x in ALGORITHM_SETTINGS if x[0] in ("adam", "fedyogi", "fedprox",
+                                                             "fedavg_compressed", "dp_z0.3")))

@@ -58,6 +58,10 @@ EXPERIMENTS = {e.name: e for e in (
     Experiment("per_speaker_mlp", configs.PER_SPEAKER_MLP, configs.PER_SPEAKER_MLP_QUICK,
                "paper 000 IV.A: one client per speaker, MLP at NGE 50 NLE 5 LR 0.01 BS 16 "
                "CD 0.5, against the centralized MLP"),
+    Experiment("per_speaker_algorithms", configs.PER_SPEAKER_ALGORITHMS,
+               configs.PER_SPEAKER_ALGORITHMS_QUICK,
+               "beyond the papers: paper 000's per-speaker MLP across FedAvg, FedAdam, FedYogi, "
+               "FedProx, compressed FedAvg and DP-FedAvg at 3 noise levels (epsilon, bytes)"),
 )}
 
 #: The README's main job (``tff-ser run`` / ``make run``): paper 000's per-speaker

@@ -37,7 +37,8 @@ import pandas as pd
 from tff_ser.experiments.common import limit_speakers
 from tff_ser.experiments.configs import (CENTRALIZED, PAPER_000_BEST, PAPER_001_TABLES,
                                          PAPER_004_BEST, SETUP_LABELS, BaselineVsFederated,
-                                         ClientCountSweep, Paper004Sweep, RunSpec)
+                                         AlgorithmComparison, ClientCountSweep, Paper004Sweep,
+                                         RunSpec)
 
 SUMMARY_FILE = "summary.md"
 FAILED_FILE = "FAILED"
@@ -50,7 +51,7 @@ TABLE_COLUMNS = ("run_id", "condition", "seed", "model", "setup", "mode", "parti
                  "clients", "rounds", "accuracy", "precision_macro", "recall_macro",
                  "f1_macro", "uar", "client_mean_accuracy", "train_seconds", "wall_seconds",
                  "engine", "corpus", "train_speakers", "val_speakers", "train_clips",
-                 "val_clips")
+                 "val_clips", "epsilon", "bytes_up", "bytes_down")
 
 #: Scores summarised over seeds (mean ± sd, 95 % t-interval) in the summary tables.
 SEED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "uar",
@@ -280,6 +281,10 @@ def table_row(spec: RunSpec, result) -> dict:
         "corpus": info.get("corpus"),
         "train_speakers": info.get("train_speakers"), "val_speakers": info.get("val_speakers"),
         "train_clips": info.get("train_clips"), "val_clips": info.get("val_clips"),
+        # DP runs: epsilon at the run's delta; every federated run: bytes over all rounds
+        "epsilon": (result.final_metrics.get("privacy") or {}).get("epsilon"),
+        "bytes_up": (result.final_metrics.get("communication") or {}).get("bytes_up"),
+        "bytes_down": (result.final_metrics.get("communication") or {}).get("bytes_down"),
     }
 
 
@@ -479,6 +484,14 @@ def draw_figures(config, specs: Sequence[RunSpec], results: dict, table: pd.Data
                   + (f"; summed over {len(config.seeds)} seeds" if len(config.seeds) > 1 else "")
                   + ")"))
 
+    if isinstance(config, AlgorithmComparison):
+        save("accuracy_vs_epsilon", plots.plot_metric_vs_cost(
+            table, cost="epsilon", xlabel="epsilon at delta = 1e-5 (log scale; no DP at the right)",
+            title=f"Accuracy against privacy ({corpus_note})"))
+        save("accuracy_vs_bytes", plots.plot_metric_vs_cost(
+            table, cost="bytes_up", scale=1e-6,
+            xlabel="MB sent by the clients over the run (log scale)",
+            title=f"Accuracy against communication ({corpus_note})"))
     if isinstance(config, ClientCountSweep):
         save("f1_vs_clients", plots.plot_f1_vs_clients(
             table, title=f"Effect of the number of IID clients on macro F1 "
@@ -645,6 +658,9 @@ def _comparison_pairs(config, table: pd.DataFrame) -> List[tuple]:
         first, second = config.models
         return [(c, first + c[len(second):]) for c in conditions
                 if c.startswith(second + "-") and first + c[len(second):] in conditions]
+    if isinstance(config, AlgorithmComparison):
+        return [(c, f"{m}-fedavg") for m in config.models for c in conditions
+                if c.startswith(f"{m}-") and c != f"{m}-fedavg" and f"{m}-fedavg" in conditions]
     if isinstance(config, ClientCountSweep):
         pairs = []
         for model in config.models:
@@ -742,6 +758,23 @@ def f1_by_clients(table: pd.DataFrame, metric: str = "f1_macro") -> pd.DataFrame
     return out
 
 
+def algorithm_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """The algorithm comparison as a table: one row per recipe, mean ± sd over seeds,
+    the F1 95 % interval, epsilon (DP) and the run's MB up / down."""
+    summary = seed_summary(table, metrics=("accuracy", "f1_macro", "uar", "train_seconds",
+                                           "epsilon", "bytes_up", "bytes_down"))
+    rows = []
+    for _, r in summary.iterrows():
+        rows.append({"model": r["model"], "recipe": r["setup"], "seeds": int(r["seeds"]),
+                     "accuracy": _mean_sd(r, "accuracy"), "F1 (macro)": _mean_sd(r, "f1_macro"),
+                     "F1 95 % CI": _interval(r, "f1_macro"), "UAR": _mean_sd(r, "uar"),
+                     "epsilon": "" if pd.isna(r["epsilon"]) else f"{r['epsilon']:.1f}",
+                     "MB up": "" if pd.isna(r["bytes_up"]) else f"{r['bytes_up'] / 1e6:.1f}",
+                     "MB down": "" if pd.isna(r["bytes_down"]) else f"{r['bytes_down'] / 1e6:.1f}",
+                     "train time (s)": r["train_seconds"]})
+    return pd.DataFrame(rows)
+
+
 def paper000_comparison(table: pd.DataFrame) -> pd.DataFrame:
     """Paper 000 Table I's optimal-accuracy point beside our per-speaker runs (mean ± sd)."""
     rows = [{"run": "paper 000 (CREMA-D, 73 clients)", "seeds": "",
@@ -791,6 +824,13 @@ def _paper_section(config, table: pd.DataFrame) -> List[str]:
                 "The paper's numbers come from its own corpus, split and hardware; they show "
                 "the direction of each comparison, not values to match run for run.", "",
                 markdown_table(paper001_comparison(table), formats=TIME_FORMATS)]
+    if isinstance(config, AlgorithmComparison):
+        return ["## Algorithms, compression and privacy", "",
+                "Beyond the papers: the same per-speaker task under each recipe. epsilon is "
+                "speaker-level, at delta = 1e-5, from dp_accounting's RDP accountant over "
+                "the run's sampling (CD samples a fixed number of clients without "
+                "replacement); MB up / down are totals over the run (tff_ser.communication).",
+                "", markdown_table(algorithm_comparison(table), formats=TIME_FORMATS)]
     if isinstance(config, ClientCountSweep):
         return ["## Paper 001 Fig 7", "",
                 "The paper reports F1 rising with k and then falling for the dense model at "
