@@ -60,3 +60,20 @@ def test_threads_cannot_change_once_tensorflow_runs():
     have = tf.config.threading.get_intra_op_parallelism_threads()
     with pytest.raises(ValueError, match="cannot take effect"):
         set_threads(have + 3)
+
+
+def test_train_takes_a_recipe_and_tffs_aggregators_with_explicit_options_winning():
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "--recipe", "fedyogi", "--server-lr", "0.05",
+                              "--rounds", "7"])
+    cfg = cli._federated_config(args)
+    assert (cfg.server_optimizer, cfg.server_lr, cfg.rounds) == ("yogi", 0.05, 7)
+    assert cfg.optimizer_kwargs("server")["epsilon"] == 1e-3
+    args = parser.parse_args(["train", "--aggregator", "dp", "--unweighted",
+                              "--noise-multiplier", "0.7", "--dp-clip", "1.5", "--mu", "0.1"])
+    cfg = cli._federated_config(args)
+    assert cfg.is_dp and not cfg.weighted and cfg.dp_clip == 1.5
+    assert cfg.algorithm == "fedprox" and cfg.proximal_strength == 0.1
+    plain = cli._federated_config(parser.parse_args(["train"]))
+    from tff_ser.fedconfig import FederatedConfig
+    assert plain == FederatedConfig()

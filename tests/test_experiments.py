@@ -76,10 +76,17 @@ def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config(
             assert isinstance(config.fl, FederatedConfig)
             # each run holds the experiment's knobs with its own training seed (and,
             # in paper 004's sweep, its own E and B)
-            from tff_ser.experiments.configs import Paper004Sweep
+            from tff_ser.experiments.configs import AlgorithmComparison, Paper004Sweep
             for run in config.runs():
                 swept = {"local_epochs": run.local_epochs, "batch_size": run.batch_size} \
                     if isinstance(config, Paper004Sweep) else {}
+                if isinstance(config, AlgorithmComparison):
+                    # the recipe's own knobs, the experiment's shared ones
+                    shared = ("rounds", "local_epochs", "batch_size", "client_fraction",
+                              "eval_every")
+                    assert all(getattr(run.fl, k) == getattr(config.fl, k) for k in shared)
+                    assert run.seed in config.seeds
+                    continue
                 assert run.federated_config() == dataclasses.replace(config.fl, seed=run.seed,
                                                                      **swept)
     changed = with_overrides(EXP2_CLIENT_COUNT, rounds=3, seed=2)
@@ -101,7 +108,7 @@ def test_paper001_future_work_runs_dense_conv1d_lstm_with_one_client_per_speaker
 def test_every_registered_experiment_has_a_full_and_a_quick_config():
     assert set(registry.EXPERIMENTS) == {"exp1_baseline_vs_federated", "exp2_client_count",
                                          "exp3_per_speaker_001", "paper004_fedavg",
-                                         "per_speaker_mlp"}
+                                         "per_speaker_mlp", "per_speaker_algorithms"}
     for name, e in registry.EXPERIMENTS.items():
         assert e.config(False).name == e.config(True).name == name
         assert not e.config(False).quick and e.config(True).quick

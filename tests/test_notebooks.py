@@ -16,7 +16,8 @@ from notebook_helpers import notebook_outputs
 
 NOTEBOOK_DIR = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("01_data_and_features.ipynb", "02_baseline_vs_federated.ipynb",
-             "03_client_count_sweep.ipynb", "05_per_speaker_federation.ipynb")
+             "03_client_count_sweep.ipynb", "05_per_speaker_federation.ipynb",
+             "06_algorithms_and_privacy.ipynb")
 EXPERIMENT_NOTEBOOKS = NOTEBOOKS[1:]
 
 

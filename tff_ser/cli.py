@@ -101,10 +101,25 @@ def _add_train(sub):
     k.add_argument("--local-epochs", type=int, default=fl["local_epochs"], help="NLE")
     k.add_argument("--batch-size", type=int, default=fl["batch_size"], help="BS")
     k.add_argument("--client-fraction", type=float, default=fl["client_fraction"], help="CD")
-    k.add_argument("--client-lr", type=float, default=fl["client_lr"])
-    k.add_argument("--server-lr", type=float, default=fl["server_lr"])
-    k.add_argument("--client-optimizer", choices=("adam", "sgd"), default=fl["client_optimizer"])
-    k.add_argument("--server-optimizer", choices=("adam", "sgd"), default=fl["server_optimizer"])
+    from tff_ser.fedconfig import AGGREGATORS, OPTIMIZERS, RECIPES
+    k.add_argument("--client-lr", type=float, default=None,
+                   help=f"default {fl['client_lr']}, or the recipe's")
+    k.add_argument("--server-lr", type=float, default=None,
+                   help=f"default {fl['server_lr']}, or the recipe's")
+    k.add_argument("--client-optimizer", choices=OPTIMIZERS, default=None,
+                   help=f"TFF's builders; default {fl['client_optimizer']}, or the recipe's")
+    k.add_argument("--server-optimizer", choices=OPTIMIZERS, default=None,
+                   help=f"TFF's builders; default {fl['server_optimizer']}, or the recipe's")
+    a = p.add_argument_group("algorithm and aggregator (TFF's; engine auto falls back to tff)")
+    a.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                   help="a named recipe (tff_ser.fedconfig.RECIPES); the options above win")
+    a.add_argument("--mu", type=float, default=None, help="FedProx proximal strength (fedprox)")
+    a.add_argument("--unweighted", action="store_true", help="uniform client weights")
+    a.add_argument("--aggregator", choices=AGGREGATORS, default=None)
+    a.add_argument("--noise-multiplier", type=float, default=None, help="DP-FedAvg z")
+    a.add_argument("--dp-clip", type=float, default=None,
+                   help="DP fixed L2 clip (default: adaptive clipping)")
+    a.add_argument("--dp-delta", type=float, default=None, help="DP delta (default 1e-5)")
     k.add_argument("--seed", type=int, default=fl["seed"],
                    help="training seed: initial weights, partition, sampling, shuffling, dropout")
     k.add_argument("--eval-every", type=int, default=fl["eval_every"],
@@ -174,7 +189,29 @@ def _result_line(name: str, r) -> dict:
             "accuracy": val.get("accuracy"), "UAR": val.get("balanced_accuracy"),
             "F1 (macro)": val.get("f1_macro"),
             "client-mean acc": r.final_metrics.get("validation_client_mean_accuracy"),
-            "train time (s)": r.times.get("train_seconds"), "rounds": len(r.history)}
+            "train time (s)": r.times.get("train_seconds"), "rounds": len(r.history),
+            "MB up": (r.final_metrics.get("communication") or {}).get("bytes_up", 0) / 1e6
+            if "communication" in r.final_metrics else None,
+            "epsilon": (r.final_metrics.get("privacy") or {}).get("epsilon")}
+
+
+def _federated_config(args):
+    """FederatedConfig of ``tff-ser train``'s options (a recipe's values where not given)."""
+    from tff_ser.fedconfig import FederatedConfig, recipe
+    knobs = dict(rounds=args.rounds, local_epochs=args.local_epochs, batch_size=args.batch_size,
+                 client_fraction=args.client_fraction, seed=args.seed,
+                 eval_every=args.eval_every)
+    optional = dict(client_lr=args.client_lr, server_lr=args.server_lr,
+                    client_optimizer=args.client_optimizer,
+                    server_optimizer=args.server_optimizer, aggregator=args.aggregator,
+                    noise_multiplier=args.noise_multiplier, dp_clip=args.dp_clip,
+                    dp_delta=args.dp_delta)
+    knobs.update({k: v for k, v in optional.items() if v is not None})
+    if args.mu is not None:
+        knobs.update(algorithm="fedprox", proximal_strength=args.mu)
+    if args.unweighted:
+        knobs["weighted"] = False
+    return recipe(args.recipe, **knobs) if args.recipe else FederatedConfig(**knobs)
 
 
 def _cmd_train(args):
@@ -186,11 +223,7 @@ def _cmd_train(args):
     set_threads(args.threads)
     progress = not args.no_progress
     emotions = _emotions(args)
-    cfg = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs,
-                          batch_size=args.batch_size, client_fraction=args.client_fraction,
-                          client_lr=args.client_lr, server_lr=args.server_lr, seed=args.seed,
-                          client_optimizer=args.client_optimizer,
-                          server_optimizer=args.server_optimizer, eval_every=args.eval_every)
+    cfg = _federated_config(args)
     load, features = load_features(args.model, data_dir=args.data_dir, size=args.size,
                                    corpus_seed=args.corpus_seed, emotions=emotions,
                                    progress=progress, corpus_name=args.corpus_name,

@@ -57,8 +57,12 @@ class _ReadsFlKnobs:
 
     def to_dict(self) -> dict:
         """Flat settings: the config's own fields and the FL knobs side by side."""
-        d = dataclasses.asdict(self)
-        d.update(d.pop("fl"))
+        # fl.to_dict(): the knobs added after the committed runs appear only where they
+        # differ from their default, so the keys of earlier saved runs still match,
+        # and in their JSON form (kwargs as dicts), as a saved key reads back.
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fl"}
+        d = {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v) for k, v in d.items()}
+        d.update(self.fl.to_dict())
         return d
 
 #: RunSpec fields that name a run or say who computed it, not what it computes.
