@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tff_ser.hpo.analysis import pareto_mask
 from tff_ser.hpo.space import ABBREVIATIONS, PAPER_000_DEFAULT, VARIABLES, point_key
 from tff_ser.plots import save_figure
 
@@ -80,7 +81,6 @@ def plot_time_by_variables(table: pd.DataFrame,
 
 def plot_pareto_front(table: pd.DataFrame) -> Figure:
     """Fig 4: every grid point, the Pareto front of {max Acc, min CT}, and the default setup."""
-    from tff_ser.hpo.report import pareto_mask
     mask = pareto_mask(table[ACC], table[CT])
     front = table[mask].sort_values(CT)
     fig = Figure(figsize=(7, 5))

@@ -892,7 +892,7 @@ def compare_samplers(table: pd.DataFrame, space: GridSpace, *,
         ``best_accuracy`` (so far) and ``hv_ratio`` (hypervolume of the
         points so far over the grid's, see :func:`tff_ser.hpo.report.hypervolume_ratio`).
     """
-    from tff_ser.hpo.report import hypervolume_2d, normalised_objectives
+    from tff_ser.hpo.analysis import hypervolume_2d, normalised_objectives
     optuna = _optuna()
     lookup = {point_key(row): (float(row["accuracy"]), float(row["computation_time"]))
               for _, row in table.iterrows()}
