@@ -12,6 +12,7 @@ Registered into the main parser by :func:`add_hpo_parser`.
 from __future__ import annotations
 
 import argparse
+import pathlib
 import shlex
 import sys
 import time
@@ -79,7 +80,44 @@ def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
     report.add_argument("--budget", type=int, default=None,
                         help="distinct points per sampler run (default: a third of the grid)")
     report.set_defaults(handler=_cmd_report)
+
+    privacy = sub.add_parser(
+        "privacy", help="beyond paper 000: recipe x DP noise x CD, objectives accuracy, "
+                        "epsilon and bytes (3-objective Pareto front)")
+    privacy.add_argument("--quick", action="store_true",
+                         help="the 12-speaker test corpus and a 2 x 2 x 2 space (CI size)")
+    privacy.add_argument("--data-dir", default=None)
+    privacy.add_argument("--out", default=None,
+                         help="folder (default results/hpo_privacy; quick: "
+                              "results/_scratch/hpo_privacy-quick)")
+    privacy.add_argument("--rounds", type=int, default=None, help="NGE of every point")
+    privacy.add_argument("--no-progress", action="store_true")
+    privacy.set_defaults(handler=_cmd_privacy)
     return p
+
+
+def _cmd_privacy(args) -> int:
+    import dataclasses
+    from tff_ser.experiments.common import prepare_task
+    from tff_ser.hpo.privacy_study import (QUICK_PRIVACY_SPACE, PrivacySpace, run_privacy_study,
+                                           write_privacy_report)
+    space = QUICK_PRIVACY_SPACE if args.quick else PrivacySpace()
+    if args.rounds:
+        space = dataclasses.replace(space, rounds=args.rounds)
+    out = pathlib.Path(args.out or ("results/_scratch/hpo_privacy-quick" if args.quick
+                                    else "results/hpo_privacy"))
+    out.mkdir(parents=True, exist_ok=True)
+    task = prepare_task("mlp", partition="by_speaker", size="small" if args.quick else "full",
+                        data_dir=args.data_dir, progress=not args.no_progress)
+    print(task.info["description"], flush=True)
+    t0 = time.perf_counter()
+    study = run_privacy_study(task, space, storage=f"sqlite:///{out / 'study.db'}",
+                              progress=not args.no_progress)
+    files = write_privacy_report(out, study, space, task=task, command=_command_line(),
+                                 wall_seconds=time.perf_counter() - t0)
+    for key, path in files.items():
+        print(f"{key}: {path}")
+    return 0
 
 
 def _locate(args):
