@@ -89,6 +89,9 @@ def test_every_recipe_trains_on_tff_and_is_deterministic(name):
     b = train_federated(task, config, progress=False, engine="tff")
     losses = [h["train_loss"] for h in a.history]
     assert len(losses) == 3 and np.all(np.isfinite(losses))
+    # both evaluations: centralized on the pooled held-out clips and TFF's federated one
+    assert a.final_metrics["federated_eval"]["accuracy"] == pytest.approx(
+        a.final_metrics["validation"]["accuracy"], abs=1e-6)
     if name in RANDOMISED:
         assert a.history[0]["train_loss"] == b.history[0]["train_loss"]  # same start
     else:
