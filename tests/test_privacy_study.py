@@ -10,20 +10,31 @@ from tff_ser.hpo.privacy_study import (QUICK_PRIVACY_SPACE, PrivacySpace, pareto
 
 
 @pytest.fixture(scope="module")
-def study_and_storage(tmp_path_factory):
-    storage = f"sqlite:///{tmp_path_factory.mktemp('study')}/privacy.db"
-    return run_privacy_study(synthetic_task(), QUICK_PRIVACY_SPACE, storage=storage), storage
+def quick_study(small_corpus_dir, tmp_path_factory):
+    """The CI-sized study, run once through the CLI on the 12-speaker generated corpus."""
+    import optuna
+    from tff_ser import cli
+    out = tmp_path_factory.mktemp("privacy")
+    assert cli.main(["hpo", "privacy", "--quick", "--no-progress", "--out", str(out)]) == 0
+    storage = f"sqlite:///{out / 'study.db'}"
+    return optuna.load_study(study_name="privacy", storage=storage), storage, out
 
 
-def test_every_point_runs_once_with_its_three_objectives(study_and_storage):
-    study, _ = study_and_storage
+@pytest.fixture(scope="module")
+def small_task(quick_study):
+    from tff_ser.experiments.common import prepare_task
+    return prepare_task("mlp", partition="by_speaker", size="small", progress=False)
+
+
+def test_every_point_runs_once_with_its_three_objectives(quick_study):
+    study, _, _ = quick_study
     table = study_table(study)
     assert len(table) == QUICK_PRIVACY_SPACE.size == 8
     assert not table.duplicated(["recipe", "noise_multiplier", "client_fraction"]).any()
     dp = table[table["noise_multiplier"] > 0]
     assert (dp["epsilon"] > 0).all() and np.isfinite(dp["epsilon"]).all()
     assert (table[table["noise_multiplier"] == 0]["epsilon"] == math.inf).all()
-    # CD 0.5 sends half the bytes of CD 1.0 (3 of 6 clients), and amplifies privacy
+    # CD 0.5 sends half the bytes of CD 1.0 (5 of 10 clients), and amplifies privacy
     half = table[table["client_fraction"] == 0.5]["mb_up"].iloc[0]
     full = table[table["client_fraction"] == 1.0]["mb_up"].iloc[0]
     assert half == pytest.approx(full / 2)
@@ -31,8 +42,8 @@ def test_every_point_runs_once_with_its_three_objectives(study_and_storage):
     assert eps[0.5] < eps[1.0]
 
 
-def test_optunas_pareto_front_is_the_non_dominated_set(study_and_storage, tmp_path):
-    study, _ = study_and_storage
+def test_optunas_pareto_front_is_the_non_dominated_set(quick_study, tmp_path):
+    study, _, _ = quick_study
     table = study_table(study)
     mask = pareto_mask_3d(table[["accuracy", "epsilon", "mb_up"]].to_numpy())
     assert mask.tolist() == table["pareto"].tolist()
@@ -41,12 +52,12 @@ def test_optunas_pareto_front_is_the_non_dominated_set(study_and_storage, tmp_pa
     assert (tmp_path / "projection.png").stat().st_size > 0
 
 
-def test_a_rerun_on_the_same_storage_trains_nothing(study_and_storage, monkeypatch):
+def test_a_rerun_on_the_same_storage_trains_nothing(quick_study, small_task, monkeypatch):
     import tff_ser.federated as federated
-    _, storage = study_and_storage
+    _, storage, _ = quick_study
     monkeypatch.setattr(federated, "train_federated",
                         lambda *a, **k: pytest.fail("a finished point was trained again"))
-    study = run_privacy_study(synthetic_task(), QUICK_PRIVACY_SPACE, storage=storage)
+    study = run_privacy_study(small_task, QUICK_PRIVACY_SPACE, storage=storage)
     assert len(study_table(study)) == 8
 
 
@@ -57,10 +68,8 @@ def test_an_invalid_point_is_skipped_with_its_reason_not_dropped():
     assert len(table) == 1 and "more than 10 clients per round" in table["skipped"].iloc[0]
 
 
-def test_the_cli_runs_the_ci_sized_study_and_writes_its_report(small_corpus_dir, tmp_path):
-    from tff_ser import cli
-    out = tmp_path / "privacy"
-    assert cli.main(["hpo", "privacy", "--quick", "--no-progress", "--out", str(out)]) == 0
+def test_the_cli_writes_the_report_of_the_ci_sized_study(quick_study):
+    _, _, out = quick_study
     text = (out / "summary.md").read_text()
     assert "generated stand-in corpus, not CREMA-D" in text and "## Pareto front" in text
     assert (out / "privacy_projection.png").exists() and (out / "privacy_study.csv").exists()
