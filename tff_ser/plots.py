@@ -271,15 +271,37 @@ def plot_metric_vs_cost(table: pd.DataFrame, *, cost: str, metric: str = "accura
             lines.setdefault(round(iv.mean, 3), []).append(setup)
             continue
         points.append((setup, float(x.mean()) * scale, iv.mean, err))
-    for y, setups in lines.items():  # one line, one label per level
+    all_y = [y for _, _, y, _ in points] + list(lines)
+    gap = 0.045 * max(max(all_y) - min(all_y), 0.05) if all_y else 0.0
+    last = math.inf
+    for y in sorted(lines, reverse=True):  # one line per level, labels stacked apart
         ax.axhline(y, ls="--", lw=1, color="grey", alpha=0.7)
-        ax.text(1.0, y, " " + ", ".join(setups), transform=ax.get_yaxis_transform(),
+        label_y = min(y, last - gap)
+        last = label_y
+        ax.text(1.0, label_y, " " + ", ".join(lines[y]), transform=ax.get_yaxis_transform(),
                 va="center", fontsize=8, color="dimgrey")
     for setup, x, y, err in points:
-        ax.errorbar([x], [y], yerr=[err], fmt="o", capsize=4, label=setup)
-        ax.annotate(setup, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.errorbar([x], [y], yerr=[err], fmt="o", capsize=4)
     if points:
         ax.set_xscale("log")
+        from matplotlib.ticker import ScalarFormatter
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        lo, hi = min(x for _, x, _, _ in points), max(x for _, x, _, _ in points)
+        if hi / lo < 10:  # under a decade: label the minor ticks too
+            ax.xaxis.set_minor_formatter(ScalarFormatter())
+            ax.tick_params(axis="x", which="minor", labelsize=7)
+        # labels of points at one cost stacked downwards, never on top of each other
+        by_x: dict = {}
+        for setup, x, y, _ in points:
+            by_x.setdefault(round(math.log10(x), 2), []).append((setup, x, y))
+        for group in by_x.values():
+            last = math.inf
+            for setup, x, y in sorted(group, key=lambda p: -p[2]):
+                label_y = min(y, last - gap)
+                last = label_y
+                ax.annotate(setup, (x, y), xytext=(x * 1.04, label_y), fontsize=8,
+                            va="center", arrowprops=dict(arrowstyle="-", lw=0.5, color="grey"))
+        ax.set_xlim(lo / 1.3, hi * 1.6)
     ax.set_xlabel(xlabel or cost)
     ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} on held-out speakers\n"
                   "(mean; bars: 95 % t-interval over seeds)")
