@@ -85,7 +85,7 @@ def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
         "privacy", help="beyond paper 000: recipe x DP noise x CD, objectives accuracy, "
                         "epsilon and bytes (3-objective Pareto front)")
     privacy.add_argument("--quick", action="store_true",
-                         help="the 12-speaker test corpus and a 2 x 2 x 2 space (CI size)")
+                         help="the 12-speaker test corpus and a 1 x 2 x 2 space (CI size)")
     privacy.add_argument("--data-dir", default=None)
     privacy.add_argument("--out", default=None,
                          help="folder (default results/hpo_privacy; quick: "
