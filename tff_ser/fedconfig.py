@@ -208,14 +208,6 @@ class FederatedConfig:
         """``client`` or ``server`` optimizer keyword arguments as a dict."""
         return dict(getattr(self, f"{side}_optimizer_kwargs"))
 
-    @property
-    def plain_fedavg(self) -> bool:
-        """Weighted FedAvg with TFF's mean and Adam/SGD without extra arguments (the papers' runs)."""
-        return (self.algorithm == "fedavg" and self.weighted and self.aggregator in (None, "mean")
-                and all(isinstance(o, str) and o in ("adam", "sgd")
-                        for o in (self.client_optimizer, self.server_optimizer))
-                and not self.client_optimizer_kwargs and not self.server_optimizer_kwargs)
-
     def to_dict(self) -> dict:
         """The knobs as JSON can hold them (optimizer and aggregator objects by class name).
 

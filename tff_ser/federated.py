@@ -337,9 +337,8 @@ def _epsilons(config: FederatedConfig, num_clients: int, sampled: int):
     if not config.is_dp:
         return None
     from tff_ser.privacy import epsilon_by_round
-    eps = epsilon_by_round(config.noise_multiplier, config.rounds, sampled, num_clients,
-                           config.dp_delta)
-    return [e if np.isfinite(e) else float("inf") for e in eps]
+    return epsilon_by_round(config.noise_multiplier, config.rounds, sampled, num_clients,
+                            config.dp_delta)
 
 
 def _callback_summary(cb) -> object:
