@@ -559,7 +559,7 @@ EXP1_BASELINE_VS_FEDERATED_QUICK = with_overrides(
     EXP1_BASELINE_VS_FEDERATED, size="small", max_speakers=12, rounds=1, eval_every=0,
     federated_eval=False, quick=True, seeds=(0,), seed_counts=(), engine="tff")
 
-EXP2_CLIENT_COUNT = ClientCountSweep(engine="auto", seeds=(0, 1, 2), seed_counts=(("dense", 2),))
+EXP2_CLIENT_COUNT = ClientCountSweep(engine="auto", seeds=(0, 1, 2))
 # Quick: k = 1, 4, 8 on the small corpus, 1 round each, one seed.
 EXP2_CLIENT_COUNT_QUICK = with_overrides(
     EXP2_CLIENT_COUNT, size="small", max_speakers=12, rounds=1, client_counts=(1, 4, 8),
@@ -570,7 +570,7 @@ EXP2_CLIENT_COUNT_QUICK = with_overrides(
 EXP3_PER_SPEAKER_001 = BaselineVsFederated(
     name="exp3_per_speaker_001", paper="paper 001, future work (one client per speaker)",
     setups=("by_speaker",), engine="auto", seeds=(0, 1, 2),
-    seed_counts=(("dense", 1), ("lstm", 1)))
+    seed_counts=(("lstm", 1),))
 EXP3_PER_SPEAKER_001_QUICK = with_overrides(
     EXP3_PER_SPEAKER_001, size="small", max_speakers=12, rounds=1, eval_every=0,
     federated_eval=False, quick=True, seeds=(0,), seed_counts=())
