@@ -147,7 +147,7 @@ def test_every_grid_point_is_enqueued_once_even_when_created_twice(tmp_path):
     assert (added, added_again) == (576, 0)
     trials = again.get_trials(deepcopy=False)
     assert len(trials) == 576
-    assert {point_key(t.system_attrs["fixed_params"]) for t in trials} == \
+    assert {point_key(t.user_attrs["tff_ser:point"]) for t in trials} == \
         {point_key(p) for p in PAPER_000_GRID.points()}
 
 
@@ -163,35 +163,32 @@ def test_a_study_with_other_settings_is_refused(tmp_path):
 
 def test_running_trial_of_a_dead_process_is_failed_once_and_its_point_requeued(tmp_path):
     import optuna
-    from tff_ser.hpo.study import (WORKER_ATTR, _claim_next, machine_identity,
-                                   recover_stale_trials)
+    from tff_ser.hpo.study import WORKER_ATTR, machine_identity, recover_stale_trials
     study, _ = _fake_study(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    trial_id = _claim_next(study, str(tmp_path / "trajectories"))
-    study._storage.set_trial_system_attr(trial_id, WORKER_ATTR, {
-        "machine": machine_identity(), "pid": dead.pid, "started": 0.0})
-    point = study._storage.get_trial(trial_id).system_attrs["fixed_params"]
+    trial = study.ask()  # pops the first queued point, as a worker's optimize() does
+    trial.set_user_attr(WORKER_ATTR, {"machine": machine_identity(), "pid": dead.pid,
+                                      "started": 0.0})
+    point = study.trials[trial.number].user_attrs["tff_ser:point"]
 
-    assert recover_stale_trials(study) == [study._storage.get_trial(trial_id).number]
+    assert recover_stale_trials(study) == [trial.number]
     assert recover_stale_trials(study) == []
     trials = study.get_trials(deepcopy=False)
-    assert study._storage.get_trial(trial_id).state == optuna.trial.TrialState.FAIL
+    assert trials[trial.number].state == optuna.trial.TrialState.FAIL
     retries = [t for t in trials if t.user_attrs.get("retry_of") is not None]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.WAITING
-    assert point_key(retries[0].system_attrs["fixed_params"]) == point_key(point)
+    assert point_key(retries[0].user_attrs["tff_ser:point"]) == point_key(point)
     assert len(trials) == len(QUICK_GRID) + 1
 
 
 def test_running_trial_of_a_live_process_is_left_alone(tmp_path):
     import psutil
-    from tff_ser.hpo.study import (WORKER_ATTR, _claim_next, machine_identity,
-                                   recover_stale_trials)
+    from tff_ser.hpo.study import WORKER_ATTR, machine_identity, recover_stale_trials
     study, _ = _fake_study(tmp_path)
-    trial_id = _claim_next(study, str(tmp_path / "trajectories"))
-    study._storage.set_trial_system_attr(trial_id, WORKER_ATTR, {
-        "machine": machine_identity(), "pid": os.getpid(),
-        "started": psutil.Process().create_time()})
+    trial = study.ask()
+    trial.set_user_attr(WORKER_ATTR, {"machine": machine_identity(), "pid": os.getpid(),
+                                      "started": psutil.Process().create_time()})
     assert recover_stale_trials(study) == []
 
 
@@ -290,7 +287,7 @@ def test_two_workers_finish_every_quick_point_exactly_once(quick_grid_by_two_wor
         rounds = [r for c in read_computations(directory) for r in range(c["start"], c["end"] + 1)]
         assert sorted(rounds) == [1, 2, 3, 4], directory
     assert outcome.table["rounds_computed"].sum() == 4 * len(QUICK_GRID.trajectories())
-    pids = {t.system_attrs["tff_ser:worker"]["pid"] for t in outcome.study.trials}
+    pids = {t.user_attrs["tff_ser:worker"]["pid"] for t in outcome.study.trials}
     assert os.getpid() not in pids
 
 

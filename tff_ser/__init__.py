@@ -14,6 +14,9 @@ import os as _os
 # user set themselves is kept.
 _QUIET_TF_LEVEL = "1" if _os.environ.get("TFF_SER_VERBOSE", "") not in ("", "0") else "3"
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", _QUIET_TF_LEVEL)
+# gRPC (TFF's link to its C++ workers) logs "skipping fork() handlers" at info
+# level each time a second worker starts; errors still show.
+_os.environ.setdefault("GRPC_VERBOSITY", "INFO" if _QUIET_TF_LEVEL == "1" else "ERROR")
 
 __version__ = "0.1.0"
 

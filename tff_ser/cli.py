@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 
@@ -132,6 +133,10 @@ def _add_train(sub):
                         "model, CPU or GPU)")
     r.add_argument("--threads", type=int, default=None,
                    help="TensorFlow intra-/inter-op threads (default: all cores)")
+    r.add_argument("--workers", nargs="?", const="auto", default=None, metavar="N|HOST:PORT,...",
+                   help="run TFF's process on several C++ workers (engine tff): N local "
+                        "workers, no value = one per core, or host:port,host:port of workers "
+                        "started with `tff-ser worker --port PORT` on other hosts")
     r.add_argument("--centralized", action="store_true",
                    help="also train the centralized baseline (epochs = rounds, same BS, LR)")
     r.add_argument("--no-federated-eval", action="store_true",
@@ -237,7 +242,8 @@ def _cmd_train(args):
     print(task.info.get("description", ""))
     results = {"federated": train_federated(task, cfg, checkpoint_dir=args.checkpoint_dir,
                                             engine=args.engine, progress=progress,
-                                            federated_eval=not args.no_federated_eval)}
+                                            federated_eval=not args.no_federated_eval,
+                                            workers=args.workers)}
     if args.centralized:
         results["centralized"] = train_centralized(task, CentralizedConfig.matching(cfg),
                                                    progress=progress)
@@ -266,7 +272,8 @@ def _train_folds(args, cfg, features, emotions, progress) -> int:
                                         partition=args.partition, k=args.clients,
                                         alpha=args.alpha, fold_seed=args.fold_seed,
                                         engine=args.engine, emotions=emotions,
-                                        progress=progress, out_dir=out)
+                                        progress=progress, out_dir=out,
+                                        workers=args.workers)
     for mode, cv in outcomes.items():
         if args.json:
             print(json.dumps({"mode": mode, "pooled": cv.pooled,
@@ -282,6 +289,15 @@ def _train_folds(args, cfg, features, emotions, progress) -> int:
     if args.out:
         print(f"saved in {args.out} (folds.csv, predictions.csv, pooled.json, fold_<i>/)")
     return 0
+
+
+def _cmd_worker(args):
+    """One TFF worker for runs on other hosts (``--workers host:port``)."""
+    from tff_ser.runtime import serve_worker
+    print(f"tff-ser worker: TFF's executor service on port {args.port} (all interfaces, no "
+          f"TLS: trusted networks only); runs join with --workers {socket.gethostname()}:"
+          f"{args.port}. Ctrl-C stops it.", flush=True)
+    return serve_worker(args.port, log=args.log)
 
 
 def _cmd_run(args):
@@ -300,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "centralized MLP, 3 seeds, on the embedded corpus (README)")
     r.add_argument("--data-dir", default=None)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    w = sub.add_parser("worker", help="serve one TFF worker on this host for runs elsewhere "
+                                      "(tff-ser train --engine tff --workers HOST:PORT,...)")
+    w.add_argument("--port", type=int, required=True, help="TCP port to serve on")
+    w.add_argument("--log", default=None, help="append the worker's output to this file "
+                                               "(default: this terminal)")
     try:
         from tff_ser.experiments.registry import add_experiment_parser
         add_experiment_parser(sub)
@@ -316,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"data": _cmd_data, "features": _cmd_features, "train": _cmd_train,
-                "run": _cmd_run}
+                "run": _cmd_run, "worker": _cmd_worker}
     handler = handlers.get(args.cmd) or getattr(args, "handler", None)
     try:
         return int(handler(args) or 0)

@@ -128,7 +128,7 @@ def cross_validate(features, model: str, config, *, folds: Union[int, str] = 5,
                    mode: str = "federated", partition: str = "by_speaker", k: int = 4,
                    alpha: float = 0.5, fold_seed: int = 0, engine: str = "auto",
                    emotions: Sequence[str] = EMOTIONS_4, progress: bool = True,
-                   out_dir: Optional[str] = None) -> CrossValidation:
+                   out_dir: Optional[str] = None, workers=None) -> CrossValidation:
     """Train and score ``model`` once per speaker fold; pool the held-out predictions.
 
     Parameters
@@ -147,6 +147,8 @@ def cross_validate(features, model: str, config, *, folds: Union[int, str] = 5,
         Seed of the speaker-to-fold deal (apart from ``config.seed``).
     engine : str
         FedAvg engine (see :func:`tff_ser.federated.train_federated`).
+    workers : optional
+        TFF workers of each fold's run (``train_federated(workers=)``).
     out_dir : str, optional
         Save the outcome there (see :meth:`CrossValidation.save`).
     """
@@ -177,7 +179,7 @@ def cross_validate(features, model: str, config, *, folds: Union[int, str] = 5,
         if mode == "federated":
             from tff_ser.federated import train_federated
             result = train_federated(task, config, progress=progress, federated_eval=False,
-                                     engine=engine)
+                                     engine=engine, workers=workers)
         else:
             from tff_ser.centralized import CentralizedConfig, train_centralized
             result = train_centralized(task, CentralizedConfig.matching(config),

@@ -140,7 +140,7 @@ def train_federated(task: Task, config: FederatedConfig, *,
                     progress: bool = True,
                     federated_eval: bool = True,
                     engine: str = "auto", threads: Optional[int] = None,
-                    callbacks: Optional[Sequence[Callable]] = None):
+                    callbacks: Optional[Sequence[Callable]] = None, workers=None):
     """Train ``task.model`` with FedAvg on ``task.train_clients``.
 
     Parameters
@@ -178,6 +178,16 @@ def train_federated(task: Task, config: FederatedConfig, *,
         Per-round hooks ``callback(round_num, metrics, weights)``; one that
         returns ``True`` stops training after that round
         (:mod:`tff_ser.callbacks`, e.g. :class:`~tff_ser.callbacks.EarlyStopping`).
+    workers : int, str or list of str, optional
+        Where TFF's process runs (``engine="tff"``; ``"auto"`` then means
+        ``"tff"``): ``None``/``1`` one local C++ worker (the reference); ``n``
+        local workers; ``"auto"`` one per core; ``["host:port", ...]`` workers
+        started on other hosts with ``tff-ser worker --port PORT``.  Each
+        round's clients are split across the workers by TFF's
+        mergeable-computation context (:func:`tff_ser.runtime.set_workers`);
+        the weights equal one worker's to float32 rounding, and a run may
+        resume on another number of workers.  Recorded in
+        ``result.times["tff_workers"]``.
 
     Every history row also holds the round's communication (``bytes_down``,
     ``bytes_up``: :mod:`tff_ser.communication`) and, under DP-FedAvg, the
@@ -204,21 +214,44 @@ def train_federated(task: Task, config: FederatedConfig, *,
     tff_ser.runtime.WorkerDied
         The TFF engine's C++ worker died mid-round (e.g. killed for memory).
     """
-    from tff_ser.runtime import set_threads
-    set_threads(threads)
-    import tensorflow as tf
-    from tqdm.auto import tqdm
-    from tff_ser.results import RunResult
-
+    from tff_ser import runtime
+    runtime.set_threads(threads)
     from tff_ser.callbacks import check_monitor
-    from tff_ser.communication import round_bytes
-    from tff_ser.fedconfig import check_config_for_task, sampled_per_round
+    from tff_ser.fedconfig import check_config_for_task
 
     check_config_for_task(config, len(task.train_clients))
     callbacks = list(callbacks or [])
     check_monitor(callbacks, config)
+    spec = runtime.parse_workers(workers) if workers is not None else None
+    if spec is not None and spec != runtime.parse_workers(1):
+        if engine == "auto":
+            engine = "tff"
+        elif engine != "tff":
+            raise ValueError(
+                f"workers={workers!r} spreads TFF's process over several C++ workers, but "
+                f"engine={engine!r} does not run on TFF workers; pass engine='tff' (or drop "
+                "workers: the fast engines run in this process)")
     t_start = time.perf_counter()
     engine = choose_engine(task, config, engine)
+    previous_workers = runtime.set_workers(spec) if spec and engine == "tff" else None
+    try:
+        return _train_federated(task, config, engine, t_start, checkpoint_dir=checkpoint_dir,
+                                csv_path=csv_path, tensorboard_dir=tensorboard_dir,
+                                progress=progress, federated_eval=federated_eval,
+                                callbacks=callbacks)
+    finally:
+        if previous_workers is not None:
+            runtime.set_workers(previous_workers)
+
+
+def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
+                     tensorboard_dir, progress, federated_eval, callbacks):
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+    from tff_ser import runtime
+    from tff_ser.communication import round_bytes
+    from tff_ser.fedconfig import sampled_per_round
+    from tff_ser.results import RunResult
     rounds = make_engine(engine, task, config)
     build_seconds = time.perf_counter() - t_start
 
@@ -324,6 +357,8 @@ def train_federated(task: Task, config: FederatedConfig, *,
              "wall_seconds": earlier_wall + this_process,
              "wall_seconds_this_process": this_process,
              "resumed_from_round": done}
+    if engine == "tff":
+        times["tff_workers"] = runtime.worker_count(runtime.current_workers())
     if getattr(rounds, "compile_seconds", None) is not None:
         times["compile_seconds"] = rounds.compile_seconds
     result = RunResult(config=run_config, history=history, final_metrics=final, times=times)

@@ -152,6 +152,55 @@ def _death_message(process: subprocess.Popen, peak_kib: int, log=None) -> str:
             + _log_tail(log))
 
 
+def worker_binary_path() -> str:
+    """TFF 0.87's C++ worker (shipped in its wheel)."""
+    from tensorflow_federated.python.core.impl.executor_stacks import (
+        executor_factory as tff_executor_factory)
+    path = os.path.normpath(os.path.join(
+        os.path.dirname(tff_executor_factory.__file__),
+        "..", "..", "..", "..", "data", "worker_binary"))
+    if not os.path.isfile(path):
+        raise RuntimeError(
+            f"TFF's worker_binary is missing at {path}: reinstall with "
+            "`make setup` (tensorflow-federated==0.87.0 wheel).")
+    return path
+
+
+def serve_worker(port: int, *, log: Optional[str] = None) -> int:
+    """Run one TFF worker on this host until it is stopped (``tff-ser worker``).
+
+    The worker serves TFF's executor service on ``port`` (all interfaces, no
+    TLS: keep it on a trusted network); runs on other hosts reach it with
+    ``workers=["thishost:PORT", ...]``.  It dies with this process (SIGKILL
+    included); SIGINT/SIGTERM stop it.  Its output goes to ``log`` or to this
+    terminal.  Returns its exit status.
+    """
+    out = open(log, "ab") if log else None
+    process = subprocess.Popen(
+        [worker_binary_path(), f"--port={int(port)}"], stdin=subprocess.DEVNULL,
+        stdout=out, stderr=subprocess.STDOUT if out else None,
+        preexec_fn=_die_with_parent, close_fds=True)
+
+    def forward(signum, _frame):
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        return process.wait()
+    finally:
+        if out is not None:
+            out.close()
+
+
+_CHANNEL_OPTIONS = [
+    ("grpc.max_message_length", 2_000_000_000),
+    ("grpc.max_receive_message_length", 2_000_000_000),
+    ("grpc.max_send_message_length", 2_000_000_000),
+]
+
+
 def _owned_cpp_executor_factory(default_num_clients: int = 0,
                                 max_concurrent_computation_calls: int = -1):
     """``local_cpp_executor_factory`` of TFF 0.87 with a worker we can stop."""
@@ -163,18 +212,8 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
         remote_executor, remote_executor_grpc_stub)
     from tensorflow_federated.python.core.impl.types import placements
 
-    binary_path = os.path.join(
-        os.path.dirname(tff_executor_factory.__file__),
-        "..", "..", "..", "..", "data", "worker_binary")
-    if not os.path.isfile(binary_path):
-        raise RuntimeError(
-            f"TFF's worker_binary is missing at {binary_path}: reinstall with "
-            "`make setup` (tensorflow-federated==0.87.0 wheel).")
-    channel_options = [
-        ("grpc.max_message_length", 2_000_000_000),
-        ("grpc.max_receive_message_length", 2_000_000_000),
-        ("grpc.max_send_message_length", 2_000_000_000),
-    ]
+    binary_path = worker_binary_path()
+    channel_options = _CHANNEL_OPTIONS
 
     state = {"stub": None, "process": None, "peak": {"kib": 0}, "log": None}
 
@@ -236,8 +275,14 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
         ex.set_cardinalities(cardinalities)
         return ex
 
-    return python_executor_stacks.ResourceManagingExecutorFactory(
+    factory = python_executor_stacks.ResourceManagingExecutorFactory(
         executor_stack_fn=stack_fn)
+    _FACTORY_STATE[id(factory)] = state
+    return factory
+
+
+#: id(executor factory) -> the state of its worker (process, stub, log).
+_FACTORY_STATE: dict = {}
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -275,25 +320,177 @@ def get_tff():
     """Import TensorFlow Federated with tff_ser's execution context installed.
 
     Returns the ``tensorflow_federated`` module.  Idempotent and cheap after the
-    first call (the import itself takes ~10 s).
+    first call (the import itself takes ~10 s).  The context is the one
+    :func:`set_workers` chose last: by default one local C++ worker.
     """
     global _INSTALLED
     import tff_ser  # noqa: F401  (sets TF's C++ log level before TF is imported)
     import tensorflow_federated as tff
     if not _INSTALLED:
-        from tensorflow_federated.python.core.backends.native import compiler
-        from tensorflow_federated.python.core.environments.tensorflow_frontend import (
-            tensorflow_computation)
         from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
-        from tensorflow_federated.python.core.impl.execution_contexts import (
-            sync_execution_context)
-        context = sync_execution_context.SyncExecutionContext(
-            executor_fn=_owned_cpp_executor_factory(),
-            compiler_fn=compiler.desugar_and_transform_to_native,
-            transform_args=tensorflow_computation.transform_args,
-            transform_result=tensorflow_computation.transform_result,
-        )
-        context_stack_impl.context_stack.set_default_context(context)
+        context_stack_impl.context_stack.set_default_context(_context_for(_ONE_LOCAL))
         atexit.register(shutdown)
         _INSTALLED = True
     return tff
+
+
+# --------------------------------------------------------------------------
+# several workers: TFF's mergeable-computation context
+# --------------------------------------------------------------------------
+
+#: Worker specs: ``("local", n)`` (n worker_binary children of this process)
+#: or ``("remote", ("host:port", ...))`` (workers started by `tff-ser worker`).
+_ONE_LOCAL = ("local", 1)
+_CONTEXTS: dict = {}
+_CURRENT = [_ONE_LOCAL]
+#: Seconds a remote worker may stay unreachable before the run stops.
+REMOTE_CONNECT_TIMEOUT = 60.0
+
+
+def parse_workers(workers) -> tuple:
+    """A worker spec from what a user passes as ``workers``.
+
+    ``None`` or ``1``: one local worker (TFF's single context, the reference);
+    an int ``n > 1``: ``n`` local workers; ``"auto"`` or ``0``: one local
+    worker per core; ``"host:port,host:port"`` or a list of such addresses:
+    workers started on those hosts with ``tff-ser worker --port PORT``.
+    """
+    if workers is None:
+        return _ONE_LOCAL
+    if isinstance(workers, tuple) and len(workers) == 2 and workers[0] in ("local", "remote"):
+        return workers  # already a spec
+    if isinstance(workers, str):
+        text = workers.strip()
+        if text.lower() == "auto":
+            return ("local", max(1, os.cpu_count() or 1))
+        if text.isdigit():
+            return parse_workers(int(text))
+        workers = [w for w in text.split(",") if w.strip()]
+    if isinstance(workers, bool):
+        raise ValueError(f"workers must be a count or a list of host:port addresses, got {workers!r}")
+    if isinstance(workers, int):
+        if workers < 0:
+            raise ValueError(f"workers must be >= 1 (0 or 'auto': one per core), got {workers}")
+        return ("local", workers or max(1, os.cpu_count() or 1))
+    addresses = tuple(str(w).strip() for w in workers)
+    bad = [a for a in addresses if a.rpartition(":")[0] == "" or not a.rpartition(":")[2].isdigit()]
+    if not addresses or bad:
+        raise ValueError(
+            f"workers addresses must look like host:port (e.g. node2:8000), got {bad or workers!r}; "
+            "start a worker on each host with `tff-ser worker --port PORT`")
+    return ("remote", addresses)
+
+
+def describe_workers(spec: tuple) -> str:
+    kind, value = spec
+    if kind == "local":
+        return f"{value} local worker{'s' if value != 1 else ''}"
+    return f"{len(value)} remote worker{'s' if len(value) != 1 else ''} ({', '.join(value)})"
+
+
+def worker_count(spec: tuple) -> int:
+    return spec[1] if spec[0] == "local" else len(spec[1])
+
+
+def _remote_executor_factory(address: str, connect_timeout: float):
+    """A worker someone started elsewhere (``tff-ser worker --port``), reached over gRPC."""
+    import grpc
+    from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
+    from tensorflow_federated.python.core.impl.executors import (
+        remote_executor, remote_executor_grpc_stub)
+    from tensorflow_federated.python.core.impl.types import placements
+    channel = grpc.insecure_channel(address, _CHANNEL_OPTIONS)
+    stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
+
+    def stack_fn(cardinalities):
+        deadline = time.monotonic() + connect_timeout
+        while not stub.is_ready:
+            if time.monotonic() > deadline:
+                raise WorkerDied(
+                    f"the TFF worker at {address} did not answer for {connect_timeout:.0f} s "
+                    "(stopped, or the host or port is unreachable). Start it on that host with "
+                    f"`tff-ser worker --port {address.rpartition(':')[2]}` and resume the run "
+                    "from its checkpoint (same checkpoint_dir).")
+            time.sleep(0.1)
+        if cardinalities.get(placements.CLIENTS) is None:
+            cardinalities[placements.CLIENTS] = 0
+        ex = remote_executor.RemoteExecutor(stub, dispose_batch_size=1)
+        ex.set_cardinalities(cardinalities)
+        return ex
+
+    return python_executor_stacks.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn)
+
+
+def _context_for(spec: tuple):
+    """The execution context of a worker spec (made once, then reused)."""
+    if spec in _CONTEXTS:
+        return _CONTEXTS[spec]
+    from tensorflow_federated.python.core.backends.native import compiler, mergeable_comp_compiler
+    from tensorflow_federated.python.core.environments.tensorflow_frontend import (
+        tensorflow_computation)
+    from tensorflow_federated.python.core.impl.execution_contexts import (
+        async_execution_context, mergeable_comp_execution_context, sync_execution_context)
+    transforms = {"transform_args": tensorflow_computation.transform_args,
+                  "transform_result": tensorflow_computation.transform_result}
+    if spec == _ONE_LOCAL:
+        context = sync_execution_context.SyncExecutionContext(
+            executor_fn=_owned_cpp_executor_factory(),
+            compiler_fn=compiler.desugar_and_transform_to_native, **transforms)
+    else:
+        kind, value = spec
+        factories = ([_owned_cpp_executor_factory() for _ in range(value)] if kind == "local"
+                     else [_remote_executor_factory(a, REMOTE_CONNECT_TIMEOUT) for a in value])
+        # TFF's own multi-worker machinery: every computation is compiled to
+        # MergeableCompForm (the part up to the aggregation, the merge, the part
+        # after); the clients of each call are split into one subround per
+        # worker, the subrounds run concurrently and their partial aggregates
+        # are merged (tff.backends.native.create_mergeable_comp_execution_context).
+        asyncs = [async_execution_context.AsyncExecutionContext(
+            executor_fn=f, compiler_fn=compiler.desugar_and_transform_to_native, **transforms)
+            for f in factories]
+        context = mergeable_comp_execution_context.MergeableCompExecutionContext(
+            asyncs, compiler_fn=mergeable_comp_compiler.compile_to_mergeable_comp_form,
+            **transforms)
+    _CONTEXTS[spec] = context
+    _CONTEXT_FACTORIES[spec] = factories if spec != _ONE_LOCAL else []
+    return context
+
+
+_CONTEXT_FACTORIES: dict = {}
+
+
+def worker_pids(workers=None) -> List[int]:
+    """PIDs of the running local workers of a worker spec (started on first use)."""
+    spec = parse_workers(workers)
+    factories = _CONTEXT_FACTORIES.get(spec, [])
+    processes = [(_FACTORY_STATE.get(id(f)) or {}).get("process") for f in factories]
+    return [p.pid for p in processes if p is not None and p.poll() is None]
+
+
+def set_workers(workers=None) -> tuple:
+    """Run tff_ser's TFF computations on ``workers`` (see :func:`parse_workers`).
+
+    Several workers use TFF 0.87's mergeable-computation execution context:
+    each round's clients are split evenly across the workers, which train
+    them concurrently; their partial sums are merged and the server step runs
+    once.  The weights equal one worker's to float32 rounding (the sum is
+    taken in another order; ``tests/test_multi_worker.py``: 1e-5).  Local
+    workers are children of this process with the guarantees of the single
+    one (they die with it, their logs are anonymous files, a dead one raises
+    :class:`WorkerDied`); remote ones are started by ``tff-ser worker``.
+
+    Returns the previous spec, so that a caller can put it back.
+    """
+    spec = parse_workers(workers)
+    get_tff()
+    from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
+    previous = _CURRENT[0]
+    if spec != previous:
+        context_stack_impl.context_stack.set_default_context(_context_for(spec))
+        _CURRENT[0] = spec
+    return previous
+
+
+def current_workers() -> tuple:
+    """The worker spec TFF computations run on now."""
+    return _CURRENT[0]

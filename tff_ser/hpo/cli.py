@@ -155,8 +155,14 @@ def _cmd_run(args) -> int:
     if not args.no_report:
         files = report_study(storage, name, directory=directory, command=_command_line())
         print(f"report: {files['summary']}")
-    bad = [c for c in outcome.worker_returncodes if c != 0]
-    return 1 if bad or counts["points_complete"] < len(space) else 0
+    for i, code in enumerate(outcome.worker_returncodes):
+        if code != 0:
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            print(f"worker {i} {how} (log: {directory}/logs/worker-{i}.log); its running "
+                  "trial was failed and its point re-queued for the other workers", flush=True)
+    # The exit status says whether the study is complete, not whether every
+    # worker lived: a dead worker's point is finished by the others.
+    return 0 if counts["points_complete"] >= len(space) else 1
 
 
 def _cmd_worker(args) -> int:

@@ -90,11 +90,15 @@ class GridSpace:
     def points(self) -> List[Dict]:
         """Every grid point, in the order they are queued.
 
-        CD outermost, then NLE, BS, LR, NGE innermost: a worker walking the
-        queue keeps one client count (the engine compiles per client count)
-        and extends each trajectory milestone by milestone.
+        CD outermost (the engine compiles per client count), then NGE, then
+        NLE, BS, LR: within one client count the queue first takes every
+        trajectory to its first milestone, then every one to the next, so
+        that workers popping the queue in order (Optuna's ``study.ask``)
+        extend different trajectories at the same time instead of waiting on
+        one trajectory's lock; a later milestone resumes from the earlier
+        one's checkpoint.
         """
-        order = ("client_fraction", "local_epochs", "batch_size", "client_lr", "rounds")
+        order = ("client_fraction", "rounds", "local_epochs", "batch_size", "client_lr")
         out = []
         for values in itertools.product(*(self.levels[v] for v in order)):
             point = dict(zip(order, values))

@@ -10,18 +10,22 @@ processes on one machine or on a shared file system), or any RDB URL
 -- or ``sqlite:///file.db``), which is how workers on several machines share
 one study.
 
-Every point exactly once
-------------------------
+Every point exactly once (Optuna's public API only)
+---------------------------------------------------
 :func:`create_grid_study` makes a two-objective study (Acc maximised, CT
-minimised) with a :class:`~optuna.samplers.GridSampler` over the exact space
-and **enqueues every grid point once**: a point already present as a
-waiting, running or finished trial is skipped, so creating the study again is
-a no-op.  Workers (:func:`run_worker`) only ever pop enqueued trials -- they
-never ask a sampler for a point -- because GridSampler alone hands the same
-point to two workers when they ask at the same moment.  Popping is Optuna's
-own atomic WAITING -> RUNNING transition.  A popped trial whose point is
-already finished, or running under a lower-numbered trial, is closed as a
-duplicate (FAIL, ``duplicate_of``) without training.
+minimised) and **enqueues every grid point once** (``study.enqueue_trial``,
+the point also kept as the user attribute ``tff_ser:point``): a point
+already present as a waiting, running or finished trial is skipped, so
+creating the study again is a no-op.  Workers (:func:`run_worker`) run
+``study.optimize(objective, n_trials=1)`` while trials wait: ``optimize``
+pops an enqueued trial (Optuna's own atomic WAITING -> RUNNING transition),
+runs the RDB heartbeat and tells the result.  No sampler is ever asked for a
+point: a trial that was not popped from the queue (two workers raced for
+the last waiting one) and a popped trial whose point is already finished, or
+running under a lower-numbered trial, are closed as PRUNED without
+training (``not_queued`` / ``duplicate_of``).  The queue order
+(:meth:`GridSpace.points`) keeps concurrent workers on different
+trajectories.
 
 Killed workers
 --------------
@@ -33,13 +37,14 @@ A running trial records who runs it (host, boot time, pid) and a heartbeat:
   storage's callback re-enqueues their points;
 * :class:`~optuna.storages.JournalStorage` has no heartbeat in Optuna 5
   (it is not a ``BaseHeartbeat``), so workers write a ``tff_ser:heartbeat``
-  system attribute every ``heartbeat_interval`` seconds instead and treat a
+  user attribute every ``heartbeat_interval`` seconds instead and treat a
   trial silent for ``grace_period`` as stale;
 * on either storage, a trial whose worker ran on this machine and whose
   process is gone is stale at once (no waiting out the grace period).
 
-A stale trial is marked FAIL (exactly one worker wins that transition) and
-its point is enqueued again (``retry_of``).  The retry resumes the point's
+A stale trial is failed with ``study.tell(number, state=FAIL)`` (exactly one
+worker wins that transition: the others' tell raises) and its point is
+enqueued again (``retry_of``).  The retry resumes the point's
 trajectory from its last checkpoint (:mod:`tff_ser.hpo.objective`), so a
 kill costs at most ``checkpoint_every`` rounds; finished points are never
 recomputed.  A point whose every trial failed (e.g. an error) is queued again
@@ -162,9 +167,14 @@ def _distributions(space: GridSpace) -> dict:
             for v in VARIABLES}
 
 
+#: User attribute of an enqueued trial holding its grid point.
+POINT_ATTR = "tff_ser:point"
+
+
 def _trial_point(trial) -> Optional[dict]:
-    """The grid point of a trial (params, or the fixed params of a queued one)."""
-    params = trial.system_attrs.get("fixed_params") or trial.params
+    """The grid point of a trial (the point it was queued with, or its params)."""
+    params = trial.user_attrs.get(POINT_ATTR) or trial.params \
+        or trial.system_attrs.get("fixed_params")  # studies made before tff_ser:point
     if not params or any(v not in params for v in VARIABLES):
         return None
     return {v: params[v] for v in VARIABLES}
@@ -187,8 +197,6 @@ def load_study(storage, study_name: str, space: Optional[GridSpace] = None):
     settings = study.user_attrs.get(SETTINGS_ATTR)
     if settings is None:
         raise ValueError(f"study {study_name!r} was not made by tff_ser.hpo (no {SETTINGS_ATTR})")
-    space = space or GridSpace.from_dict(settings["space"])
-    study.sampler = optuna.samplers.GridSampler({v: list(space.levels[v]) for v in VARIABLES})
     return study
 
 
@@ -220,8 +228,7 @@ def create_grid_study(storage, study_name: str, *, space: GridSpace, settings: R
     storage = open_storage(storage) if isinstance(storage, str) else storage
     study = optuna.create_study(
         study_name=study_name, storage=storage, load_if_exists=True,
-        directions=["maximize", "minimize"],
-        sampler=optuna.samplers.GridSampler({v: list(space.levels[v]) for v in VARIABLES}))
+        directions=["maximize", "minimize"])
     wanted = {"space": space.to_dict(), "run": settings.to_dict(), "split_seed": split_seed,
               "task": dict(fingerprint), "size": space.size}
     saved = study.user_attrs.get(SETTINGS_ATTR)
@@ -253,7 +260,7 @@ def enqueue_grid(study, space: GridSpace) -> int:
     added = 0
     for point in space.points():
         if point_key(point) not in present:
-            study.enqueue_trial(point)
+            study.enqueue_trial(point, user_attrs={POINT_ATTR: point})
             added += 1
     return added
 
@@ -277,7 +284,7 @@ def _process_alive(pid: int, started: float) -> bool:
 
 
 def _last_sign_of_life(trial) -> float:
-    beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+    beat = trial.user_attrs.get(HEARTBEAT_ATTR)
     start = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
     return max(float(beat or 0.0), start)
 
@@ -298,20 +305,24 @@ def _retry_failed_trial(study, trial, reason: str = "no heartbeat") -> None:
         if other.number != trial.number and _trial_point(other) is not None \
                 and point_key(_trial_point(other)) == point_key(point):
             return
-    study.enqueue_trial(point, user_attrs={"retry_of": trial.number, "retry_reason": reason})
+    study.enqueue_trial(point, user_attrs={POINT_ATTR: point, "retry_of": trial.number,
+                                           "retry_reason": reason})
 
 
-def recover_stale_trials(study, *, grace_period: int = DEFAULT_GRACE_PERIOD) -> List[int]:
+def recover_stale_trials(study, *, grace_period: int = DEFAULT_GRACE_PERIOD,
+                         native_heartbeat: bool = False) -> List[int]:
     """Fail running trials whose worker is gone and re-enqueue their points.
 
     Returns the numbers of the trials failed here.  Safe to call from every
-    worker at once: only one wins each RUNNING -> FAIL transition, and only
-    the winner re-enqueues.
+    worker at once: only one wins each RUNNING -> FAIL transition (the
+    others' ``study.tell`` raises), and only the winner re-enqueues.
+    ``native_heartbeat``: the storage runs Optuna's RDB heartbeat, whose
+    :func:`optuna.storages.fail_stale_trials` handles silent trials (its
+    callback re-enqueues them).
     """
     optuna = _optuna()
-    storage = study._storage
     failed: List[int] = []
-    if _native_heartbeat(storage):
+    if native_heartbeat:
         before = {t.number for t in study.get_trials(deepcopy=False,
                                                      states=(optuna.trial.TrialState.FAIL,))}
         with warnings.catch_warnings():
@@ -322,40 +333,40 @@ def recover_stale_trials(study, *, grace_period: int = DEFAULT_GRACE_PERIOD) -> 
                    if t.number not in before]
     here, now = machine_identity(), time.time()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        who = trial.system_attrs.get(WORKER_ATTR) or {}
+        who = trial.user_attrs.get(WORKER_ATTR) or {}
         dead_here = who.get("machine") == here and not _process_alive(who["pid"], who["started"])
         # Optuna's RDB heartbeat ignores a trial that never beat (its worker
         # died right after popping it); the start time stands in for a beat.
-        silent = (not who or not _native_heartbeat(storage)) \
+        silent = (not who or not native_heartbeat) \
             and now - _last_sign_of_life(trial) > grace_period
         if not (dead_here or silent):
             continue
         try:
-            won = storage.set_trial_state_values(trial._trial_id,
-                                                 state=optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-        if won:
-            _retry_failed_trial(study, storage.get_trial(trial._trial_id),
-                                reason="worker process gone" if dead_here else
-                                f"no heartbeat for {grace_period} s")
-            failed.append(trial.number)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna warns when telling a trial it did not ask
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker failed (or the worker finished) it first
+        _retry_failed_trial(study, trial, reason="worker process gone" if dead_here else
+                            f"no heartbeat for {grace_period} s")
+        failed.append(trial.number)
     return failed
 
 
 class _Heartbeat:
-    """Background thread that keeps a running trial's heartbeat fresh."""
+    """Background thread that keeps a running trial's ``tff_ser:heartbeat`` fresh.
 
-    def __init__(self, storage, trial_id: int, interval: float):
-        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+    Only for storages without Optuna's heartbeat (journal files); on RDB
+    storages ``study.optimize`` runs Optuna's own.
+    """
+
+    def __init__(self, trial, interval: float):
+        self.trial, self.interval = trial, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _beat(self) -> None:
-        if _native_heartbeat(self.storage):
-            self.storage.record_heartbeat(self.trial_id)
-        else:
-            self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, time.time())
+        self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -417,52 +428,26 @@ def load_study_task(settings: Mapping, *, data_dir: Optional[str] = None, progre
     return task, task_fingerprint(task), describe_corpus(load, load.clips)
 
 
-def _claim_next(study, trajectory_root: str):
-    """Pop a waiting trial, preferring one whose trajectory nobody is extending now.
-
-    A trajectory is busy when a running trial (on any machine) belongs to it
-    or a local process holds its lock; a worker that took a busy one would
-    only wait for the lock.  Returns the trial id, or None when nothing is
-    waiting.
-    """
-    optuna = _optuna()
-    storage = study._storage
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,
-                                                      optuna.trial.TrialState.RUNNING))
-    running = {trajectory_key(p) for p in (_trial_point(t) for t in trials
-                                           if t.state == optuna.trial.TrialState.RUNNING) if p}
-    waiting = sorted((t for t in trials if t.state == optuna.trial.TrialState.WAITING),
-                     key=lambda t: t.number)
-    free, busy = [], []
-    for trial in waiting:
-        point = _trial_point(trial)
-        key = trajectory_key(point) if point else None
-        is_busy = key is not None and (key in running or trajectory_busy(
-            os.path.join(trajectory_root, key)))
-        (busy if is_busy else free).append(trial)
-    for trial in free + busy:
-        try:
-            if storage.set_trial_state_values(trial._trial_id,
-                                              state=optuna.trial.TrialState.RUNNING):
-                return trial._trial_id
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
-
-
-def _duplicate_of(study, trial_id: int, point: Mapping) -> Optional[int]:
+def _duplicate_of(study, number: int, point: Mapping) -> Optional[int]:
     """Number of a finished trial, or a lower-numbered running one, of the same point."""
     optuna = _optuna()
-    me = study._storage.get_trial(trial_id)
     key = point_key(point)
     for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                           optuna.trial.TrialState.RUNNING)):
-        if other.number == me.number or _trial_point(other) is None:
+        if other.number == number or _trial_point(other) is None:
             continue
         if point_key(_trial_point(other)) != key:
             continue
-        if other.state == optuna.trial.TrialState.COMPLETE or other.number < me.number:
+        if other.state == optuna.trial.TrialState.COMPLETE or other.number < number:
             return other.number
+    return None
+
+
+def _queued_point(study, number: int) -> Optional[dict]:
+    """The point a trial was enqueued with; None for a trial made by ``ask`` itself."""
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number == number:
+            return trial.user_attrs.get(POINT_ATTR) and _trial_point(trial)
     return None
 
 
@@ -540,26 +525,28 @@ def run_worker(storage: str, study_name: str, *, directory: str,
         from tqdm.auto import tqdm
         bar = tqdm(total=len(space), initial=completed_points(study), desc=f"{study_name}",
                    unit="point")
+    native = _native_heartbeat(storage_obj)
     try:
         while max_trials is None or len(summary.completed) < max_trials:
-            summary.recovered += recover_stale_trials(study, grace_period=grace_period)
-            trial_id = _claim_next(study, trajectory_root)
-            if trial_id is None:
+            summary.recovered += recover_stale_trials(study, grace_period=grace_period,
+                                                      native_heartbeat=native)
+            waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            if not waiting:
                 running = study.get_trials(deepcopy=False,
                                            states=(optuna.trial.TrialState.RUNNING,))
                 if not running or not wait_for_running:
                     break
                 time.sleep(poll_seconds)
                 continue
-            outcome = _run_trial(study, trial_id, task, space, run, distributions,
+            outcome = _run_trial(study, task, space, run, distributions,
                                  trajectory_root=trajectory_root, fingerprint=fingerprint,
-                                 heartbeat_interval=heartbeat_interval,
+                                 heartbeat=None if native else heartbeat_interval,
                                  checkpoint_every=checkpoint_every, log=log)
-            if outcome is None:
-                summary.duplicates.append(study._storage.get_trial(trial_id).number)
-            else:
-                summary.completed.append(outcome[0])
-                summary.rounds_computed += outcome[1]
+            if outcome["kind"] == "duplicate":
+                summary.duplicates.append(outcome["number"])
+            elif outcome["kind"] == "complete":
+                summary.completed.append(outcome["number"])
+                summary.rounds_computed += outcome["rounds"]
             if bar is not None:
                 bar.n = completed_points(study)
                 bar.refresh()
@@ -569,52 +556,69 @@ def run_worker(storage: str, study_name: str, *, directory: str,
     return summary
 
 
-def _run_trial(study, trial_id, task, space, run, distributions, *, trajectory_root,
-               fingerprint, heartbeat_interval, checkpoint_every, log):
-    """Evaluate one popped trial; (trial number, rounds computed), or None for a duplicate."""
+def _run_trial(study, task, space, run, distributions, *, trajectory_root, fingerprint,
+               heartbeat, checkpoint_every, log) -> dict:
+    """Pop one queued trial with ``study.optimize(n_trials=1)`` and evaluate its point.
+
+    Returns ``{"kind": "complete" | "duplicate" | "not_queued" | "stale",
+    "number": trial number, "rounds": rounds computed}``.
+    """
     optuna = _optuna()
+    import contextlib
     import psutil
-    storage = study._storage
-    try:
-        # The first beat goes out before anything else, so a worker killed
-        # from here on leaves a trial that goes stale.
-        with _Heartbeat(storage, trial_id, heartbeat_interval):
-            storage.set_trial_system_attr(trial_id, WORKER_ATTR, {
-                "machine": machine_identity(), "pid": os.getpid(),
-                "started": psutil.Process().create_time()})
-            trial = optuna.Trial(study, trial_id)
+    outcome = {"kind": None, "number": None, "rounds": 0}
+
+    def objective(trial):
+        outcome["number"] = trial.number
+        # Who runs it goes out first, so a worker killed from here on leaves a
+        # trial that is stale at once on this machine.
+        trial.set_user_attr(WORKER_ATTR, {"machine": machine_identity(), "pid": os.getpid(),
+                                          "started": psutil.Process().create_time()})
+        queued = _queued_point(study, trial.number)
+        if queued is None:  # raced for the last waiting trial: ask() made a fresh one
+            trial.set_user_attr("not_queued", True)
+            outcome["kind"] = "not_queued"
+            raise optuna.TrialPruned("not a queued grid point")
+        beat = _Heartbeat(trial, heartbeat) if heartbeat else contextlib.nullcontext()
+        with beat:
             point = {v: trial.suggest_categorical(v, distributions[v].choices)
                      for v in VARIABLES}
-            original = _duplicate_of(study, trial_id, point)
+            original = _duplicate_of(study, trial.number, point)
             if original is not None:
-                storage.set_trial_user_attr(trial_id, "duplicate_of", original)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                return None
+                trial.set_user_attr("duplicate_of", original)
+                outcome["kind"] = "duplicate"
+                raise optuna.TrialPruned(f"point already run by trial {original}")
             t0 = time.perf_counter()
-            result = evaluate_point(task, point, run, trajectory_root=trajectory_root,
-                                    milestones=space.milestones, final_round=space.final_round,
-                                    checkpoint_every=checkpoint_every, fingerprint=fingerprint)
+            try:
+                result = evaluate_point(task, point, run, trajectory_root=trajectory_root,
+                                        milestones=space.milestones,
+                                        final_round=space.final_round,
+                                        checkpoint_every=checkpoint_every,
+                                        fingerprint=fingerprint)
+            except BaseException as exc:
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+                raise
             wall = time.perf_counter() - t0
-    except BaseException as exc:
-        try:
-            storage.set_trial_user_attr(trial_id, "error", f"{type(exc).__name__}: {exc}")
-            storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
-        except Exception:
-            pass
-        raise
-    attrs = {"trajectory": result.trajectory, "rounds_computed": result.rounds_computed,
-             "wall_seconds": wall, "engine": run.engine, "host": socket.gethostname(),
-             **{f"validation_{k}": v for k, v in result.metrics.items()}}
+        for key, value in {"trajectory": result.trajectory,
+                           "rounds_computed": result.rounds_computed,
+                           "wall_seconds": wall, "engine": run.engine,
+                           "host": socket.gethostname(),
+                           **{f"validation_{k}": v for k, v in result.metrics.items()}}.items():
+            trial.set_user_attr(key, value)
+        outcome.update(kind="complete", rounds=result.rounds_computed)
+        return result.accuracy, result.computation_time
+
     try:
-        for key, value in attrs.items():
-            storage.set_trial_user_attr(trial_id, key, value)
-        study.tell(trial, [result.accuracy, result.computation_time])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(objective, n_trials=1, gc_after_trial=False)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Declared stale while it ran (e.g. a long pause); its retry reads the
         # same trajectory, so nothing is lost.
-        log(f"trial {trial.number} was failed as stale while running; its retry will finish it")
-        return None
-    return trial.number, result.rounds_computed
+        log(f"trial {outcome['number']} was failed as stale while running; its retry will "
+            "finish it")
+        outcome["kind"] = "stale"
+    return outcome
 
 
 # --------------------------------------------------------------------------
