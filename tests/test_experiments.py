@@ -484,8 +484,8 @@ def test_the_main_job_prints_a_table_over_seeds_where_its_files_are_and_what_nex
 @pytest.mark.slow
 def test_exp1_quick_smoke_run_of_all_three_models_on_tff(data_root, tmp_path):
     """The former main job: paper 001 Exp 1 at quick size on TFF's own process."""
-    outcome = runner.run_experiment(EXP1_BASELINE_VS_FEDERATED_QUICK, tmp_path / "exp1",
-                                    progress=False)
+    config = with_overrides(EXP1_BASELINE_VS_FEDERATED_QUICK, engine="tff")
+    outcome = runner.run_experiment(config, tmp_path / "exp1", progress=False)
     assert outcome.complete and len(outcome.table) == 9
     assert set(outcome.table["engine"].dropna()) == {"tff"}
 
