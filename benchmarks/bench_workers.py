@@ -41,6 +41,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+from bench_engines import _task as _dense_task  # noqa: E402
 from bench_round import NaiveRounds, crema_scale_task  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "results", "benchmarks")
@@ -54,17 +55,6 @@ SETTINGS = {
     "dense4_small": ("4 IID clients x 246 clips, dense 26 M params, BS 20, NLE 1",
                      lambda: _dense_task(4, 246), {"batch_size": 20, "local_epochs": 1}),
 }
-
-
-def _dense_task(n_clients: int, per_client: int, seed: int = 0):
-    from tff_ser.task import Task
-    rng = np.random.default_rng(seed)
-    n = n_clients * per_client
-    x = rng.normal(size=(n, 100, 34)).astype(np.float32)
-    y = rng.integers(0, 4, size=n).astype(np.int32)
-    clients = {f"c{i:02d}": np.arange(i * per_client, (i + 1) * per_client)
-               for i in range(n_clients)}
-    return Task("dense", x, y, clients, {})
 
 
 def measure(setting: str, workers: int, reps: int) -> dict:

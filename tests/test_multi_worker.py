@@ -21,6 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_engine_equivalence import PROOF_CONFIG, SGD_CONFIG, _mlp_without_dropout, _task  # noqa: E402
+from test_runtime import _wait_gone  # noqa: E402
 
 from tff_ser import models, runtime  # noqa: E402
 from tff_ser.federated import train_federated  # noqa: E402
@@ -139,17 +140,6 @@ def _children(proc):
         return [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
-
-
-def _wait_gone(pids, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p)
-                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        if not alive:
-            return []
-        time.sleep(0.2)
-    return alive
 
 
 def test_workers_started_with_tff_ser_worker_serve_a_run_and_a_dead_one_is_an_error(
