@@ -17,10 +17,28 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def test_client_fraction_samples_that_share_of_clients_each_round():
     ids = [f"{i}" for i in range(73)]
-    for cd, expected in ((0.1, 7), (0.5, 36), (0.75, 55), (1.0, 73)):
+    # CD x clients rounded half up (paper 000: CD is a proportion): 36.5 -> 37, not
+    # Python's round-half-to-even 36
+    for cd, expected in ((0.1, 7), (0.5, 37), (0.75, 55), (1.0, 73)):
         chosen = sample_clients(ids, cd, round_num=3, seed=0)
         assert len(chosen) == expected and len(set(chosen)) == expected
     assert sample_clients(ids, 0.01, 1, 0) and len(sample_clients(ids, 0.01, 1, 0)) == 1
+
+
+def test_cd_rounds_half_up_in_every_engine_and_in_the_accounting():
+    from tff_ser.fedconfig import sampled_per_round
+    # 9 x 0.5 = 4.5 -> 5 (the case); float error must not cross the half
+    assert [sampled_per_round(n, cd) for n, cd in
+            ((9, 0.5), (73, 0.5), (10, 0.35), (10, 0.45), (73, 0.1), (3, 0.1), (7, 0.5))] \
+        == [5, 37, 4, 5, 7, 1, 4]
+    # the fast engines and TFF's process sample through sample_clients, the
+    # DP accounting and the bytes count through sampled_per_round: one rule
+    import inspect
+    from tff_ser import federated, privacy
+    from tff_ser.engines import tff_process
+    for module in (federated, privacy, tff_process):
+        assert "sampled_per_round" in inspect.getsource(module)
+        assert "round(config.client_fraction" not in inspect.getsource(module)
 
 
 def test_client_sampling_depends_only_on_seed_and_round():

@@ -142,6 +142,24 @@ def test_parallel_generation_writes_the_same_bytes_as_serial(tmp_path):
     assert read_bytes(tmp_path / "serial") == read_bytes(tmp_path / "parallel")
 
 
+def test_two_processes_generating_the_same_corpus_at_once_both_get_it(tmp_path):
+    # two experiments started together on a fresh clone: the second waits for
+    # the first instead of finding WAVs without GENERATED.json ("a real corpus")
+    import subprocess
+    import sys
+    code = ("import sys; from tff_ser.corpus.generate import generate_corpus; "
+            f"r = generate_corpus(sys.argv[1], n_jobs=1, **{TINY!r}); "
+            "print('already' if r.already_generated else 'wrote')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "corpus")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-800:] for _, err in outs]
+    assert sorted(out.strip() for out, _ in outs) == ["already", "wrote"]
+    generate_corpus(tmp_path / "alone", n_jobs=1, **TINY)
+    assert read_bytes(tmp_path / "corpus") == read_bytes(tmp_path / "alone")
+
+
 def test_any_clip_can_be_regenerated_on_its_own(small_corpus_dir):
     speakers = {s.actor: s for s in draw_speakers(SIZES["small"]["n_speakers"], seed=0)}
     for name in ("1003_IEO_HAP_HI.wav", "1010_TSI_NEU_XX.wav"):

@@ -317,6 +317,81 @@ def test_report_writes_tables_figures_and_an_honest_summary(quick_grid_by_two_wo
     assert traces["hv_ratio"].max() == pytest.approx(1.0)
 
 
+# --------------------------------------------------------------------------
+# the held-out test protocol (tff_ser.hpo.confirm)
+# --------------------------------------------------------------------------
+
+def test_heldout_speakers_split_into_disjoint_halves_by_a_seeded_draw():
+    from tff_ser.hpo.confirm import split_heldout_speakers
+    speakers = [str(1001 + i) for i in range(18)]
+    split = split_heldout_speakers(speakers, seed=0)
+    assert len(split.selection) == len(split.test) == 9
+    assert not set(split.selection) & set(split.test)
+    assert sorted(split.selection + split.test) == sorted(speakers)
+    assert split == split_heldout_speakers(list(reversed(speakers)), seed=0)
+    assert split != split_heldout_speakers(speakers, seed=1)
+    with pytest.raises(ValueError, match="at least 2 held-out speakers"):
+        split_heldout_speakers(["1001"])
+
+
+def _scored_grid(seed=0):
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame([{"trial": i, **p} for i, p in enumerate(QUICK_GRID.points())])
+    speakers = ["s1", "s2", "s3", "s4"]
+    per = pd.DataFrame(rng.uniform(0.2, 0.8, (len(table), 4)), columns=speakers,
+                       index=table["trial"])
+    table["accuracy"] = per.mean(axis=1).to_numpy()
+    table["computation_time"] = rng.uniform(1, 10, len(table))
+    return table, per
+
+
+def test_the_selection_never_reads_the_test_speakers():
+    from tff_ser.hpo.confirm import SpeakerSplit, candidates, rescore
+    table, per = _scored_grid()
+    split = SpeakerSplit(selection=("s1", "s2"), test=("s3", "s4"), seed=0)
+    picked = candidates(rescore(table, per, split), top=3)
+    # other test-speaker scores (and so another all-speaker Acc) change no selection reason
+    per2 = per.copy()
+    per2[["s3", "s4"]] = np.random.default_rng(9).uniform(0, 1, (len(per), 2))
+    table2 = table.assign(accuracy=per2.mean(axis=1).to_numpy())
+    picked2 = candidates(rescore(table2, per2, split), top=3)
+
+    def by_selection(frame):
+        return sorted(point_key(r) for _, r in frame.iterrows() if "selection" in r["why"])
+    assert by_selection(picked) == by_selection(picked2) and len(by_selection(picked)) >= 3
+    scored = rescore(table, per, split)
+    assert np.allclose(scored["accuracy_selection"], per[["s1", "s2"]].mean(axis=1))
+    assert np.allclose(scored["accuracy_test"], per[["s3", "s4"]].mean(axis=1))
+    with pytest.raises(ValueError, match="from another run"):
+        rescore(table.assign(accuracy=table["accuracy"] + 0.1), per, split)
+    with pytest.raises(ValueError, match="no per-speaker scores"):
+        rescore(table, pd.DataFrame(), split)
+
+
+def test_confirm_retrains_the_candidates_per_seed_resumably_and_labels_the_protocol(
+        quick_grid_by_two_workers, tmp_path, capsys):
+    from tff_ser import cli
+    outcome = quick_grid_by_two_workers
+    out = tmp_path / "confirm"
+    args = ["hpo", "confirm", "--quick", "--dir", outcome.directory, "--out", str(out),
+            "--seeds", "0", "1", "--top", "2"]
+    assert cli.main(args) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    cands = pd.read_csv(out / "candidates.csv")
+    assert len(runs) == 2 * len(cands) and sorted(set(runs["seed"])) == [0, 1]
+    # seed 0 is the grid's own seed: its runs recompute the grid's scores exactly
+    grid = {point_key(r): r["accuracy"] for _, r in outcome.table.iterrows()}
+    for _, r in runs[runs["seed"] == 0].iterrows():
+        assert r["accuracy"] == pytest.approx(grid[point_key(r)], abs=1e-9)
+    summary = (out / "summary.md").read_text()
+    assert "held-out test protocol" in summary and "not CREMA-D" in summary
+    assert "Paper 000's own protocol" in summary
+    capsys.readouterr()
+    assert cli.main(args) == 0  # resumed: nothing left to train
+    assert "0 runs left" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "runs.csv")) == len(runs)
+
+
 def test_sigkilled_worker_loses_no_finished_point_and_recomputes_none(small_corpus_dir,
                                                                       tmp_path):
     import optuna

@@ -89,3 +89,39 @@ def test_every_notebook_starts_with_the_same_colab_install_cell_that_refuses_oth
     namespace = {}
     exec(compile(source, "colab-cell", "exec"), namespace)
     assert "REPO" not in namespace
+
+
+def test_colab_links_go_into_every_notebook_once_the_repository_is_known(tmp_path):
+    """`tff-ser colab --repo OWNER/NAME`: a badge under each title, the clone URL in the
+    install cell, outputs kept, idempotent; a malformed name is refused."""
+    import shutil
+    import nbformat
+    from tff_ser import colab
+    shutil.copytree(NOTEBOOK_DIR, tmp_path / "notebooks",
+                    ignore=shutil.ignore_patterns("_executed"))
+    names = [p.name for p in colab.numbered_notebooks(tmp_path)]
+    assert len(names) >= 6
+    before = {n: nbformat.read(tmp_path / "notebooks" / n, as_version=4) for n in names}
+    assert all(colab.link_notebooks("my-lab/tff_ser", root=tmp_path).values())
+    for name in names:
+        nb = nbformat.read(tmp_path / "notebooks" / name, as_version=4)
+        title = next(c for c in nb.cells if c.cell_type == "markdown").source
+        assert (f"https://colab.research.google.com/github/my-lab/tff_ser/blob/main/notebooks/"
+                f"{name}") in title
+        assert sum(colab.BADGE_MARK in c.source for c in nb.cells) == 1
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "https://github.com/my-lab/tff_ser.git" in code
+        assert colab.PLACEHOLDER_URL not in code
+        assert [c.get("outputs") for c in nb.cells] == \
+            [c.get("outputs") for c in before[name].cells]
+    assert not any(colab.link_notebooks("my-lab/tff_ser", root=tmp_path).values())
+    colab.link_notebooks("https://github.com/other/fork.git", root=tmp_path, branch="dev")
+    nb = nbformat.read(tmp_path / "notebooks" / names[0], as_version=4)
+    assert sum(colab.BADGE_MARK in c.source for c in nb.cells) == 1
+    assert "github/other/fork/blob/dev/" in nb.cells[0].source
+    for bad in ("tff_ser", "a/b/c", "", "own er/x"):
+        with pytest.raises(ValueError, match="OWNER/NAME"):
+            colab.check_repo(bad)
+    # the committed notebooks themselves still carry the placeholder until someone publishes
+    committed = nbformat.read(NOTEBOOK_DIR / names[0], as_version=4)
+    assert colab.BADGE_MARK not in committed.cells[0].source

@@ -306,6 +306,22 @@ def _cmd_run(args):
     return run_main_job(data_dir=args.data_dir, progress=not args.no_progress)
 
 
+def _cmd_colab(args):
+    """Write "Open in Colab" badges and the clone URL into the numbered notebooks."""
+    from tff_ser import colab
+    try:
+        changed = colab.link_notebooks(args.repo, branch=args.branch)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"tff-ser colab: {exc}", file=sys.stderr)
+        return 2
+    for name, did in changed.items():
+        print(f"{name}: {'linked' if did else 'already linked'}")
+    from tff_ser.notebook import find_root
+    print("\nREADME table:\n" + colab.readme_table(
+        args.repo, colab.numbered_notebooks(find_root()), args.branch))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tff-ser", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -321,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--port", type=int, required=True, help="TCP port to serve on")
     w.add_argument("--log", default=None, help="append the worker's output to this file "
                                                "(default: this terminal)")
+    c = sub.add_parser("colab", help="put 'Open in Colab' links and the clone URL into the "
+                                     "numbered notebooks, once the repository is on GitHub")
+    c.add_argument("--repo", required=True, help="the GitHub repository, OWNER/NAME")
+    c.add_argument("--branch", default="main", help="branch the links open (default main)")
     try:
         from tff_ser.experiments.registry import add_experiment_parser
         add_experiment_parser(sub)
@@ -337,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"data": _cmd_data, "features": _cmd_features, "train": _cmd_train,
-                "run": _cmd_run, "worker": _cmd_worker}
+                "run": _cmd_run, "worker": _cmd_worker, "colab": _cmd_colab}
     handler = handlers.get(args.cmd) or getattr(args, "handler", None)
     try:
         return int(handler(args) or 0)

@@ -12,6 +12,7 @@ TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -61,7 +62,9 @@ class FederatedConfig:
     batch_size : int
         BS, client mini-batch size.
     client_fraction : float
-        CD, fraction of the training clients sampled each round (at least one).
+        CD, fraction of the training clients sampled each round: CD x clients
+        rounded half up (73 clients at CD 0.5 sample 37), at least one; see
+        :func:`sampled_per_round`.
     client_lr : float
         Learning rate of the client optimizer (paper 000's LR, "set by the
         server for the clients").
@@ -289,8 +292,18 @@ def recipe(name: str, **overrides) -> FederatedConfig:
 
 
 def sampled_per_round(num_clients: int, client_fraction: float) -> int:
-    """How many of ``num_clients`` training clients CD samples each round."""
-    return min(num_clients, max(1, int(round(client_fraction * num_clients))))
+    """How many of ``num_clients`` training clients CD samples each round.
+
+    Paper 000 defines CD as "the proportion of clients that are selected" and
+    gives no rounding rule; this package rounds CD x clients half up (to the
+    nearest integer, .5 upwards: 73 x 0.5 = 36.5 -> 37, 9 x 0.5 = 4.5 -> 5,
+    73 x 0.1 = 7.3 -> 7), and samples at least one client.  Python's
+    ``round`` (half to even, 36.5 -> 36) is not used.  The product is first
+    rounded to 9 decimals so that float error (0.1 x 73 = 7.300000000000001)
+    cannot move it across the half.  Every engine samples through this.
+    """
+    product = round(float(client_fraction) * int(num_clients), 9)
+    return min(num_clients, max(1, int(math.floor(product + 0.5))))
 
 
 def check_config_for_task(config: FederatedConfig, num_train_clients: int) -> None:

@@ -1438,6 +1438,24 @@ def generate_corpus(out_dir, *, n_speakers: Optional[int] = None, sentences=None
                                or n_jobs == 0 or n_jobs < -1):
         raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
     out_dir = os.path.abspath(os.fspath(out_dir))
+    # Two processes asking for the same corpus at once (two experiments started
+    # on a fresh clone) must not write it side by side: the second would see
+    # WAVs without GENERATED.json.  It waits here, then finds the corpus done.
+    import fcntl
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    lock_path = os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _generate_locked(out_dir, params, started=started, n_jobs=n_jobs,
+                                    progress=progress, overwrite=overwrite)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _generate_locked(out_dir: str, params: dict, *, started: float, n_jobs, progress: bool,
+                     overwrite: bool) -> GenerationReport:
+    """:func:`generate_corpus`'s work, under the lock on ``out_dir``."""
     audio_dir = os.path.join(out_dir, "AudioWAV")
     speakers = draw_speakers(params["n_speakers"], params["seed"])
     actors = [s.actor for s in speakers]

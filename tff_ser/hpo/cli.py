@@ -5,7 +5,10 @@
   the grid is finished, then writes the report;
 * ``tff-ser hpo worker --storage URL`` joins an existing study -- what a
   second machine runs against a shared PostgreSQL URL;
-* ``tff-ser hpo report`` writes tables, figures and ``summary.md``.
+* ``tff-ser hpo report`` writes tables, figures and ``summary.md``;
+* ``tff-ser hpo confirm`` re-reads the finished grid on a selection / test
+  split of the held-out speakers and retrains its answers with several seeds
+  (:mod:`tff_ser.hpo.confirm`).
 
 Registered into the main parser by :func:`add_hpo_parser`.
 """
@@ -81,6 +84,22 @@ def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
                         help="distinct points per sampler run (default: a third of the grid)")
     report.set_defaults(handler=_cmd_report)
 
+    confirm = sub.add_parser(
+        "confirm", help="the grid's answers over seeds, chosen on selection speakers and "
+                        "reported on test speakers the selection never saw (73 / 9 / 9)")
+    _common(confirm)
+    confirm.add_argument("--out", default=None,
+                         help="folder (default results/hpo_confirm; quick: "
+                              "results/_scratch/hpo_confirm-quick)")
+    confirm.add_argument("--seeds", type=int, nargs="+", default=None,
+                         help="training seeds (default 0 1 2 3 4)")
+    confirm.add_argument("--top", type=int, default=None,
+                         help="candidates by selection accuracy (default 10)")
+    confirm.add_argument("--split-seed", type=int, default=None,
+                         help="seed of the selection / test draw (default 0)")
+    confirm.add_argument("--data-dir", default=None)
+    confirm.set_defaults(handler=_cmd_confirm)
+
     privacy = sub.add_parser(
         "privacy", help="beyond paper 000: recipe x DP noise x CD, objectives accuracy, "
                         "epsilon and bytes (3-objective Pareto front)")
@@ -117,6 +136,28 @@ def _cmd_privacy(args) -> int:
                                  wall_seconds=time.perf_counter() - t0)
     for key, path in files.items():
         print(f"{key}: {path}")
+    return 0
+
+
+def _cmd_confirm(args) -> int:
+    from tff_ser.hpo import confirm
+    _, directory, storage, name = _locate(args)
+    try:
+        outcome = confirm.run_confirmation(
+            quick=args.quick, grid_dir=directory, storage=storage, study_name=name,
+            out_dir=args.out,
+            seeds=args.seeds if args.seeds is not None else confirm.DEFAULT_SEEDS,
+            top=args.top if args.top is not None else confirm.DEFAULT_TOP,
+            split_seed=args.split_seed if args.split_seed is not None
+            else confirm.DEFAULT_SPLIT_SEED, data_dir=args.data_dir, command=_command_line())
+    except ValueError as exc:
+        print(f"cannot confirm the grid in {storage}: {exc}", file=sys.stderr)
+        return 2
+    chosen = outcome["answers"]["chosen"]
+    print(f"chosen on the selection speakers: "
+          f"{' '.join(f'{k}{chosen[k]:g}' for k in ('NGE', 'NLE', 'LR', 'BS', 'CD'))}; "
+          f"test accuracy {chosen['test mean']:.3f} over {int(chosen['seeds'])} seed(s)")
+    print(f"summary: {outcome['out_dir']}/summary.md")
     return 0
 
 

@@ -321,6 +321,10 @@ def _evaluate(task, state) -> dict:
     ev = evaluate_weights(task, state.model_weights)
     pooled = ev["pooled"]
     return {"client_mean_accuracy": float(ev["client_mean_accuracy"]),
+            # each validation client's (speaker's) accuracy: Acc on any subset of
+            # the held-out speakers (the selection / test split of tff_ser.hpo.confirm)
+            "per_client_accuracy": {str(k): float(v)
+                                    for k, v in ev["per_client_accuracy"].items()},
             "accuracy": float(pooled["accuracy"]),
             "f1_macro": float(pooled["f1_macro"]),
             "balanced_accuracy": float(pooled.get("balanced_accuracy", float("nan")))}
@@ -491,6 +495,8 @@ def _evaluate_with_tff(task, config) -> PointResult:
     pooled = final.get("validation", {})
     metrics = {"accuracy": pooled.get("accuracy"), "f1_macro": pooled.get("f1_macro"),
                "balanced_accuracy": pooled.get("balanced_accuracy"),
+               "per_client_accuracy": {str(k): float(v) for k, v in
+                                       final["validation_per_client_accuracy"].items()},
                "train_loss": final.get("train_loss"),
                "train_accuracy": final.get("train_accuracy")}
     return PointResult(accuracy=float(final["validation_client_mean_accuracy"]),

@@ -130,11 +130,12 @@ def naive_tff_seconds(table: pd.DataFrame, naive_model: Mapping, *,
     ``client_sizes`` are the training clients' clip counts; local steps are
     ``ceil(NLE * clips / BS)`` at the mean client size.
     """
+    from tff_ser.fedconfig import sampled_per_round
     n = len(client_sizes)
     mean_clips = float(np.mean(client_sizes))
     out = []
     for _, row in table.iterrows():
-        clients = max(1, int(round(float(row["client_fraction"]) * n)))
+        clients = sampled_per_round(n, float(row["client_fraction"]))
         steps = math.ceil(int(row["local_epochs"]) * mean_clips / int(row["batch_size"]))
         per_round = naive_model["fixed_s"] + clients * (
             naive_model["per_client_s"] + naive_model["per_client_step_s"] * steps)

@@ -62,6 +62,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -89,6 +90,8 @@ TRAJECTORY_DIR = "trajectories"
 SETTINGS_ATTR = "tff_ser:settings"
 #: Trial system attributes written by workers.
 WORKER_ATTR, HEARTBEAT_ATTR = "tff_ser:worker", "tff_ser:heartbeat"
+#: User attribute holding a finished point's accuracy per validation speaker.
+PER_SPEAKER_ATTR = "validation_per_client_accuracy"
 
 DEFAULT_HEARTBEAT_INTERVAL = 30
 DEFAULT_GRACE_PERIOD = 120
@@ -801,7 +804,8 @@ def grid_table(study) -> pd.DataFrame:
         attrs = trial.user_attrs
         rows.append({"trial": trial.number, **point,
                      "accuracy": trial.values[0], "computation_time": trial.values[1],
-                     **{k: v for k, v in attrs.items() if k.startswith("validation_")},
+                     **{k: v for k, v in attrs.items()
+                        if k.startswith("validation_") and k != PER_SPEAKER_ATTR},
                      "trajectory": attrs.get("trajectory"),
                      "rounds_computed": attrs.get("rounds_computed"),
                      "engine": attrs.get("engine"), "host": attrs.get("host"),
@@ -809,6 +813,26 @@ def grid_table(study) -> pd.DataFrame:
                      "started": trial.datetime_start, "finished": trial.datetime_complete})
     columns = ["trial", *VARIABLES, "accuracy", "computation_time"]
     return pd.DataFrame(rows, columns=None if rows else columns)
+
+
+def per_speaker_table(study) -> pd.DataFrame:
+    """Each finished point's accuracy on each validation speaker (client).
+
+    One row per point of :func:`grid_table` (same ``trial``), one column per
+    held-out speaker; empty when the study predates per-speaker scores
+    (studies written before 2026-12-02 kept only the client mean).
+    """
+    table = grid_table(study)
+    optuna = _optuna()
+    by_number = {t.number: t for t in study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+    rows = []
+    for number in table.get("trial", []):
+        scores = by_number[int(number)].user_attrs.get(PER_SPEAKER_ATTR)
+        if scores is None:
+            return pd.DataFrame()
+        rows.append({"trial": int(number), **scores})
+    return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
 
 
 def study_counts(study) -> Dict[str, int]:
@@ -968,5 +992,11 @@ def report_study(storage: str, study_name: str, *, directory: str,
             "study": study_name, "storage": storage,
             "wall_seconds": study_wall_seconds(study),
             "compute_seconds": trajectory_compute_seconds(directory, study)}
-    return write_report(out_dir or directory, table, space=space, info=info, traces=traces,
-                        naive_model=naive, client_sizes=client_sizes)
+    files = write_report(out_dir or directory, table, space=space, info=info, traces=traces,
+                         naive_model=naive, client_sizes=client_sizes)
+    per_speaker = per_speaker_table(study)
+    if len(per_speaker):  # what tff_ser.hpo.confirm re-scores on its selection / test split
+        path = pathlib.Path(out_dir or directory) / "grid_per_speaker.csv"
+        per_speaker.to_csv(path)
+        files["per_speaker"] = path
+    return files
