@@ -11,4 +11,5 @@ def notebook_outputs(notebook):
             elif out.output_type in ("execute_result", "display_data"):
                 images += "image/png" in out.data
                 text.append(out.data.get("text/plain", ""))
+                text.append(out.data.get("text/markdown", ""))
     return "\n".join(text), images

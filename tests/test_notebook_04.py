@@ -8,6 +8,7 @@ the tests, put first on JUPYTER_PATH (the ``python3_kernel`` fixture of conftest
 import pathlib
 
 import nbformat
+import pandas as pd
 import pytest
 
 from notebook_helpers import notebook_outputs
@@ -47,3 +48,7 @@ def test_notebook_04_runs_the_quick_grid_and_shows_tables_and_figures(
     assert "Optimal accuracy" in text and "points_complete': 8" in text
     assert images >= 5, f"notebook 04 drew {images} figure(s)"
     assert (out_dir / "summary.md").is_file() and (out_dir / "grid.csv").is_file()
+    # the held-out test protocol's section ran on the quick grid, apart from the reproduction
+    assert "held-out test protocol" in text
+    assert (out_dir / "confirm" / "summary.md").is_file()
+    assert len(pd.read_csv(out_dir / "confirm" / "runs.csv")["seed"].unique()) == 2

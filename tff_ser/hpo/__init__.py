@@ -10,7 +10,9 @@
   NSGA-II / random compared by lookup;
 * :mod:`~tff_ser.hpo.report` and :mod:`~tff_ser.hpo.plots` -- Tables I-II,
   Figs 2-4, sensitivity and sampler comparison;
-* :mod:`~tff_ser.hpo.cli` -- ``tff-ser hpo run | worker | report``.
+* :mod:`~tff_ser.hpo.confirm` -- the held-out test protocol: the grid's
+  answers chosen on selection speakers, reported on test speakers, over seeds;
+* :mod:`~tff_ser.hpo.cli` -- ``tff-ser hpo run | worker | report | confirm``.
 
 The public API (what notebook 04 and users' scripts import) is this
 package's ``__all__``; the study and report functions load on first use.
@@ -27,6 +29,8 @@ _LAZY = {name: "tff_ser.hpo.study" for name in (
     "completed_points", "grid_table", "default_storage", "DEFAULT_DIRS", "STUDY_NAMES")}
 _LAZY.update({name: "tff_ser.hpo.report" for name in (
     "soo_table", "pareto_table", "paper_tables", "sensitivity_table", "sensitivity_summary")})
+_LAZY.update({name: "tff_ser.hpo.confirm" for name in (
+    "run_confirmation", "split_heldout_speakers")})
 _LAZY.update({name: "tff_ser.hpo.privacy_study" for name in (
     "run_privacy_study", "PrivacySpace", "QUICK_PRIVACY_SPACE")})
 

@@ -45,6 +45,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -210,6 +211,7 @@ def confirm_points(task, points: pd.DataFrame, *, seeds: Sequence[int], space, s
         point = {v: (float(point[v]) if v in ("client_lr", "client_fraction") else int(point[v]))
                  for v in VARIABLES}
         run = dataclasses.replace(settings, seed=seed)
+        t0 = time.perf_counter()
         result = evaluate_point(task, point, run,
                                 trajectory_root=str(out / "trajectories" / f"seed{seed}"),
                                 milestones=space.milestones, final_round=space.final_round,
@@ -218,7 +220,8 @@ def confirm_points(task, points: pd.DataFrame, *, seeds: Sequence[int], space, s
         record = {**point, "seed": seed, ACC: result.accuracy,
                   "accuracy_selection": float(np.mean([per[s] for s in split.selection])),
                   "accuracy_test": float(np.mean([per[s] for s in split.test])),
-                  CT: result.computation_time, "rounds_computed": result.rounds_computed}
+                  CT: result.computation_time, "rounds_computed": result.rounds_computed,
+                  "wall_seconds": time.perf_counter() - t0}
         pd.DataFrame([record]).to_csv(runs_path, mode="a", header=not runs_path.exists(),
                                       index=False)
         log(f"  [{i}/{len(todo)}] {point_label(point)} seed {seed}: "
@@ -341,14 +344,17 @@ def summary_markdown(table: pd.DataFrame, ans: dict, *, split: SpeakerSplit, see
         f"{len(split.test)} test speakers. Points are chosen on the selection speakers' "
         "client-mean accuracy; test accuracy is read for the chosen points only. "
         "Paper 000's own protocol (select and report on all held-out speakers, one seed) is "
-        "the reproduction in `results/hpo_grid`.",
+        f"the reproduction in `{info.get('grid_dir', 'results/hpo_grid')}`.",
         f"- selection speakers: {', '.join(split.selection)}",
         f"- test speakers: {', '.join(split.test)}",
         f"- seeds: {', '.join(str(s) for s in seeds)} (training seed: initial weights, client "
         "sampling, clip order, dropout; never the corpus or the split); intervals are 95 % "
         "t-intervals over seeds",
         f"- candidates: {len(table)} points ({info.get('candidates_note', '')})",
-        f"- wall time of this call: {info.get('wall_seconds', float('nan')):.0f} s; seed 0 "
+        f"- cost: {info.get('runs_wall_seconds', float('nan')):.0f} s of run wall time summed "
+        f"over runs.csv ({info.get('rounds_computed', 0)} rounds trained; a run that "
+        "extends a trajectory trains only the rounds past its last saved NGE); "
+        f"this call {info.get('wall_seconds', float('nan')):.0f} s. Seed 0 "
         f"recomputes the grid's own runs: max |Acc difference| = "
         f"{info.get('seed0_max_diff', float('nan')):.2g}", "",
         "## Every candidate over seeds", "",
@@ -410,7 +416,6 @@ def run_confirmation(*, quick: bool = False, grid_dir: Optional[str] = None,
     ValueError
         If the grid is unfinished or holds no per-speaker scores, or seeds are bad.
     """
-    import time
     from tff_ser.hpo import grid_location
     from tff_ser.hpo.objective import RunSettings
     from tff_ser.hpo.space import GridSpace
@@ -451,11 +456,14 @@ def run_confirmation(*, quick: bool = False, grid_dir: Optional[str] = None,
     grid_acc = {point_key(r): float(r[ACC]) for _, r in table.iterrows()}
     diffs = [abs(float(r[ACC]) - grid_acc[point_key(r)]) for _, r in seed0.iterrows()]
     info = {"command": command, "study": study_name, "storage": where.storage,
+            "grid_dir": where.directory,
             "wall_seconds": time.perf_counter() - t0,
             "seed0_max_diff": max(diffs) if diffs else float("nan"),
             "candidates_note": f"top {top} by selection Acc, the selection Pareto front, the "
                                "default setup, and paper 000 protocol's Table I / II points",
-            "corpus": corpus, "train_clients": len(task.train_clients)}
+            "corpus": corpus, "train_clients": len(task.train_clients),
+            "runs_wall_seconds": float(runs["wall_seconds"].sum()),
+            "rounds_computed": int(runs["rounds_computed"].sum())}
     seed_tab.to_csv(out / "candidates.csv", index=False)
     text = summary_markdown(seed_tab, ans, split=split, seeds=seeds, info=info)
     (out / "summary.md").write_text(text)
