@@ -34,7 +34,7 @@ Steps (:func:`run_confirmation`):
 3. :func:`confirm_points` -- each candidate trained with every seed through
    the grid's own objective (:func:`tff_ser.hpo.objective.evaluate_point`:
    batched engine, one trajectory per (NLE, LR, BS, CD, seed), checkpointed
-   and resumable; seed 0 recomputes the grid's own runs, a check);
+   and resumable; the grid's own seed reads the grid's trajectories back);
 4. :func:`answers` -- Table I and Table II re-read over seeds: mean, sd and
    95 % t-interval of each candidate on selection, test and all 18 speakers;
    whether the one-seed answers survive, with paired tests over seeds.
@@ -52,7 +52,8 @@ import numpy as np
 import pandas as pd
 
 from tff_ser.hpo.analysis import ACC, CT, pareto_mask
-from tff_ser.hpo.space import ABBREVIATIONS, PAPER_000_DEFAULT, VARIABLES, point_key, point_label
+from tff_ser.hpo.space import (ABBREVIATIONS, PAPER_000_DEFAULT, VARIABLES, point_key,
+                               point_label, trajectory_key)
 
 #: Seeds every candidate is trained with (0 is the grid's own seed).
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
@@ -187,15 +188,18 @@ def _done_runs(path: pathlib.Path) -> pd.DataFrame:
 
 
 def confirm_points(task, points: pd.DataFrame, *, seeds: Sequence[int], space, settings,
-                   out_dir, split: SpeakerSplit, fingerprint=None, log=print) -> pd.DataFrame:
+                   out_dir, trajectory_dir, split: SpeakerSplit, fingerprint=None,
+                   log=print) -> pd.DataFrame:
     """Train every point of ``points`` with every seed; one row per (point, seed).
 
     Rows are appended to ``<out_dir>/runs.csv`` as each run finishes, and
-    trajectories live under ``<out_dir>/trajectories/seed<s>/``, so a killed
-    call resumes where it stopped.  ``settings`` is the grid's
-    :class:`~tff_ser.hpo.objective.RunSettings` (its seed is replaced).
+    trajectories live beside the grid's, under
+    ``<trajectory_dir>/<settings digest>/`` (the digest holds the seed), so a
+    killed call resumes where it stopped and the grid's own seed reads the
+    grid's trajectories back instead of training them again.  ``settings`` is
+    the grid's :class:`~tff_ser.hpo.objective.RunSettings` (its seed is replaced).
     """
-    from tff_ser.hpo.objective import evaluate_point, task_fingerprint
+    from tff_ser.hpo.objective import evaluate_point, settings_digest, task_fingerprint
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs_path = out / RUNS_FILE
@@ -212,11 +216,14 @@ def confirm_points(task, points: pd.DataFrame, *, seeds: Sequence[int], space, s
                  for v in VARIABLES}
         run = dataclasses.replace(settings, seed=seed)
         t0 = time.perf_counter()
-        result = evaluate_point(task, point, run,
-                                trajectory_root=str(out / "trajectories" / f"seed{seed}"),
+        root = os.path.join(trajectory_dir, settings_digest(run, fingerprint))
+        result = evaluate_point(task, point, run, trajectory_root=root,
                                 milestones=space.milestones, final_round=space.final_round,
                                 fingerprint=fingerprint)
-        per = result.metrics.get("per_client_accuracy") or {}
+        per = result.metrics.get("per_client_accuracy")
+        if not per:
+            raise ValueError(f"trajectory {root}/{trajectory_key(point)} holds no per-speaker "
+                             "scores (made before they were recorded); delete it to retrain")
         record = {**point, "seed": seed, ACC: result.accuracy,
                   "accuracy_selection": float(np.mean([per[s] for s in split.selection])),
                   "accuracy_test": float(np.mean([per[s] for s in split.test])),
@@ -354,8 +361,8 @@ def summary_markdown(table: pd.DataFrame, ans: dict, *, split: SpeakerSplit, see
         f"- cost: {info.get('runs_wall_seconds', float('nan')):.0f} s of run wall time summed "
         f"over runs.csv ({info.get('rounds_computed', 0)} rounds trained; a run that "
         "extends a trajectory trains only the rounds past its last saved NGE); "
-        f"this call {info.get('wall_seconds', float('nan')):.0f} s. Seed 0 "
-        f"recomputes the grid's own runs: max |Acc difference| = "
+        f"this call {info.get('wall_seconds', float('nan')):.0f} s. Seed 0 is the grid's own "
+        "seed (its trajectories are read back where they exist): max |Acc - grid Acc| = "
         f"{info.get('seed0_max_diff', float('nan')):.2g}", "",
         "## Every candidate over seeds", "",
         "| NGE | NLE | LR | BS | CD | why | grid Acc (seed 0, all held out) | selection Acc | "
@@ -448,7 +455,9 @@ def run_confirmation(*, quick: bool = False, grid_dir: Optional[str] = None,
     task, fingerprint, corpus = load_study_task(settings, data_dir=data_dir)
     run = RunSettings(**{k: v for k, v in settings["run"].items()
                          if k in {f.name for f in dataclasses.fields(RunSettings)}})
+    from tff_ser.hpo.study import TRAJECTORY_DIR
     runs = confirm_points(task, cands, seeds=seeds, space=space, settings=run, out_dir=out,
+                          trajectory_dir=os.path.join(where.directory, TRAJECTORY_DIR),
                           split=split, fingerprint=fingerprint, log=log)
     seed_tab = seed_table(runs, cands)
     ans = answers(seed_tab, runs)
