@@ -11,8 +11,9 @@ Objectives
   server step.  Tracing/compilation, evaluation and checkpointing are
   excluded.  The TFF path's ``times["train_seconds"]`` (the sum of
   ``process.next`` times) is the same definition, so CT means the same on
-  both engines -- but not the same *number*: the batched engine is 15-50x
-  faster per round.
+  both engines -- but not the same *number*: the batched engine's round is
+  5x to 45x faster depending on (NLE, BS, CD), x13 over the whole grid
+  (``results/benchmarks/round_ratio.md``, ``benchmarks/bench_round.py``).
 
 Trajectories
 ------------
