@@ -523,3 +523,19 @@ def test_the_experiment_command_takes_seeds(data_root, tmp_path):
     assert list(table["run_id"]) == ["mlp-by_speaker-s3", "mlp-by_speaker-s4",
                                      "mlp-centralized-s3", "mlp-centralized-s4"]
     assert "--seeds 3 4" in (out / runner.SUMMARY_FILE).read_text()
+
+
+def test_a_run_saved_under_the_earlier_cd_rounding_is_not_read_back():
+    """Before 2026-12-02 CD x clients was rounded half to even (73 x 0.5 -> 36); such a
+    saved run has the same key but is not this code's run, so it is retrained."""
+    import types
+    from tff_ser.experiments.runner import _sampling_matches
+
+    def saved(mode, clients, cd=0.5, n=73):
+        return types.SimpleNamespace(
+            config={"mode": mode, "num_train_clients": n, "client_fraction": cd},
+            history=[{"round": r, "clients": clients} for r in (1, 2)])
+    assert not _sampling_matches(saved("federated", 36))
+    assert _sampling_matches(saved("federated", 37))
+    assert _sampling_matches(saved("federated", 4, cd=1.0, n=4))
+    assert _sampling_matches(saved("centralized", None))

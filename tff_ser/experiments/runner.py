@@ -217,7 +217,22 @@ def _reusable(run_dir: pathlib.Path, key: dict):
         saved = RunResult.load(run_dir)
     except (ValueError, OSError):
         return None
-    return saved if _comparable(saved.extra.get("run_key")) == _comparable(key) else None
+    if _comparable(saved.extra.get("run_key")) != _comparable(key):
+        return None
+    return saved if _sampling_matches(saved) else None
+
+
+def _sampling_matches(saved) -> bool:
+    """False for a federated run whose rounds sampled another number of clients than CD
+    samples now: one saved before 2026-12-02, when CD x clients was rounded half to even
+    (73 x 0.5 -> 36, now 37).  Its key matches, but it is not this code's run: retrain it."""
+    from tff_ser.fedconfig import sampled_per_round
+    config = saved.config or {}
+    n, cd = config.get("num_train_clients"), config.get("client_fraction")
+    if config.get("mode") != "federated" or n is None or cd is None:
+        return True
+    sampled = {row.get("clients") for row in saved.history if row.get("clients") is not None}
+    return sampled <= {sampled_per_round(int(n), float(cd))}
 
 
 def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None,
