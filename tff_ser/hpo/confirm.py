@@ -138,10 +138,6 @@ def rescore(table: pd.DataFrame, per_speaker: pd.DataFrame, split: SpeakerSplit)
     return out
 
 
-def _best(frame: pd.DataFrame, column: str) -> pd.Series:
-    return frame.sort_values([column, CT], ascending=[False, True], kind="mergesort").iloc[0]
-
-
 def _front(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     front = frame[pareto_mask(frame[column], frame[CT])]
     return front.sort_values([CT, column], ascending=[True, False], kind="mergesort")
@@ -155,6 +151,7 @@ def candidates(scored: pd.DataFrame, *, top: int = DEFAULT_TOP) -> pd.DataFrame:
     optimal-accuracy and optimal-time points and Table II's Pareto points,
     chosen on all 18 speakers).
     """
+    from tff_ser.hpo.report import best_accuracy, best_time, pareto_front
     if top < 1:
         raise ValueError(f"top must be >= 1; got {top}")
     reasons: Dict[tuple, List[str]] = {}
@@ -169,10 +166,9 @@ def candidates(scored: pd.DataFrame, *, top: int = DEFAULT_TOP) -> pd.DataFrame:
     add(_front(scored, "accuracy_selection"), "Pareto (selection Acc, CT)")
     add(scored[[point_key(r) == point_key(PAPER_000_DEFAULT) for _, r in scored.iterrows()]],
         "default setup")
-    add(_best(scored, ACC).to_frame().T, "paper-protocol optimal accuracy")
-    add(scored.sort_values([CT, ACC], ascending=[True, False], kind="mergesort").head(1),
-        "paper-protocol optimal comp. time")
-    add(_front(scored, ACC), "paper-protocol Pareto")
+    add(best_accuracy(scored).to_frame().T, "paper-protocol optimal accuracy")
+    add(best_time(scored).to_frame().T, "paper-protocol optimal comp. time")
+    add(pareto_front(scored), "paper-protocol Pareto")
     keep = scored[[point_key(r) in reasons for _, r in scored.iterrows()]].copy()
     keep["why"] = ["; ".join(reasons[point_key(r)]) for _, r in keep.iterrows()]
     return keep.sort_values(["accuracy_selection", CT], ascending=[False, True],
