@@ -523,7 +523,7 @@ def test_three_workers_on_postgresql_one_sigkilled_finish_every_point_once(
         postgres_url, quick_grid_by_two_workers, tmp_path):
     import optuna
     from tff_ser.hpo.study import (STUDY_NAMES, WORKER_ATTR, existing_study, grid_table,
-                                   load_study)
+                                   load_study, open_storage)
     name = STUDY_NAMES["quick"]
     cmd = [sys.executable, "-m", "tff_ser.cli", "hpo", "run", "--quick", "--storage",
            postgres_url, "--dir", str(tmp_path / "pg"), "--workers", "3", "--no-report",
@@ -532,9 +532,11 @@ def test_three_workers_on_postgresql_one_sigkilled_finish_every_point_once(
                             cwd=ROOT)
     killed = None
     deadline = time.time() + 600
+    storage = open_storage(postgres_url)  # one connection pool for the whole poll
     try:
+        study = None
         while killed is None and time.time() < deadline and proc.poll() is None:
-            study = existing_study(postgres_url, name)
+            study = study or existing_study(storage, name)
             running = [] if study is None else [
                 t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
                 if WORKER_ATTR in t.user_attrs]

@@ -203,12 +203,20 @@ def load_study(storage, study_name: str, space: Optional[GridSpace] = None):
     return study
 
 
-def existing_study(storage: str, study_name: str):
-    """The grid study if the storage holds it, else None (never creates anything)."""
+def existing_study(storage, study_name: str):
+    """The grid study if the storage holds it, else None (never creates anything).
+
+    ``storage`` is a journal path / RDB URL or an opened storage.  Pollers
+    should open the storage once (``open_storage``) and pass it here: each
+    opening of an RDB URL is a new connection pool, and a loop that opens one
+    per call runs a PostgreSQL server out of connections.
+    """
     optuna = _optuna()
-    if not is_rdb_url(storage) and not os.path.exists(storage):
-        return None
-    names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))]
+    if isinstance(storage, str):
+        if not is_rdb_url(storage) and not os.path.exists(storage):
+            return None
+        storage = open_storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     return load_study(storage, study_name) if study_name in names else None
 
 
