@@ -192,6 +192,22 @@ def test_the_summary_names_the_generated_corpus_and_the_exact_command(per_speake
     assert f"tff_ser** {tff_ser.__version__}" in text
     assert "wall time" in text
     assert "![learning_curves](learning_curves.png)" in text
+    # one machine trained every run here, and the summary names it
+    from tff_ser.runtime import describe_machine, machine_info
+    assert f"**Trained on**: {describe_machine(machine_info())} (every run)" in text
+
+
+def test_the_machines_line_groups_runs_by_machine_and_names_unrecorded_ones():
+    from tff_ser.results import RunResult
+    a = {"cpu": "CPU A", "cpu_flags": ["avx2"], "cores": 2, "onednn": False,
+         "tensorflow": "2.14.1"}
+    b = dict(a, cpu="CPU B", cpu_flags=["avx2", "avx512_vnni"], onednn=True)
+    results = {"r0": RunResult(extra={"machine": a}), "r1": RunResult(extra={"machine": b}),
+               "r2": RunResult(extra={"machine": a}), "old": RunResult()}
+    line = runner.machines_line(results)
+    assert "CPU A (avx2), 2 cores, oneDNN kernels off, TensorFlow 2.14.1: `r0`, `r2`" in line
+    assert "CPU B (avx2/avx512_vnni), 2 cores, oneDNN kernels on" in line
+    assert "not recorded" in line and "`old`" in line
 
 
 def test_a_finished_run_with_the_same_settings_is_read_back_not_retrained(

@@ -69,3 +69,28 @@ def test_centralized_steps_per_execution_gives_the_same_weights_bit_for_bit(
     for a, b in zip(fused.weights[0], one_by_one.weights[0]):
         np.testing.assert_array_equal(a, b)
     assert fused.history[-1]["train_loss"] == one_by_one.history[-1]["train_loss"]
+
+
+def test_centralized_run_is_the_same_alone_and_after_a_federated_run(features_by_kind):
+    # The main job trains federated runs first and the centralized ones after them in one
+    # process; a run must not depend on what the process trained before it.
+    task = task_from_features(features_by_kind["clip_stats"], "mlp", partition="by_speaker",
+                              seed=0)
+    cfg = tff_ser.CentralizedConfig(epochs=2, batch_size=16, lr=0.01, seed=1)
+    alone = tff_ser.train_centralized(task, cfg, progress=False)
+    tff_ser.train_federated(task, tff_ser.FederatedConfig(rounds=1, batch_size=16, seed=2,
+                                                          client_fraction=0.5),
+                            progress=False, federated_eval=False)
+    after = tff_ser.train_centralized(task, cfg, progress=False)
+    for a, b in zip(alone.weights[0], after.weights[0]):
+        np.testing.assert_array_equal(a, b)
+    assert alone.final_metrics["validation"] == after.final_metrics["validation"]
+    # every run says which machine it ran on (another CPU gives another draw)
+    machine = after.extra["machine"]
+    assert machine["cores"] >= 1 and machine["cpu"] and machine["tensorflow"] == tf_version()
+    assert machine["onednn"] in (True, False)
+
+
+def tf_version():
+    import tensorflow as tf
+    return tf.__version__

@@ -79,7 +79,7 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
     keys as :func:`tff_ser.federated.train_federated`; ``times["train_seconds"]``
     is the time spent in ``fit`` (evaluation excluded).
     """
-    from tff_ser.runtime import set_threads
+    from tff_ser.runtime import machine_info, set_threads
     set_threads(threads)
     import tensorflow as tf
     from tqdm.auto import tqdm
@@ -133,7 +133,8 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
              "wall_seconds": time.perf_counter() - t_start}
     run_config = {"mode": "centralized", "model": task.model_name, **config.to_dict(),
                   "num_train_clips": int(len(idx)), "task": task.info}
-    result = RunResult(config=run_config, history=history, final_metrics=final, times=times)
+    result = RunResult(config=run_config, history=history, final_metrics=final, times=times,
+                       extra={"machine": machine_info()})
     result.weights = (  # in memory only, not saved
         [w.numpy() for w in model.trainable_weights],
                                [w.numpy() for w in model.non_trainable_weights])

@@ -361,7 +361,8 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
         times["tff_workers"] = runtime.worker_count(runtime.current_workers())
     if getattr(rounds, "compile_seconds", None) is not None:
         times["compile_seconds"] = rounds.compile_seconds
-    result = RunResult(config=run_config, history=history, final_metrics=final, times=times)
+    result = RunResult(config=run_config, history=history, final_metrics=final, times=times,
+                       extra={"machine": runtime.machine_info()})
     # Final weights ride along in memory only (a 26 M-parameter model has no
     # place in result.json).
     result.weights = weights

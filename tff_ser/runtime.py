@@ -75,6 +75,67 @@ def _log_tail(log, limit: int = 2000) -> str:
     return text or "(it printed nothing)"
 
 
+#: CPU features that change which kernels TensorFlow 2.14 runs: with any of them
+#: its oneDNN kernels are on by default (``TF_ENABLE_ONEDNN_OPTS`` overrides).
+_KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile")
+
+
+def machine_info() -> dict:
+    """What a run's floating-point results depend on besides its seed.
+
+    The same seed gives the same metrics on the same machine and software
+    (``tests/test_centralized.py``, ``tests/test_federated.py``).  On another
+    CPU, TensorFlow sums in another order -- oneDNN kernels on CPUs with
+    AVX-512 VNNI / AMX, Eigen's cache-sized blocking elsewhere -- and training
+    amplifies the last-bit differences into another draw of the same
+    distribution (README, "Reproducibility").  Every run records this dict in
+    ``result.extra["machine"]`` so a reader can tell such draws apart.
+
+    Returns
+    -------
+    dict
+        ``cpu`` (model name), ``cpu_flags`` (those of :data:`_KERNEL_FLAGS`
+        present), ``cores``, ``onednn`` (True/False, None if unknown),
+        ``tensorflow`` and ``python`` versions, ``threads`` (TensorFlow's
+        intra/inter-op pool sizes, 0 = all cores).
+    """
+    import platform
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    cpu = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cpu_flags": [f for f in _KERNEL_FLAGS if f in flags],
+            "cores": os.cpu_count(), "onednn": None,
+            "python": platform.python_version()}
+    try:
+        import tensorflow as tf
+        info["tensorflow"] = tf.__version__
+        info["threads"] = [tf.config.threading.get_intra_op_parallelism_threads(),
+                           tf.config.threading.get_inter_op_parallelism_threads()]
+        from tensorflow.python.util import _pywrap_util_port
+        info["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        pass
+    return info
+
+
+def describe_machine(info: dict) -> str:
+    """One line for a summary: ``"Intel Xeon ..., 2 cores, oneDNN on, TF 2.14.1"``."""
+    onednn = {True: "oneDNN kernels on", False: "oneDNN kernels off",
+              None: "oneDNN unknown"}[info.get("onednn")]
+    flags = "/".join(info.get("cpu_flags") or []) or "no AVX2"
+    return (f"{info.get('cpu', '?')} ({flags}), {info.get('cores', '?')} cores, {onednn}, "
+            f"TensorFlow {info.get('tensorflow', '?')}")
+
+
 def set_threads(threads: Optional[int]) -> None:
     """Limit TensorFlow's intra- and inter-op thread pools to ``threads`` each.
 

@@ -405,7 +405,7 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         wall = time.perf_counter() - started
         write_summary(out / SUMMARY_FILE, config=config, table=table, figures=figures,
                       corpus=corpus, command=command, wall_seconds=wall, specs=specs,
-                      reused=reused)
+                      reused=reused, machines=machines_line(results))
     except BaseException as exc:
         (out / FAILED_FILE).write_text(
             f"{config.name} failed after {time.perf_counter() - started:.0f} s\n"
@@ -867,11 +867,34 @@ def _seed_note(config) -> str:
     return "; ".join(f"{m}: seeds {', '.join(map(str, config.seeds_for(m)))}" for m in counts)
 
 
+def machines_line(results: Dict[str, "RunResult"]) -> str:
+    """Which machine trained which runs (``result.extra["machine"]``), for a summary.
+
+    The same seed reproduces a run's metrics on the same machine and software,
+    not across CPUs (README, "Reproducibility"), so a table's rows say where
+    they were trained.
+    """
+    from tff_ser.runtime import describe_machine
+    groups: Dict[str, List[str]] = {}
+    for run_id, result in results.items():
+        info = result.extra.get("machine")
+        label = describe_machine(info) if isinstance(info, dict) else \
+            "not recorded (trained before runs recorded their machine, 2026-12-03)"
+        groups.setdefault(label, []).append(run_id)
+    if len(groups) == 1:
+        return next(iter(groups)) + " (every run)"
+    return "; ".join(f"{label}: " + ", ".join(f"`{r}`" for r in runs)
+                     for label, runs in groups.items())
+
+
 def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
                   figures: Dict[str, pathlib.Path], corpus: str, command: str,
                   wall_seconds: float, specs: Sequence[RunSpec],
-                  reused: Sequence[str] = ()) -> None:
-    """Write ``summary.md`` in one step (it marks the folder as finished)."""
+                  reused: Sequence[str] = (), machines: Optional[str] = None) -> None:
+    """Write ``summary.md`` in one step (it marks the folder as finished).
+
+    ``machines`` (:func:`machines_line`) says which machine trained which runs.
+    """
     import tff_ser
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     variant = "quick variant (small corpus, few rounds: a smoke run, not the paper's setting)" \
@@ -899,6 +922,10 @@ def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
         lines.append(f"- **Runs' own wall times**, summed: {run_walls.sum():.0f} s "
                      f"({run_walls.sum() / 3600:.2f} h) on {os.cpu_count()} CPU core(s); "
                      f"longest `{slowest['run_id']}` {run_walls.max():.0f} s")
+    if machines:
+        lines.append(f"- **Trained on**: {machines}; the same seed gives the same metrics on "
+                     "the same machine and software, another CPU gives another draw "
+                     "(README, \"Reproducibility\")")
     if reused:
         lines.append(f"- **Read back, not retrained** (saved by an earlier run with the same "
                      f"settings and corpus; their times are from that run): "
