@@ -197,6 +197,27 @@ def test_the_summary_names_the_generated_corpus_and_the_exact_command(per_speake
     assert f"**Trained on**: {describe_machine(machine_info())} (every run)" in text
 
 
+def test_runs_trained_two_at_a_time_in_processes_give_the_same_metrics(per_speaker_out,
+                                                                       tmp_path):
+    # the main job trains with jobs=-1; a job is a spawned process with cores/jobs threads
+    from tff_ser import cli
+    out = tmp_path / "jobs2"
+    assert cli.main(["experiment", "per_speaker_mlp", "--quick", "--out", str(out),
+                     "--no-progress", "--jobs", "2"]) == 0
+    one = pd.read_csv(per_speaker_out / runner.TABLE_FILE)
+    two = pd.read_csv(out / runner.TABLE_FILE)
+    assert list(two["run_id"]) == list(one["run_id"])  # the config's order, not finish order
+    metrics = ["accuracy", "f1_macro", "uar", "client_mean_accuracy"]
+    pd.testing.assert_frame_equal(two[metrics], one[metrics])
+    assert (out / runner.SUMMARY_FILE).is_file()
+
+
+def test_jobs_must_be_a_positive_number_or_minus_one(tmp_path):
+    from tff_ser.experiments.registry import get_experiment
+    with pytest.raises(ValueError, match="jobs must be"):
+        runner.run_experiment(get_experiment("per_speaker_mlp").quick, tmp_path, jobs=0)
+
+
 def test_the_machines_line_groups_runs_by_machine_and_names_unrecorded_ones():
     from tff_ser.results import RunResult
     a = {"cpu": "CPU A", "cpu_flags": ["avx2"], "cores": 2, "onednn": False,

@@ -310,7 +310,8 @@ def table_row(spec: RunSpec, result) -> dict:
 def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                    command: Optional[str] = None, progress: bool = True,
                    reuse: bool = True, checkpoint: Optional[bool] = None,
-                   only: Optional[Sequence[str]] = None) -> ExperimentOutcome:
+                   only: Optional[Sequence[str]] = None,
+                   jobs: int = 1) -> ExperimentOutcome:
     """Run every run of ``config`` and write the results folder ``out_dir``.
 
     Parameters
@@ -339,6 +340,12 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         Shell-style patterns of run ids (``"lstm-*"``, ``"dense-k?"``): train
         only the matching runs; the others are read back if saved, else
         listed as missing.  A pattern matching no run is an error.
+    jobs : int
+        Runs trained at once, each in its own process with
+        ``cores // jobs`` TensorFlow threads (``-1``: one per core).  The
+        metrics do not depend on it (``tests/test_experiments.py``); small
+        models such as the MLP train faster this way, since one run cannot
+        keep two cores busy.  Per-round progress bars are off with ``jobs > 1``.
 
     Returns
     -------
@@ -351,6 +358,7 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
     from tqdm.auto import tqdm
     from tff_ser.results import RunResult
 
+    jobs = _check_jobs(jobs)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specs = config.runs()
@@ -366,12 +374,10 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         corpus, fingerprint, features = _load_features(config, data_dir, progress)
         from tff_ser.models import MODELS
         results: Dict[str, RunResult] = {}
-        rows: List[dict] = []
         reused: List[str] = []
         missing: List[str] = []
-        bar = tqdm(specs, desc=config.name, unit="run", disable=not progress)
-        for spec in bar:
-            bar.set_postfix_str(spec.run_id)
+        to_train: List[tuple] = []
+        for spec in specs:
             fs = features[MODELS[spec.model].feature_kind]
             run_dir = out / RUNS_DIR / spec.run_id
             key = _run_key(spec, fingerprint, fs)
@@ -379,19 +385,23 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
             result = _reusable(run_dir, key) if (reuse or not chosen) else None
             if result is not None:
                 reused.append(spec.run_id)
+                results[spec.run_id] = result
             elif not chosen:
                 missing.append(spec.run_id)
-                continue
             else:
                 if not reuse:  # retrain from round 1, not from a killed run's checkpoint
                     shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
-                result = train_run(spec, fs, run_dir=run_dir, checkpoint=checkpoint,
-                                   progress=progress)
-                result.extra["run_key"] = key
-                result.extra["experiment"] = config.name
-                result.save(run_dir)
-            results[spec.run_id] = result
-            rows.append(table_row(spec, result))
+                to_train.append((spec, fs, run_dir, key))
+        bar = tqdm(total=len(to_train), desc=config.name, unit="run", disable=not progress)
+        for run_id, result in _train_runs(to_train, config.name, checkpoint=checkpoint,
+                                          progress=progress, jobs=jobs):
+            results[run_id] = result
+            bar.set_postfix_str(run_id)
+            bar.update(1)
+        bar.close()
+        done = [spec for spec in specs if spec.run_id in results]
+        rows = [table_row(spec, results[spec.run_id]) for spec in done]
+        results = {spec.run_id: results[spec.run_id] for spec in done}
         table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
         if missing:
             write_partial(out / PARTIAL_FILE, config=config, specs=specs, done=list(results),
@@ -413,6 +423,61 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         raise exc
     return ExperimentOutcome(config=config, out_dir=out, table=table, results=results,
                              figures=figures, corpus=corpus, wall_seconds=wall, reused=reused)
+
+
+def _check_jobs(jobs) -> int:
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or \
+            not (jobs >= 1 or jobs == -1):
+        raise ValueError(f"jobs must be a positive number of processes or -1 (one per core), "
+                         f"got {jobs!r}")
+    return (os.cpu_count() or 1) if jobs == -1 else int(jobs)
+
+
+def _train_and_save(spec: RunSpec, features, run_dir: pathlib.Path, key: dict,
+                    experiment: str, checkpoint: bool, progress: bool):
+    result = train_run(spec, features, run_dir=run_dir, checkpoint=checkpoint,
+                       progress=progress)
+    result.extra["run_key"] = key
+    result.extra["experiment"] = experiment
+    result.save(run_dir)
+    return result
+
+
+def _job_init(threads: int) -> None:
+    from tff_ser.runtime import set_threads
+    set_threads(threads)
+
+
+def _job(spec, features, run_dir, key, experiment, checkpoint) -> str:
+    _train_and_save(spec, features, run_dir, key, experiment, checkpoint, progress=False)
+    return spec.run_id
+
+
+def _train_runs(to_train: Sequence[tuple], experiment: str, *, checkpoint: bool,
+                progress: bool, jobs: int):
+    """Train ``(spec, features, run_dir, key)`` items, yielding ``(run_id, result)`` as each
+    one is saved: in this process one after another, or in ``jobs`` spawned processes."""
+    if jobs <= 1 or len(to_train) <= 1:
+        for spec, fs, run_dir, key in to_train:
+            yield spec.run_id, _train_and_save(spec, fs, run_dir, key, experiment,
+                                               checkpoint, progress)
+        return
+    import concurrent.futures
+    import multiprocessing
+    from tff_ser.results import RunResult
+    jobs = min(jobs, len(to_train))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_job_init, initargs=(threads,))
+    try:
+        futures = {pool.submit(_job, spec, fs, run_dir, key, experiment, checkpoint): run_dir
+                   for spec, fs, run_dir, key in to_train}
+        for future in concurrent.futures.as_completed(futures):
+            run_id = future.result()  # a run that failed raises here, with its traceback
+            yield run_id, RunResult.load(futures[future])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def select_runs(specs: Sequence[RunSpec], only: Optional[Sequence[str]]) -> set:
