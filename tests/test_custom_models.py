@@ -1,7 +1,7 @@
 """A model of the user's own: a value, no registry; caches never mix two models up."""
 import numpy as np
 import pytest
-import tensorflow as tf
+import keras
 
 from fl_helpers import synthetic_task
 from tff_ser import models
@@ -13,22 +13,22 @@ from tff_ser.models import KerasModel
 
 
 def tiny(input_shape, num_classes):
-    return tf.keras.Sequential([tf.keras.Input(input_shape),
-                                tf.keras.layers.Dense(16, activation="relu"),
-                                tf.keras.layers.Dense(num_classes, activation="softmax")])
+    return keras.Sequential([keras.Input(input_shape),
+                                keras.layers.Dense(16, activation="relu"),
+                                keras.layers.Dense(num_classes, activation="softmax")])
 
 
 def wider(input_shape, num_classes):
-    return tf.keras.Sequential([tf.keras.Input(input_shape),
-                                tf.keras.layers.Dense(24, activation="tanh"),
-                                tf.keras.layers.Dense(num_classes, activation="softmax")])
+    return keras.Sequential([keras.Input(input_shape),
+                                keras.layers.Dense(24, activation="tanh"),
+                                keras.layers.Dense(num_classes, activation="softmax")])
 
 
 def functional(input_shape, num_classes):
-    x = tf.keras.Input(input_shape)
-    h = tf.keras.layers.Dense(16, activation="relu")(x)
-    h = tf.keras.layers.Concatenate()([h, tf.keras.layers.Dense(8)(x)])
-    return tf.keras.Model(x, tf.keras.layers.Dense(num_classes, activation="softmax")(h))
+    x = keras.Input(input_shape)
+    h = keras.layers.Dense(16, activation="relu")(x)
+    h = keras.layers.Concatenate()([h, keras.layers.Dense(8)(x)])
+    return keras.Model(x, keras.layers.Dense(num_classes, activation="softmax")(h))
 
 
 def test_same_seed_same_initial_weights_without_a_seed_parameter_and_no_global_state_leak():
@@ -41,7 +41,7 @@ def test_same_seed_same_initial_weights_without_a_seed_parameter_and_no_global_s
 
 
 def test_a_builder_returning_no_keras_model_is_refused():
-    with pytest.raises(TypeError, match="not a tf.keras.Model"):
+    with pytest.raises(TypeError, match="not a keras.Model"):
         KerasModel(lambda shape, n: "nope", name="bad").build((4,), 4)
     with pytest.raises(TypeError, match="preset name"):
         synthetic_task(model=42)
@@ -58,6 +58,7 @@ def test_a_custom_model_trains_federated_on_every_engine_and_centralized(engine)
     assert base.config["model"] == "tiny" and base.final_metrics["validation"]["accuracy"] > 0.5
 
 
+@pytest.mark.tff
 def test_the_tf_engine_equals_tff_for_a_functional_custom_model():
     """Dropout off (there is none): weights after 2 rounds agree to 1e-5."""
     task = synthetic_task(model=KerasModel(functional, name="functional"))
@@ -74,6 +75,7 @@ def test_the_tf_engine_equals_tff_for_a_functional_custom_model():
     assert diff < 1e-5
 
 
+@pytest.mark.tff
 def test_two_models_under_one_name_never_share_a_process_or_an_eval_model():
     from tff_ser.engines.tff_process import build_processes
     a, b = KerasModel(tiny, name="mine"), KerasModel(wider, name="mine")
@@ -88,6 +90,7 @@ def test_two_models_under_one_name_never_share_a_process_or_an_eval_model():
     assert [w.shape for w in ra.weights[0]] != [w.shape for w in rb.weights[0]]
 
 
+@pytest.mark.tff
 def test_a_preset_name_registered_again_is_a_new_model(monkeypatch):
     from tff_ser.engines.tff_process import build_processes
     first = build_processes("mlp", (136,), 4, FederatedConfig())[0]
@@ -101,21 +104,38 @@ def test_a_preset_name_registered_again_is_a_new_model(monkeypatch):
     assert [w.shape for w in r.weights[0]] == [(136, 16), (16,), (16, 4), (4,)]
 
 
-def test_a_custom_loss_and_metrics_run_on_tff_and_auto_falls_back_to_it():
+def _logits_model():
     def loss():
-        return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def logits(input_shape, num_classes):
-        return tf.keras.Sequential([tf.keras.Input(input_shape), tf.keras.layers.Dense(num_classes)])
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(num_classes)])
 
-    model = KerasModel(logits, name="logits", loss=loss,
-                       metrics=lambda: [tf.keras.metrics.SparseTopKCategoricalAccuracy(k=2)])
-    task = synthetic_task(model=model)
+    return KerasModel(logits, name="logits", loss=loss,
+                      metrics=lambda: [keras.metrics.SparseTopKCategoricalAccuracy(k=2)])
+
+
+def test_a_custom_loss_and_metrics_train_on_the_tf_engine():
+    task = synthetic_task(model=_logits_model())
     config = FederatedConfig(rounds=2, client_lr=0.01)
-    assert choose_engine(task, config) == "tff"
+    assert choose_engine(task, config) == "tf"
     with pytest.raises(EngineUnsupported, match="own loss"):
-        choose_engine(task, config, "tf")
+        choose_engine(task, config, "batched")
     r = train_federated(task, config, progress=False)
-    assert r.config["engine"] == "tff"
+    assert r.config["engine"] == "tf"
     assert 0.0 <= r.history[-1]["train_sparse_top_k_categorical_accuracy"] <= 1.0
     assert r.final_metrics["validation"]["accuracy"] > 0.5
+
+
+@pytest.mark.tff
+def test_the_tf_engine_equals_tff_for_a_custom_loss_and_metric():
+    """Logits with from_logits=True and a top-2 metric: weights to 1e-5, metrics to 1e-6."""
+    task = synthetic_task(model=_logits_model())
+    config = FederatedConfig(rounds=2, client_lr=0.01, batch_size=8, client_fraction=0.5, seed=2)
+    a = train_federated(task, config, progress=False, engine="tff")
+    b = train_federated(task, config, progress=False, engine="tf")
+    diff = max(float(np.max(np.abs(x - y))) for x, y in zip(a.weights[0], b.weights[0]))
+    assert diff < 1e-5
+    for ra, rb in zip(a.history, b.history):
+        for key in ("train_loss", "train_accuracy", "train_sparse_top_k_categorical_accuracy"):
+            assert abs(ra[key] - rb[key]) < 1e-5, key

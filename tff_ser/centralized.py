@@ -81,7 +81,7 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
     """
     from tff_ser.runtime import machine_info, set_threads
     set_threads(threads)
-    import tensorflow as tf
+    import keras
     from tqdm.auto import tqdm
     from tff_ser.federated import evaluate_keras
     from tff_ser.results import RunResult
@@ -89,13 +89,13 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
     t_start = time.perf_counter()
     # Dropout masks draw from TF's global seed; seeding it makes the baseline
     # repeatable (same seed -> same metrics), at the cost of resetting it.
-    tf.keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.seed)
     model_def = task.model_def
     model = model_def.build(task.input_shape, task.num_classes, seed=config.seed)
-    opt = (tf.keras.optimizers.Adam(config.lr) if config.optimizer == "adam"
-           else tf.keras.optimizers.SGD(config.lr))
+    opt = (keras.optimizers.Adam(config.lr) if config.optimizer == "adam"
+           else keras.optimizers.SGD(config.lr))
     model.compile(optimizer=opt, loss=model_def.make_loss(),
-                  metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                            *model_def.make_metrics()],
                   steps_per_execution=STEPS_PER_EXECUTION)
     idx = task.train_indices

@@ -102,7 +102,7 @@ def _evaluate_cached(task: Task, weights, batch_size: int) -> dict:
 
 def predict_classes(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """Argmax class of ``model`` on ``x``, in inference mode, batch by batch."""
-    out = [np.argmax(model(x[i:i + batch_size], training=False).numpy(), axis=-1)
+    out = [np.argmax(np.asarray(model(x[i:i + batch_size], training=False)), axis=-1)
            for i in range(0, len(x), batch_size)]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 

@@ -1,4 +1,4 @@
-"""Keras layers tff_ser needs beyond Keras' own.
+"""Keras layers and initializers tff_ser needs beyond Keras' own.
 
 :class:`ReproducibleDropout` exists because Keras' ``Dropout`` draws its masks
 from stateful random ops.  Inside TFF those ops run in the C++ worker, in
@@ -12,13 +12,16 @@ layer's inputs) do.
 """
 from __future__ import annotations
 
+import math
 import zlib
 
+import keras
+import numpy as np
 import tensorflow as tf
 
 
-@tf.keras.utils.register_keras_serializable(package="tff_ser")
-class ReproducibleDropout(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable(package="tff_ser")
+class ReproducibleDropout(keras.layers.Layer):
     """Inverted dropout with masks derived from the input batch.
 
     Parameters
@@ -55,3 +58,80 @@ class ReproducibleDropout(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate}
+
+
+# --------------------------------------------------------------------------
+# Keras 2.14's seeded initializers, for Keras 3
+# --------------------------------------------------------------------------
+
+def _fans(shape):
+    """Keras 2.14's ``_compute_fans``."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[:-2]))
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _as_backend_tensor(values: tf.Tensor, dtype):
+    # Through NumPy, so that the values reach any Keras 3 backend unchanged.
+    return keras.ops.convert_to_tensor(values.numpy(), dtype=dtype or "float32")
+
+
+@keras.utils.register_keras_serializable(package="tff_ser")
+class Keras2GlorotUniform(keras.initializers.Initializer):
+    """Keras 2.14's ``GlorotUniform(seed)`` values, computed under Keras 3.
+
+    Keras 2.14 draws ``tf.random.stateless_uniform(shape, seed=[seed, 0])``
+    in ``[-limit, limit]``, ``limit = sqrt(3 / max(1, (fan_in + fan_out) / 2))``;
+    Keras 3 uses another generator, so the same seed would start another
+    model.  This computes Keras 2.14's draw with TensorFlow's stateless op, so
+    a seeded model starts from the same weights on both stacks.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        fan_in, fan_out = _fans(shape)
+        scale = 1.0 / max(1.0, (fan_in + fan_out) / 2.0)
+        limit = math.sqrt(3.0 * scale)
+        values = tf.random.stateless_uniform(tuple(shape), seed=[self.seed, 0], minval=-limit,
+                                             maxval=limit, dtype=tf.float32)
+        return _as_backend_tensor(values, dtype)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+@keras.utils.register_keras_serializable(package="tff_ser")
+class Keras2Orthogonal(keras.initializers.Initializer):
+    """Keras 2.14's ``Orthogonal(seed)`` values (gain 1), computed under Keras 3.
+
+    As Keras 2.14: the QR decomposition of a ``stateless_normal`` matrix of
+    shape (max(rows, cols), min(rows, cols)) drawn with ``seed=[seed, 0]``,
+    columns signed by R's diagonal, transposed when rows < cols.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        shape = tuple(int(d) for d in shape)
+        if len(shape) < 2:
+            raise ValueError(f"the orthogonal initializer needs a shape of rank >= 2; got {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = tf.random.stateless_normal((max(rows, cols), min(rows, cols)), seed=[self.seed, 0],
+                                       dtype=tf.float32)
+        q, r = tf.linalg.qr(a, full_matrices=False)
+        q *= tf.sign(tf.linalg.tensor_diag_part(r))
+        if rows < cols:
+            q = tf.linalg.matrix_transpose(q)
+        return _as_backend_tensor(tf.reshape(q, shape), dtype)
+
+    def get_config(self):
+        return {"seed": self.seed}

@@ -1,8 +1,10 @@
 """The papers' Keras models, as uncompiled builders TFF can wrap.
 
-Every builder returns a *fresh, uncompiled* ``tf.keras.Sequential`` whose
+Every builder returns a *fresh, uncompiled* ``keras.Sequential`` whose
 last layer is a softmax, so the loss to pair with any of them is
-``tf.keras.losses.SparseCategoricalCrossentropy(from_logits=False)``.
+``keras.losses.SparseCategoricalCrossentropy(from_logits=False)``.  The
+models are written against the ``keras`` API: Keras 2.14 on the reference
+stack, Keras 3 on the current one (:mod:`tff_ser.stack`).
 TFF's ``model_fn`` must build a new model on every call, which is why the
 registry holds builders rather than models.
 
@@ -65,9 +67,10 @@ import inspect
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
+import keras
 
-from tff_ser.layers import ReproducibleDropout
+from tff_ser.layers import Keras2GlorotUniform, Keras2Orthogonal, ReproducibleDropout
+from tff_ser.stack import keras_major
 
 #: Input shape of each feature kind (see ``tff_ser.features``).
 FEATURE_SHAPES: Dict[str, Tuple[int, ...]] = {
@@ -85,11 +88,19 @@ class _Initializers:
     Keras 2.14 gives identical values to every variable created from one
     seeded initializer instance, so each variable needs a distinct seed.
     With ``seed=None`` the Keras defaults (unseeded) are returned.
+
+    Keras 3 draws seeded initial weights with another generator, so on the
+    current stack the seeded initializers are :class:`~tff_ser.layers.Keras2GlorotUniform`
+    and :class:`~tff_ser.layers.Keras2Orthogonal`, which compute Keras 2.14's
+    values: the same seed builds the same initial model on both stacks
+    (``tests/test_stack.py`` checks them against weights saved on the
+    reference stack).
     """
 
     def __init__(self, seed: Optional[int]):
         self._seed = None if seed is None else int(seed)
         self._count = 0
+        self._keras_2 = keras_major() == 2
 
     def _next(self) -> Optional[int]:
         if self._seed is None:
@@ -99,21 +110,27 @@ class _Initializers:
         return int(np.random.SeedSequence((self._seed, self._count)).generate_state(1)[0] % (2**31 - 1))
 
     def glorot_uniform(self):
-        return tf.keras.initializers.GlorotUniform(seed=self._next())
+        seed = self._next()
+        if seed is None or self._keras_2:
+            return keras.initializers.GlorotUniform(seed=seed)
+        return Keras2GlorotUniform(seed)
 
     def orthogonal(self):
-        return tf.keras.initializers.Orthogonal(seed=self._next())
+        seed = self._next()
+        if seed is None or self._keras_2:
+            return keras.initializers.Orthogonal(seed=seed)
+        return Keras2Orthogonal(seed)
 
-    def dense(self, units: int, activation: Optional[str], name: str) -> tf.keras.layers.Dense:
-        return tf.keras.layers.Dense(units, activation=activation, name=name,
+    def dense(self, units: int, activation: Optional[str], name: str) -> keras.layers.Dense:
+        return keras.layers.Dense(units, activation=activation, name=name,
                                      kernel_initializer=self.glorot_uniform())
 
-    def conv1d(self, filters: int, kernel_size: int, name: str) -> tf.keras.layers.Conv1D:
-        return tf.keras.layers.Conv1D(filters, kernel_size, activation="relu", name=name,
+    def conv1d(self, filters: int, kernel_size: int, name: str) -> keras.layers.Conv1D:
+        return keras.layers.Conv1D(filters, kernel_size, activation="relu", name=name,
                                       kernel_initializer=self.glorot_uniform())
 
-    def lstm(self, units: int, return_sequences: bool, name: str) -> tf.keras.layers.LSTM:
-        return tf.keras.layers.LSTM(units, return_sequences=return_sequences, name=name,
+    def lstm(self, units: int, return_sequences: bool, name: str) -> keras.layers.LSTM:
+        return keras.layers.LSTM(units, return_sequences=return_sequences, name=name,
                                     kernel_initializer=self.glorot_uniform(),
                                     recurrent_initializer=self.orthogonal())
 
@@ -133,7 +150,7 @@ def _check_rank(name: str, input_shape: Sequence[int], rank: int, meaning: str) 
 
 
 def dense_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
-              dropout_rate: float = 0.2, seed: Optional[int] = None) -> tf.keras.Model:
+              dropout_rate: float = 0.2, seed: Optional[int] = None) -> keras.Model:
     """Paper 001's "Dense" model (Fig 4): 26,008,068 parameters at (100, 34).
 
     Parameters
@@ -155,11 +172,11 @@ def dense_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
     shape = _check_rank("dense", input_shape, 2, "(time, features)")
     rate = _check_rate(dropout_rate)
     init = _Initializers(seed)
-    return tf.keras.Sequential([
-        tf.keras.Input(shape),
+    return keras.Sequential([
+        keras.Input(shape),
         init.conv1d(512, 3, "conv1d"),
         ReproducibleDropout(rate, name="dropout"),
-        tf.keras.layers.Flatten(name="flatten"),
+        keras.layers.Flatten(name="flatten"),
         init.dense(512, "relu", "dense"),
         ReproducibleDropout(rate, name="dropout_1"),
         init.dense(512, "relu", "embedding_layer"),
@@ -169,7 +186,7 @@ def dense_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
 
 
 def conv1d_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
-               dropout_rate: float = 0.2, seed: Optional[int] = None) -> tf.keras.Model:
+               dropout_rate: float = 0.2, seed: Optional[int] = None) -> keras.Model:
     """Paper 001's convolutional model (Fig 6): 1,832,004 parameters at (100, 34).
 
     Four valid-padded kernel-3 Conv1D layers (512, 128, 128, 64 filters),
@@ -187,22 +204,22 @@ def conv1d_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
                          f"at least 9 time steps; got input_shape={shape}")
     rate = _check_rate(dropout_rate)
     init = _Initializers(seed)
-    layers = [tf.keras.Input(shape)]
+    layers = [keras.Input(shape)]
     for i, filters in enumerate((512, 128, 128, 64)):
         suffix = "" if i == 0 else f"_{i}"
         layers += [init.conv1d(filters, 3, f"conv1d{suffix}"),
                    ReproducibleDropout(rate, name=f"dropout{suffix}")]
     layers += [
-        tf.keras.layers.Flatten(name="flatten"),
+        keras.layers.Flatten(name="flatten"),
         init.dense(256, "relu", "embedding_layer"),
         ReproducibleDropout(rate, name="dropout_4"),
         init.dense(num_classes, "softmax", "softmax"),
     ]
-    return tf.keras.Sequential(layers, name="conv1d")
+    return keras.Sequential(layers, name="conv1d")
 
 
 def lstm_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
-             seed: Optional[int] = None) -> tf.keras.Model:
+             seed: Optional[int] = None) -> keras.Model:
     """Paper 001's LSTM model (Fig 5): 3,484,164 parameters at (100, 34).
 
     LSTM 512 returning sequences -> LSTM 512 -> Dense 512 ReLU
@@ -215,8 +232,8 @@ def lstm_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
     """
     shape = _check_rank("lstm", input_shape, 2, "(time, features)")
     init = _Initializers(seed)
-    return tf.keras.Sequential([
-        tf.keras.Input(shape),
+    return keras.Sequential([
+        keras.Input(shape),
         init.lstm(512, True, "lstm"),
         init.lstm(512, False, "lstm_1"),
         init.dense(512, "relu", "embedding_layer"),
@@ -226,7 +243,7 @@ def lstm_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
 
 def mlp_000(input_shape: Sequence[int] = (136,), num_classes: int = 4, *,
             hidden_units: Sequence[int] = (256, 128), dropout_rate: float = 0.2,
-            seed: Optional[int] = None) -> tf.keras.Model:
+            seed: Optional[int] = None) -> keras.Model:
     """Paper 000's MLP: Dense [256, 128] ReLU with dropout 0.2, softmax output.
 
     Parameters
@@ -250,19 +267,19 @@ def mlp_000(input_shape: Sequence[int] = (136,), num_classes: int = 4, *,
     shape = _check_rank("mlp", input_shape, 1, "(features,)")
     rate = _check_rate(dropout_rate)
     init = _Initializers(seed)
-    layers = [tf.keras.Input(shape)]
+    layers = [keras.Input(shape)]
     for i, units in enumerate(hidden_units):
         layers += [init.dense(int(units), "relu", f"dense_{i}"),
                    ReproducibleDropout(rate, name=f"dropout_{i}")]
     layers.append(init.dense(num_classes, "softmax", "softmax"))
-    return tf.keras.Sequential(layers, name="mlp")
+    return keras.Sequential(layers, name="mlp")
 
 
 def cnn_logmel_004(input_shape: Sequence[int] = (300, 40), num_classes: int = 4, *,
                    filters: int = 16, kernel_size: Tuple[int, int] = (5, 5),
                    pool_size: Tuple[int, int] = (4, 4),
                    hidden_units: Tuple[int, int] = (128, 64),
-                   seed: Optional[int] = None) -> tf.keras.Model:
+                   seed: Optional[int] = None) -> keras.Model:
     """Paper 004's CNN: one conv layer, one max-pool, two FC layers, softmax.
 
     The log-mel matrix is treated as a one-channel image (time x mel) and
@@ -280,14 +297,14 @@ def cnn_logmel_004(input_shape: Sequence[int] = (300, 40), num_classes: int = 4,
         raise ValueError(f"model 'cnn_logmel' pools {tuple(pool_size)} and needs inputs at least "
                          f"that large; got input_shape={shape}")
     init = _Initializers(seed)
-    return tf.keras.Sequential([
-        tf.keras.Input(shape),
-        tf.keras.layers.Reshape(shape + (1,), name="add_channel"),
-        tf.keras.layers.Conv2D(int(filters), tuple(kernel_size), padding="same",
+    return keras.Sequential([
+        keras.Input(shape),
+        keras.layers.Reshape(shape + (1,), name="add_channel"),
+        keras.layers.Conv2D(int(filters), tuple(kernel_size), padding="same",
                                activation="relu", name="conv2d",
                                kernel_initializer=init.glorot_uniform()),
-        tf.keras.layers.MaxPool2D(tuple(pool_size), name="max_pool"),
-        tf.keras.layers.Flatten(name="flatten"),
+        keras.layers.MaxPool2D(tuple(pool_size), name="max_pool"),
+        keras.layers.Flatten(name="flatten"),
         init.dense(int(hidden_units[0]), "relu", "fc_1"),
         init.dense(int(hidden_units[1]), "relu", "fc_2"),
         init.dense(num_classes, "softmax", "softmax"),
@@ -296,7 +313,7 @@ def cnn_logmel_004(input_shape: Sequence[int] = (300, 40), num_classes: int = 4,
 
 def lstm_logmel_004(input_shape: Sequence[int] = (300, 40), num_classes: int = 4, *,
                     lstm_units: int = 128, hidden_units: Tuple[int, int] = (128, 64),
-                    seed: Optional[int] = None) -> tf.keras.Model:
+                    seed: Optional[int] = None) -> keras.Model:
     """Paper 004's LSTM: one LSTM layer, two FC layers, softmax.
 
     Sizes are not in the paper; defaults LSTM 128, FC 128 and 64.
@@ -308,8 +325,8 @@ def lstm_logmel_004(input_shape: Sequence[int] = (300, 40), num_classes: int = 4
     """
     shape = _check_rank("lstm_logmel", input_shape, 2, "(time, mel bands)")
     init = _Initializers(seed)
-    return tf.keras.Sequential([
-        tf.keras.Input(shape),
+    return keras.Sequential([
+        keras.Input(shape),
         init.lstm(int(lstm_units), False, "lstm"),
         init.dense(int(hidden_units[0]), "relu", "fc_1"),
         init.dense(int(hidden_units[1]), "relu", "fc_2"),
@@ -327,7 +344,7 @@ class ModelSpec:
         Registry key (``build_model(name)``).
     builder : callable
         ``builder(input_shape, num_classes, *, seed=None, **hyperparameters)``
-        returning a fresh uncompiled ``tf.keras.Model`` with softmax output.
+        returning a fresh uncompiled ``keras.Model`` with softmax output.
     feature_kind : str
         ``"paper001"``, ``"clip_stats"`` or ``"logmel"``: the features it reads.
     input_shape : tuple of int
@@ -339,7 +356,7 @@ class ModelSpec:
     """
 
     name: str
-    builder: Callable[..., tf.keras.Model]
+    builder: Callable[..., keras.Model]
     feature_kind: str
     input_shape: Tuple[int, ...]
     paper: str
@@ -375,7 +392,7 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def build_model(name: str, *, input_shape: Optional[Sequence[int]] = None, num_classes: int = 4,
-                seed: Optional[int] = None, **hyperparameters) -> tf.keras.Model:
+                seed: Optional[int] = None, **hyperparameters) -> keras.Model:
     """Build a fresh, uncompiled Keras model from the registry.
 
     Parameters
@@ -395,7 +412,7 @@ def build_model(name: str, *, input_shape: Optional[Sequence[int]] = None, num_c
 
     Returns
     -------
-    tf.keras.Model
+    keras.Model
         Uncompiled; outputs softmax probabilities, so pair it with
         ``SparseCategoricalCrossentropy(from_logits=False)``.
 
@@ -437,7 +454,7 @@ def count_params(name: str, *, input_shape: Optional[Sequence[int]] = None, num_
 # --------------------------------------------------------------------------
 
 def _default_loss():
-    return tf.keras.losses.SparseCategoricalCrossentropy()
+    return keras.losses.SparseCategoricalCrossentropy()
 
 
 class KerasModel:
@@ -455,10 +472,10 @@ class KerasModel:
     ----------
     builder : callable
         ``builder(input_shape, num_classes)`` (optionally ``seed=``) returning
-        a fresh, uncompiled ``tf.keras.Model`` whose outputs are class
+        a fresh, uncompiled ``keras.Model`` whose outputs are class
         probabilities (or logits, with a matching ``loss``).  A builder that
         takes ``seed`` gets the run's seed; one that does not is built
-        under ``tf.keras.utils.set_random_seed(seed)`` with Python's and
+        under ``keras.utils.set_random_seed(seed)`` with Python's and
         NumPy's global random states restored afterwards.
     name : str, optional
         Label in tables, progress bars and ``result.config["model"]``;
@@ -477,13 +494,13 @@ class KerasModel:
     Examples
     --------
     >>> def small(input_shape, num_classes):
-    ...     return tf.keras.Sequential([tf.keras.Input(input_shape),
-    ...                                 tf.keras.layers.Dense(num_classes, "softmax")])
+    ...     return keras.Sequential([keras.Input(input_shape),
+    ...                                 keras.layers.Dense(num_classes, "softmax")])
     >>> KerasModel(small).build((136,), 4, seed=0).output_shape
     (None, 4)
     """
 
-    def __init__(self, builder: Callable[..., tf.keras.Model], *, name: Optional[str] = None,
+    def __init__(self, builder: Callable[..., keras.Model], *, name: Optional[str] = None,
                  loss: Optional[Callable[[], object]] = None,
                  metrics: Optional[Callable[[], list]] = None,
                  feature_kind: Optional[str] = None, hyperparameters: Optional[dict] = None):
@@ -493,7 +510,7 @@ class KerasModel:
         for label, fn in (("loss", loss), ("metrics", metrics)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{label} must be a zero-argument factory (e.g. "
-                                f"lambda: tf.keras.losses.Huber()), got {type(fn).__name__}")
+                                f"lambda: keras.losses.Huber()), got {type(fn).__name__}")
         self.builder = builder
         self.name = str(name or getattr(builder, "__name__", type(builder).__name__))
         self.loss = loss
@@ -516,7 +533,7 @@ class KerasModel:
         return self.loss is None
 
     def build(self, input_shape: Sequence[int], num_classes: int,
-              seed: Optional[int] = None) -> tf.keras.Model:
+              seed: Optional[int] = None) -> keras.Model:
         """A fresh, uncompiled model (seeded: the same seed gives the same weights)."""
         shape = tuple(int(d) for d in input_shape)
         if self._takes_seed:
@@ -526,15 +543,15 @@ class KerasModel:
         else:
             import random
             py_state, np_state = random.getstate(), np.random.get_state()
-            tf.keras.utils.set_random_seed(int(seed))
+            keras.utils.set_random_seed(int(seed))
             try:
                 model = self.builder(shape, int(num_classes), **self.hyperparameters)
             finally:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
-        if not isinstance(model, tf.keras.Model):
+        if not isinstance(model, keras.Model):
             raise TypeError(f"model builder {self.name!r} returned {type(model).__name__}, "
-                            "not a tf.keras.Model")
+                            "not a keras.Model")
         if not model.built:
             model.build((None,) + shape)
         return model

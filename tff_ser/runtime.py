@@ -97,7 +97,9 @@ def machine_info() -> dict:
         ``cpu`` (model name), ``cpu_flags`` (those of :data:`_KERNEL_FLAGS`
         present), ``cores``, ``onednn`` (True/False, None if unknown),
         ``tensorflow`` and ``python`` versions, ``threads`` (TensorFlow's
-        intra/inter-op pool sizes, 0 = all cores).
+        intra/inter-op pool sizes, 0 = all cores), ``stack`` (the versions
+        of Python, TensorFlow, Keras, NumPy and TFF, and the stack's name:
+        :func:`tff_ser.stack.stack_info`).
     """
     import platform
     cpu, flags = platform.processor() or platform.machine(), set()
@@ -124,6 +126,8 @@ def machine_info() -> dict:
         info["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         pass
+    from tff_ser.stack import stack_info
+    info["stack"] = stack_info()
     return info
 
 
@@ -132,8 +136,11 @@ def describe_machine(info: dict) -> str:
     onednn = {True: "oneDNN kernels on", False: "oneDNN kernels off",
               None: "oneDNN unknown"}[info.get("onednn")]
     flags = "/".join(info.get("cpu_flags") or []) or "no AVX2"
+    stack = info.get("stack") or {}
+    keras = f", Keras {stack['keras']}" if stack.get("keras") else ""
+    tff = f", TFF {stack['tensorflow_federated']}" if stack.get("tensorflow_federated") else ""
     return (f"{info.get('cpu', '?')} ({flags}), {info.get('cores', '?')} cores, {onednn}, "
-            f"TensorFlow {info.get('tensorflow', '?')}")
+            f"TensorFlow {info.get('tensorflow', '?')}{keras}{tff}")
 
 
 def set_threads(threads: Optional[int]) -> None:
@@ -386,6 +393,8 @@ def get_tff():
     """
     global _INSTALLED
     import tff_ser  # noqa: F401  (sets TF's C++ log level before TF is imported)
+    from tff_ser.stack import require_tff
+    require_tff("TFF's process (engine='tff', TFF optimizer or aggregator objects)")
     import tensorflow_federated as tff
     if not _INSTALLED:
         from tensorflow_federated.python.core.impl.context_stack import context_stack_impl

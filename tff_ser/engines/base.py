@@ -54,10 +54,15 @@ class RoundEngine(Protocol):
     def federated_eval(self) -> dict: ...
 
 
-#: What the fast engines ("batched", "tf") implement; everything else runs on "tff".
-FAST_ENGINE_IMPLEMENTS = ("algorithm='fedavg', weighted=True, aggregator None/'mean', "
-                          "client and server optimizer 'adam' or 'sgd' with TFF's default "
-                          "arguments, the default softmax cross-entropy loss")
+#: What the fast engines implement without TFF (the rest needs ``engine="tff"``).
+FAST_ENGINE_IMPLEMENTS = {
+    "tf": ("FedAvg and FedProx, weighted or uniform client weights, TFF's mean aggregator, "
+           "client and server optimizers adam, sgd, sgdm, yogi, adagrad, rmsprop with their "
+           "arguments, any model and loss"),
+    "batched": ("weighted FedAvg, TFF's mean aggregator, client and server optimizer 'adam' "
+                "or 'sgd' with TFF's default arguments, Sequential Dense/Dropout models with "
+                "the default softmax cross-entropy loss"),
+}
 
 
 def optimizer_reason(engine: str, config, supported) -> Optional[str]:
@@ -69,29 +74,34 @@ def optimizer_reason(engine: str, config, supported) -> Optional[str]:
     return None
 
 
-def fast_engine_reason(engine: str, task, config, supported_optimizers) -> Optional[str]:
+def fast_engine_reason(engine: str, task, config, supported_optimizers, *,
+                       algorithms=("fedavg",), unweighted: bool = False,
+                       optimizer_arguments: bool = False,
+                       any_loss: bool = False) -> Optional[str]:
     """Why fast engine ``engine`` cannot run ``config`` / ``task.model`` (``None``: it can).
 
-    The fast engines implement the papers' recipe only
-    (:data:`FAST_ENGINE_IMPLEMENTS`); every other recipe, aggregator or
-    loss is TFF's (``engine="auto"`` falls back to ``"tff"``).
+    Each fast engine implements part of what TFF's process computes
+    (:data:`FAST_ENGINE_IMPLEMENTS`); ``engine="auto"`` takes the first that
+    implements the run, and TFF's process only where neither does.
     """
     reason = optimizer_reason(engine, config, supported_optimizers)
     if reason:
         return reason
-    for side in ("client", "server"):
-        if config.optimizer_kwargs(side):
-            return (f"the {engine} engine implements TFF's default {side} optimizer arguments, "
-                    f"not {config.optimizer_kwargs(side)}")
-    if config.algorithm != "fedavg":
-        return f"the {engine} engine implements FedAvg, not algorithm={config.algorithm!r}"
-    if not config.weighted:
+    if not optimizer_arguments:
+        for side in ("client", "server"):
+            if config.optimizer_kwargs(side):
+                return (f"the {engine} engine implements TFF's default {side} optimizer "
+                        f"arguments, not {config.optimizer_kwargs(side)}")
+    if config.algorithm not in algorithms:
+        return (f"the {engine} engine implements {' and '.join(algorithms)}, not "
+                f"algorithm={config.algorithm!r}")
+    if not config.weighted and not unweighted:
         return f"the {engine} engine implements weighted FedAvg, not weighted=False"
     if config.aggregator not in (None, "mean"):
         from tff_ser.fedconfig import describe
         return (f"the {engine} engine implements TFF's mean aggregator, not "
                 f"aggregator={describe(config.aggregator)!r}")
-    if not task.model_def.default_loss:
+    if not any_loss and not task.model_def.default_loss:
         return (f"the {engine} engine implements the default SparseCategoricalCrossentropy, "
                 f"not model {task.model_name!r}'s own loss")
     return None
@@ -99,6 +109,8 @@ def fast_engine_reason(engine: str, task, config, supported_optimizers) -> Optio
 
 def _engine_class(name: str):
     if name == "tff":
+        from tff_ser.stack import require_tff
+        require_tff("engine='tff' (TFF's own process)")
         from tff_ser.engines.tff_process import TffEngine
         return TffEngine
     if name == "batched":
@@ -138,9 +150,14 @@ def choose_engine(task, config, engine: str = "auto") -> str:
             raise EngineUnsupported(f"engine={engine!r} cannot train this run: {reason}. "
                                     "Use engine='auto' or engine='tff' (the reference).")
         return engine
+    reasons = []
     for name in ("batched", "tf"):
-        if unsupported_reason(name, task, config) is None:
+        reason = unsupported_reason(name, task, config)
+        if reason is None:
             return name
+        reasons.append(reason)
+    from tff_ser.stack import require_tff
+    require_tff(f"this run ({reasons[-1]})")
     return "tff"
 
 

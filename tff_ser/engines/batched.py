@@ -60,6 +60,7 @@ import os
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -108,12 +109,12 @@ class DropoutLayer:
 Layer = Union[DenseLayer, DropoutLayer]
 
 
-def sequential_layers(model: tf.keras.Model) -> Tuple[Layer, ...]:
+def sequential_layers(model: keras.Model) -> Tuple[Layer, ...]:
     """The layers of a Sequential Dense/Dropout model with a softmax output.
 
     Parameters
     ----------
-    model : tf.keras.Sequential
+    model : keras.Sequential
         Built model, e.g. ``build_model("mlp")``.
 
     Returns
@@ -128,13 +129,13 @@ def sequential_layers(model: tf.keras.Model) -> Tuple[Layer, ...]:
         constraints or non-trainable weights: such models must be trained
         with the TFF process (:func:`tff_ser.federated.train_federated`).
     """
-    if not isinstance(model, tf.keras.Sequential):
+    if not isinstance(model, keras.Sequential):
         raise NotImplementedError(
-            f"BatchedFedAvg runs tf.keras.Sequential models only; {model.name!r} is a "
+            f"BatchedFedAvg runs keras.Sequential models only; {model.name!r} is a "
             f"{type(model).__name__}. Train it with tff_ser.federated.train_federated.")
     layers: List[Layer] = []
     for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.Dense):
+        if isinstance(layer, keras.layers.Dense):
             for attr in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
                          "kernel_constraint", "bias_constraint"):
                 if getattr(layer, attr, None) is not None:
@@ -142,7 +143,7 @@ def sequential_layers(model: tf.keras.Model) -> Tuple[Layer, ...]:
                         f"layer {layer.name!r} has a {attr}, which BatchedFedAvg does not "
                         "implement; train this model with tff_ser.federated.train_federated.")
             layers.append(DenseLayer(layer.name, layer.activation.__name__, bool(layer.use_bias)))
-        elif type(layer) in (tf.keras.layers.Dropout, ReproducibleDropout):
+        elif type(layer) in (keras.layers.Dropout, ReproducibleDropout):
             if getattr(layer, "noise_shape", None) is not None:
                 raise NotImplementedError(
                     f"layer {layer.name!r} has a noise_shape, which BatchedFedAvg does not "

@@ -59,10 +59,13 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tff_ser.engines.batched import (SUPPORTED_OPTIMIZERS, EngineState, _adam,
-                                     _adam_constants, _adam_normalized_lr)
+from tff_ser.engines import optimizers
+from tff_ser.engines.batched import EngineState
 from tff_ser.fedconfig import FederatedConfig, initial_model_weights, round_clip_rows
 from tff_ser.task import Task
+
+#: Client / server optimizers this engine implements: every named one (TFF 0.87's math).
+SUPPORTED_OPTIMIZERS = tuple(optimizers.TFF_DEFAULTS)
 
 
 def _all_finite(tensors) -> tf.Tensor:
@@ -70,7 +73,7 @@ def _all_finite(tensors) -> tf.Tensor:
 
 
 class PlainTFFedAvg:
-    """FedAvg rounds of one model on one task, in plain TensorFlow.
+    """FedAvg / FedProx rounds of one model on one task, in plain TensorFlow.
 
     Parameters
     ----------
@@ -78,14 +81,23 @@ class PlainTFFedAvg:
         Its features are copied once into a TensorFlow variable (on the GPU
         if there is one); batches are gathered from it inside the graph.
     config : FederatedConfig
-        Client and server optimizers ("adam" or "sgd") fix the traced
-        functions; learning rates are tensors, so a sweep reuses them.
+        Client and server optimizers (any of :data:`SUPPORTED_OPTIMIZERS`
+        with their arguments), FedAvg or FedProx (mu), weighted or uniform
+        client weights fix the traced functions; learning rates are tensors,
+        so a sweep reuses them.
     """
 
     def __init__(self, task: Task, config: FederatedConfig):
         self.task, self.config = task, config
+        self.client_spec = optimizers.optimizer_spec(config.client_optimizer,
+                                                     config.client_optimizer_kwargs)
+        self.server_spec = optimizers.optimizer_spec(config.server_optimizer,
+                                                     config.server_optimizer_kwargs)
         self.model = task.model_def.build(task.input_shape, task.num_classes)
-        self.loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
+        self.loss_fn = task.model_def.make_loss()
+        # The model's extra metrics, over every clip of a round (TFF sums their
+        # states over the clients before it finalizes them).
+        self.metrics = task.model_def.make_metrics()
         trainable, non_trainable = self.model.trainable_variables, self.model.non_trainable_variables
 
         def like(v, name):
@@ -115,26 +127,41 @@ class PlainTFFedAvg:
 
     def _step(self, rows, t, client_lr):
         """One local step on the clips ``rows``; ``t`` is the client optimizer's step (1-based)."""
-        model = self.model
+        model, spec = self.model, self.client_spec
         inputs, labels = tf.gather(self.x, rows), tf.gather(self.y, rows)
         with tf.GradientTape() as tape:
             predictions = model(inputs, training=True)
-            loss = tf.add_n([self.loss_fn(labels, predictions)] + model.losses)
+            loss = tf.add_n([self.loss_fn(labels, predictions)] + list(model.losses))
         variables = model.trainable_variables
         grads = tape.gradient(loss, variables)
+        if self.config.algorithm == "fedprox":
+            # TFF 0.87's proximal term, as written there: mu * (initial - current).
+            mu = tf.constant(self.config.proximal_strength, tf.float32)
+            grads = [g + mu * (s - w) for g, s, w in zip(grads, self.server_trainable, variables)]
         with tf.control_dependencies(grads):  # every gradient before any in-place update
             grads = [tf.identity(g) for g in grads]
-        if self.config.client_optimizer == "adam":
-            beta_1, beta_2, epsilon = _adam_constants()
+        if spec.kind == "adam":
+            beta_1, beta_2 = tf.constant(spec["beta_1"]), tf.constant(spec["beta_2"])
             t = tf.cast(t, tf.float32)
             b1p, b2p = tf.math.pow(beta_1, t), tf.math.pow(beta_2, t)
             for w, m, v, g in zip(variables, self.client_m, self.client_v, grads):
                 tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle,
                                              beta1_power=b1p, beta2_power=b2p, lr=client_lr,
-                                             beta1=beta_1, beta2=beta_2, epsilon=epsilon, grad=g)
-        else:
+                                             beta1=beta_1, beta2=beta_2,
+                                             epsilon=tf.constant(spec["epsilon"]), grad=g)
+        elif spec.kind == "sgd":
             for w, g in zip(variables, grads):
                 tf.raw_ops.ResourceApplyGradientDescent(var=w.handle, alpha=client_lr, delta=g)
+        else:
+            acc = list(self.client_m) if spec.has_accumulator else []
+            pre = list(self.client_v) if spec.has_preconditioner else []
+            new_w, new_a, new_p = optimizers.apply(
+                spec, client_lr, t, [w.read_value() for w in variables],
+                [a.read_value() for a in acc], [p.read_value() for p in pre], grads)
+            for var, value in zip(list(variables) + acc + pre, new_w + new_a + new_p):
+                var.assign(value)
+        for metric in self.metrics:
+            metric.update_state(labels, predictions)
         n = tf.cast(tf.shape(labels)[0], tf.float32)
         hits = tf.reduce_sum(tf.cast(tf.equal(
             tf.argmax(predictions, axis=-1, output_type=tf.int32), labels), tf.float32))
@@ -145,9 +172,15 @@ class PlainTFFedAvg:
         for var, server in zip(model.trainable_variables + model.non_trainable_variables,
                                self.server_trainable + self.server_non_trainable):
             var.assign(server)
-        if self.config.client_optimizer == "adam":
-            for slot in self.client_m + self.client_v:
+        # TFF builds a fresh client optimizer every round.
+        if self.client_spec.has_accumulator:
+            for slot in self.client_m:
                 slot.assign(tf.zeros_like(slot))
+        if self.client_spec.has_preconditioner:
+            start = (self.client_spec["initial_preconditioner_value"]
+                     if self.client_spec.kind in ("yogi", "adagrad") else 0.0)
+            for slot in self.client_v:
+                slot.assign(tf.fill(tf.shape(slot), tf.constant(start, tf.float32)))
         steps = tf.shape(full_rows)[0]
         loss_sum, hits, n = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
         for k in tf.range(steps):
@@ -157,29 +190,29 @@ class PlainTFFedAvg:
             l_k, h_k, n_k = self._step(last_rows, steps + 1, client_lr)
             loss_sum, hits, n = loss_sum + l_k, hits + h_k, n + n_k
         deltas = [s - w for s, w in zip(self.server_trainable, model.trainable_variables)]
+        weight = n if self.config.weighted else tf.constant(1.0)
         if _all_finite(deltas):
             for acc, d in zip(self.update_sum, deltas):
-                acc.assign_add(d * n)
-            self.sums.assign_add(tf.stack([n, loss_sum, hits, n]))
+                acc.assign_add(d * weight)
+            self.sums.assign_add(tf.stack([weight, loss_sum, hits, n]))
+        elif not self.config.weighted:
+            # TFF's unweighted mean divides by every sampled client, a zeroed one too.
+            self.sums.assign_add(tf.stack([weight, 0.0, 0.0, 0.0]))
 
     def _server_update(self, server_lr):
         weight = self.sums[0]
         mean = [acc / weight for acc in self.update_sum]
         if _all_finite(mean):  # TFF's finalizer skips a non-finite update
-            if self.config.server_optimizer == "adam":
-                beta_1, beta_2, epsilon = _adam_constants()
-                step = self.server_step + 1
-                lr = _adam_normalized_lr(server_lr, step, beta_1, beta_2)
-                for w, a, p, g in zip(self.server_trainable, self.server_m, self.server_v, mean):
-                    new_w, new_a, new_p = _adam(w, a, p, g, lr, beta_1, beta_2, epsilon)
-                    a.assign(new_a)
-                    p.assign(new_p)
-                    w.assign(new_w)
-                self.server_step.assign(step)
-            else:
-                for w, g in zip(self.server_trainable, mean):
-                    w.assign(w - server_lr * g)
-                self.server_step.assign_add(1)
+            spec = self.server_spec
+            step = self.server_step + 1
+            acc = list(self.server_m) if spec.has_accumulator else []
+            pre = list(self.server_v) if spec.has_preconditioner else []
+            new_w, new_a, new_p = optimizers.apply(
+                spec, server_lr, step, [w.read_value() for w in self.server_trainable],
+                [a.read_value() for a in acc], [p.read_value() for p in pre], mean)
+            for var, value in zip(self.server_trainable + acc + pre, new_w + new_a + new_p):
+                var.assign(value)
+            self.server_step.assign(step)
 
     # ------------------------------------------------------------ state
 
@@ -188,21 +221,22 @@ class PlainTFFedAvg:
             var.assign(value)
         for var, value in zip(self.server_non_trainable, state.non_trainable):
             var.assign(value)
-        zeros = [np.zeros(v.shape, np.float32) for v in self.server_trainable]
-        for var, value in zip(self.server_m, state.server_accumulator or zeros):
+        check_server_slots(self.server_spec, state)
+        for var, value in zip(self.server_m, state.server_accumulator):
             var.assign(value)
-        for var, value in zip(self.server_v, state.server_preconditioner or zeros):
+        for var, value in zip(self.server_v, state.server_preconditioner):
             var.assign(value)
         self.server_step.assign(state.server_step)
 
     def get_state(self, round_num: int) -> EngineState:
-        adam = self.config.server_optimizer == "adam"
+        spec = self.server_spec
         return EngineState(
             round_num=round_num, trainable=[v.numpy() for v in self.server_trainable],
             non_trainable=[v.numpy() for v in self.server_non_trainable],
             server_step=int(self.server_step.numpy()),
-            server_accumulator=[v.numpy() for v in self.server_m] if adam else [],
-            server_preconditioner=[v.numpy() for v in self.server_v] if adam else [])
+            server_accumulator=[v.numpy() for v in self.server_m] if spec.has_accumulator else [],
+            server_preconditioner=([v.numpy() for v in self.server_v]
+                                   if spec.has_preconditioner else []))
 
     # ------------------------------------------------------------ one round
 
@@ -227,6 +261,8 @@ class PlainTFFedAvg:
         for acc in self.update_sum:
             acc.assign(tf.zeros_like(acc))
         self.sums.assign(tf.zeros([4]))
+        for metric in self.metrics:
+            metric.reset_state()
         sampled = round_clip_rows(self.task.train_clients, config, round_num)
         for _, rows in sampled:
             rows = np.asarray(rows, np.int32)
@@ -234,11 +270,14 @@ class PlainTFFedAvg:
             self._client_fn(rows[:full * bs].reshape(full, bs), rows[full * bs:], client_lr)
         self._server_fn(tf.constant(config.server_lr, tf.float32))
         _, loss_sum, hits, examples = (float(v) for v in self.sums.numpy())
-        return {"round": round_num, "clients": len(sampled),
-                "seconds": time.perf_counter() - t0,
-                "train_loss": loss_sum / examples if examples else float("nan"),
-                "train_accuracy": hits / examples if examples else float("nan"),
-                "train_examples": int(round(examples))}
+        row = {"round": round_num, "clients": len(sampled),
+               "seconds": time.perf_counter() - t0,
+               "train_loss": loss_sum / examples if examples else float("nan"),
+               "train_accuracy": hits / examples if examples else float("nan"),
+               "train_examples": int(round(examples))}
+        for metric in self.metrics:
+            row[f"train_{metric.name}"] = float(np.asarray(metric.result()))
+        return row
 
 
 class PlainTFEngine:
@@ -249,7 +288,9 @@ class PlainTFEngine:
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
         from tff_ser.engines.base import fast_engine_reason
-        return fast_engine_reason("tf", task, config, SUPPORTED_OPTIMIZERS)
+        return fast_engine_reason("tf", task, config, SUPPORTED_OPTIMIZERS,
+                                  algorithms=("fedavg", "fedprox"), unweighted=True,
+                                  optimizer_arguments=True, any_loss=True)
 
     def __init__(self, task: Task, config: FederatedConfig):
         self.task, self.config = task, config
@@ -263,7 +304,9 @@ class PlainTFEngine:
     def start(self) -> None:
         trainable, non_trainable = initial_model_weights(
             self.task.model, self.task.input_shape, self.task.num_classes, self.config.seed)
-        self.engine.set_state(EngineState(0, trainable, non_trainable, 0, [], []))
+        accumulator, preconditioner = optimizers.initial_slots(self.engine.server_spec, trainable)
+        self.engine.set_state(EngineState(0, trainable, non_trainable, 0, accumulator,
+                                          preconditioner))
 
     def resume(self, checkpoint_dir: str) -> int:
         self.path = os.path.join(checkpoint_dir, "engine_state.npz")
@@ -285,3 +328,15 @@ class PlainTFEngine:
 
     def federated_eval(self) -> dict:
         return {}
+
+
+def check_server_slots(spec: "optimizers.OptimizerSpec", state: EngineState) -> None:
+    """Refuse a saved state whose server optimizer slots do not belong to ``spec``."""
+    for name, wanted in (("accumulator", spec.has_accumulator),
+                         ("preconditioner", spec.has_preconditioner)):
+        have = bool(getattr(state, f"server_{name}"))
+        if have != wanted:
+            raise ValueError(
+                f"the saved state {'holds' if have else 'lacks'} a server {name}, but the "
+                f"server optimizer {spec.kind!r} {'has' if wanted else 'has no'} such slot; "
+                "it was saved by a run with another server optimizer (start it afresh)")
