@@ -1,27 +1,52 @@
 # tff_ser: the two commands of the README are `make run` and `make test`.
-# Both create .venv on first use from the pinned lock file.
+# Both create the stack's venv on first use from its pinned lock file.
+#
+# Two stacks (README, "Two stacks"):
+#   STACK=reference (default): Python 3.11, TensorFlow 2.14, Keras 2, TFF 0.87 -> .venv
+#   STACK=current:             Python 3.11-3.13, TensorFlow 2.20, Keras 3, NumPy 2,
+#                              no TFF (Colab's default runtime's pins)       -> .venv-current
+STACK  ?= reference
+ifeq ($(STACK),reference)
 PYTHON ?= python3.11
 VENV   := .venv
+LOCK   := requirements/lock.txt
+else ifeq ($(STACK),current)
+PYTHON ?= python3
+VENV   := .venv-current
+LOCK   := requirements/lock-current.txt
+else
+$(error STACK must be reference or current, not '$(STACK)')
+endif
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 TFF_WHEEL := tensorflow-federated==0.87.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup setup-gpu run test test-slow notebooks corpus benchmark benchmark-quick benchmark-peers clean-venv
+.PHONY: setup setup-gpu run test test-slow notebooks corpus benchmark benchmark-quick benchmark-peers benchmark-stacks clean-venv
 
 setup: $(STAMP)
 
-# TFF 0.87 pins jaxlib==0.4.14, which is no longer on the package index; jax
-# 0.4.14's own floor is jaxlib>=0.4.11, so the lock pins jax/jaxlib 0.4.13 and
-# TFF itself goes in with --no-deps (README: "Why the install is a Makefile and a lock file").
-$(STAMP): requirements/lock.txt setup.cfg
-	@$(PYTHON) -c 'import sys; assert (3,9) <= sys.version_info[:2] < (3,12), "tff_ser needs Python 3.9-3.11 (TFF 0.87); found %s" % sys.version.split()[0]' 
+# Reference: TFF 0.87 pins jaxlib==0.4.14, which is no longer on the package
+# index; jax 0.4.14's own floor is jaxlib>=0.4.11, so the lock pins jax/jaxlib
+# 0.4.13 and TFF itself goes in with --no-deps (README: "Why the install is a
+# Makefile and a lock file").  Current: the lock alone, no TFF.
+$(STAMP): $(LOCK) setup.cfg
+ifeq ($(STACK),reference)
+	@$(PYTHON) -c 'import sys; assert (3,9) <= sys.version_info[:2] < (3,12), "the reference stack (TFF 0.87) needs Python 3.9-3.11; found %s. Use STACK=current on Python 3.12/3.13" % sys.version.split()[0]'
+else
+	@$(PYTHON) -c 'import sys; assert (3,11) <= sys.version_info[:2] < (3,14), "the current stack needs Python 3.11-3.13; found %s" % sys.version.split()[0]'
+endif
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip==26.3" "setuptools>=68" "wheel==0.45.1"
-	$(PIP) install --quiet -r requirements/lock.txt
+	$(PIP) install --quiet -r $(LOCK)
+ifeq ($(STACK),reference)
 	$(PIP) install --quiet --no-deps $(TFF_WHEEL)
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
-	$(PY) -c "import tensorflow_federated, tff_ser; print('tff_ser ready: TFF', tensorflow_federated.__version__)"
+	$(PY) -c "import tensorflow_federated, tff_ser; print('tff_ser ready (reference stack): TFF', tensorflow_federated.__version__)"
+else
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -c "import tff_ser, keras, tensorflow as tf; print('tff_ser ready (current stack): TensorFlow', tf.__version__, 'Keras', keras.__version__)"
+endif
 	touch $(STAMP)
 
 # The main job on the embedded (generated) corpus.
@@ -70,6 +95,12 @@ $(PEERS)/.installed: requirements/peers.txt
 
 benchmark-peers: $(STAMP) $(PEERS)/.installed
 	$(PEERS)/bin/python benchmarks/bench_peers.py
+
+# The tf engine's round on both stacks, interleaved by one script (needs both venvs).
+benchmark-stacks:
+	$(MAKE) setup STACK=reference
+	$(MAKE) setup STACK=current
+	.venv/bin/python benchmarks/bench_stacks.py --reference .venv/bin/python --current .venv-current/bin/python
 
 clean-venv:
 	rm -rf $(VENV)

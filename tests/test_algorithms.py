@@ -67,6 +67,7 @@ def test_recipes_are_the_papers_settings():
         recipe("fedsgd")
 
 
+@pytest.mark.tff
 def test_optimizer_arguments_are_those_of_tffs_builders():
     from tff_ser.runtime import get_tff
     opt = get_tff().learning.optimizers
@@ -80,11 +81,19 @@ def test_optimizer_arguments_are_those_of_tffs_builders():
             assert set(kwargs) == params, f"{name}: not every TFF argument is reachable"
 
 
+#: What engine="auto" picks without being told: the batched engine for FedAvg with SGD,
+#: the tf engine for every other named optimizer and algorithm, TFF's process for
+#: DP, compression and robust aggregation.
+AUTO_ENGINE = {"fedavg": "batched", "dp_fedavg": "tff", "dp_fedavg_adaptive_no_noise": "tff",
+               "compression": "tff", "robust": "tff"}
+
+
+@pytest.mark.tff
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_recipe_trains_on_tff_and_is_deterministic(name):
     task = synthetic_task()
     config = case_config(name)
-    assert choose_engine(task, config, "auto") == ("batched" if name == "fedavg" else "tff")
+    assert choose_engine(task, config, "auto") == AUTO_ENGINE.get(name, "tf")
     a = train_federated(task, config, progress=False, engine="tff")
     b = train_federated(task, config, progress=False, engine="tff")
     losses = [h["train_loss"] for h in a.history]
@@ -102,6 +111,7 @@ def test_every_recipe_trains_on_tff_and_is_deterministic(name):
         assert losses[-1] < losses[0], f"{name} did not lower the training loss"
 
 
+@pytest.mark.tff
 def test_dp_noise_is_fresh_in_every_run_and_reported_with_epsilon():
     task = synthetic_task()
     config = case_config("dp_fedavg")
@@ -135,18 +145,41 @@ def test_invalid_combinations_fail_before_training_saying_what_to_change(tmp_pat
     # adaptive clipping with too few clients for its clip-estimate noise
     with pytest.raises(ValueError, match="more than 10 clients per round.*dp_clip"):
         check_config_for_task(recipe("dp_fedavg"), 6)
-    # an unweighted factory where weighted averaging is asked for
-    from tff_ser.runtime import get_tff
-    factory = get_tff().aggregators.UnweightedMeanFactory()
-    with pytest.raises(ValueError, match="WeightedAggregationFactory.*weighted=False"):
-        train_federated(task, FederatedConfig(rounds=1, aggregator=factory), progress=False)
     # a fast engine asked for a recipe it does not implement
     with pytest.raises(EngineUnsupported, match="yogi.*engine='auto'"):
         choose_engine(task, recipe("fedyogi"), "batched")
     with pytest.raises(EngineUnsupported, match="fedprox"):
-        choose_engine(task, recipe("fedprox"), "tf")
+        choose_engine(task, recipe("fedprox"), "batched")
+    with pytest.raises(EngineUnsupported, match="aggregator='robust'"):
+        choose_engine(task, recipe("paper001", aggregator="robust"), "tf")
 
 
+@pytest.mark.tff
+def test_a_tff_factory_of_the_wrong_weighting_is_refused_before_training():
+    task = synthetic_task()
+    from tff_ser.runtime import get_tff
+    factory = get_tff().aggregators.UnweightedMeanFactory()
+    with pytest.raises(ValueError, match="WeightedAggregationFactory.*weighted=False"):
+        train_federated(task, FederatedConfig(rounds=1, aggregator=factory), progress=False)
+
+
+def test_without_tff_what_only_tff_computes_is_a_clear_error(monkeypatch):
+    """On the current stack (or with TFF hidden), TFF's process is refused naming the stack."""
+    from tff_ser import stack
+    monkeypatch.setattr(stack, "has_tff", lambda: False)
+    task = synthetic_task()
+    with pytest.raises(stack.TffNotInstalled, match="reference stack.*Python 3.11"):
+        choose_engine(task, recipe("fedavg"), "tff")
+    with pytest.raises(stack.TffNotInstalled, match="aggregator='dp'.*make setup"):
+        choose_engine(task, recipe("dp_fedavg", dp_clip=1.0), "auto")
+    with pytest.raises(stack.TffNotInstalled, match="TFF's process"):
+        from tff_ser.runtime import get_tff
+        get_tff()
+    # what the fast engines compute still chooses one
+    assert choose_engine(task, recipe("fedyogi")) == "tf"
+
+
+@pytest.mark.tff
 def test_any_tff_aggregator_factory_and_optimizer_object_can_be_passed():
     from tff_ser.runtime import get_tff
     tff = get_tff()
@@ -209,11 +242,13 @@ def _spawn(*args):
 SIGKILL_DEFAULT = ("dp_fedavg_adaptive_no_noise", "fedyogi")
 
 
+@pytest.mark.tff
 def test_recipes_resume_after_sigkill_and_end_like_an_uninterrupted_run(tmp_path):
     _sigkill_and_resume(tmp_path, SIGKILL_DEFAULT)
 
 
 @pytest.mark.slow
+@pytest.mark.tff
 def test_every_recipe_resumes_after_sigkill_and_ends_like_an_uninterrupted_run(tmp_path):
     _sigkill_and_resume(tmp_path, sorted(CASES))
 

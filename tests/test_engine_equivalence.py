@@ -166,11 +166,13 @@ def test_round_plan_feeds_each_client_the_batches_tff_gets():
             assert plan.num_examples[s] == len(clips) * config.local_epochs
 
 
+@pytest.mark.tff
 @pytest.mark.parametrize("jit_compile", [True, False], ids=["xla_aggregation", "plain_tf"])
 def test_engine_weights_equal_tff_weights_after_every_round(tff_trajectory, jit_compile):
     _assert_engine_follows(tff_trajectory, jit_compile)
 
 
+@pytest.mark.tff
 def test_engine_follows_tff_with_sgd_clients_and_server(tff_sgd_trajectory):
     _assert_engine_follows(tff_sgd_trajectory, jit_compile=True)
 

@@ -19,6 +19,8 @@ import portpicker
 import psutil
 import pytest
 
+pytestmark = pytest.mark.tff  # TFF's C++ workers: the reference stack only
+
 sys.path.insert(0, os.path.dirname(__file__))
 from test_engine_equivalence import PROOF_CONFIG, SGD_CONFIG, _mlp_without_dropout, _task  # noqa: E402
 from test_runtime import _wait_gone  # noqa: E402

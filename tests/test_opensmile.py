@@ -44,3 +44,25 @@ def test_the_mlp_trains_federated_on_egemaps(small_corpus_dir):
                                      progress=False)
     assert result.config["engine"] == "batched"
     assert 0.0 <= result.final_metrics["validation"]["accuracy"] <= 1.0
+
+
+
+def test_opensmile_features_are_computed_safely_after_tensorflow_is_imported(small_corpus_dir,
+                                                                           tmp_path):
+    """openSMILE's library crashes after TensorFlow 2.20 is imported: clips go to a worker.
+
+    Run in a fresh interpreter that imports TensorFlow first, as a notebook does.
+    """
+    import subprocess
+    import sys
+    code = "\n".join([
+        "import numpy as np, tensorflow as tf",
+        "from tff_ser.corpus import load_corpus",
+        "from tff_ser.features.pipeline import extract",
+        f"clips = load_corpus({str(small_corpus_dir)!r}).clips[:6]",
+        f"fs = extract(clips, 'egemaps', cache_dir={str(tmp_path)!r}, progress=False, n_jobs=1)",
+        "assert fs.x.shape == (6, 88) and np.isfinite(fs.x).all()",
+        "print('ok')"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -8,6 +8,8 @@ import time
 import psutil
 import pytest
 
+pytestmark = pytest.mark.tff  # TFF's C++ workers: the reference stack only
+
 PROGRAM = r"""
 import sys, time
 from tff_ser.runtime import get_tff, live_workers

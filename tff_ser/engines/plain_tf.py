@@ -156,7 +156,7 @@ class PlainTFFedAvg:
             acc = list(self.client_m) if spec.has_accumulator else []
             pre = list(self.client_v) if spec.has_preconditioner else []
             new_w, new_a, new_p = optimizers.apply(
-                spec, client_lr, t, [w.read_value() for w in variables],
+                spec, client_lr, t, [tf.convert_to_tensor(w) for w in variables],
                 [a.read_value() for a in acc], [p.read_value() for p in pre], grads)
             for var, value in zip(list(variables) + acc + pre, new_w + new_a + new_p):
                 var.assign(value)

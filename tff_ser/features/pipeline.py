@@ -264,6 +264,29 @@ def extract_clip(path: str, function: Callable[..., np.ndarray], params: Mapping
     return outcome
 
 
+def _needs_own_process(function) -> bool:
+    """True for openSMILE's functionals in a process that has imported TensorFlow.
+
+    Measured on the current stack (TensorFlow 2.20, opensmile 2.6.0): once
+    TensorFlow is imported, openSMILE's C library corrupts the heap on its
+    second or third clip (``malloc(): invalid size``, then SIGABRT or
+    SIGSEGV); loaded before TensorFlow, or in a process without it, it is
+    fine (``tests/test_opensmile.py``).  Such clips are computed in spawned
+    worker processes, which do not import TensorFlow.
+    """
+    import sys
+    return (getattr(function, "__module__", "") == "tff_ser.features.opensmile_sets"
+            and "tensorflow" in sys.modules)
+
+
+def _one_blas_thread() -> None:
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def _extract_task(task: tuple) -> ClipOutcome:
+    return extract_clip(*task)
+
+
 def _compute(tasks: List[tuple], n_jobs: Optional[int], progress: bool, desc: str):
     """Run :func:`extract_clip` over ``tasks``; results in task order.
 
@@ -275,12 +298,33 @@ def _compute(tasks: List[tuple], n_jobs: Optional[int], progress: bool, desc: st
     """
     n_workers = _resolve_n_jobs(n_jobs, len(tasks))
     results = []
+    own_process = bool(tasks) and _needs_own_process(tasks[0][1])
     with tqdm(total=len(tasks), disable=not progress, desc=desc, unit="clip") as bar:
-        if n_workers == 1:
+        if n_workers == 1 and not own_process:
             with threadpool_limits(limits=1, user_api="blas"):
                 for task in tasks:
                     results.append(extract_clip(*task))
                     bar.update()
+            return results
+        if own_process:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            # joblib runs n_jobs=1 in this process; a spawned pool never does.
+            from concurrent.futures.process import BrokenProcessPool
+            try:
+                with ProcessPoolExecutor(max_workers=n_workers,
+                                         mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_one_blas_thread) as pool:
+                    for outcome in pool.map(_extract_task, tasks, chunksize=8):
+                        results.append(outcome)
+                        bar.update()
+            except BrokenProcessPool:
+                raise RuntimeError(
+                    "openSMILE crashed in its worker process. openSMILE's library corrupts "
+                    "the heap in a process that imported TensorFlow first, and a worker "
+                    "re-imports your main script: if that script imports tensorflow at the "
+                    "top, extract the openSMILE features before importing it, or cache them "
+                    "first with `tff-ser features --kind egemaps` (or compare)") from None
             return results
         with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
             parallel = joblib.Parallel(n_jobs=n_workers, return_as="generator",
