@@ -22,7 +22,7 @@ PIP    := $(VENV)/bin/pip
 TFF_WHEEL := tensorflow-federated==0.87.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup setup-gpu run test test-slow notebooks corpus benchmark benchmark-quick benchmark-peers benchmark-stacks clean-venv
+.PHONY: setup setup-gpu run test test-slow test-colab notebooks corpus benchmark benchmark-quick benchmark-peers benchmark-stacks clean-venv
 
 setup: $(STAMP)
 
@@ -58,6 +58,12 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -m slow
+
+# Colab's default runtime (requirements/colab-default.txt) in a fresh venv: the notebooks'
+# install cell, notebooks 01 and 05, the README's Keras 3 example (~5 min).
+test-colab:
+	$(MAKE) setup STACK=current
+	.venv-current/bin/python -m pytest -m colab
 
 # Execute every numbered notebook in place at full size, so GitHub shows its tables and
 # figures.  The experiment notebooks read the committed results back (minutes, no

@@ -2,6 +2,8 @@
 import os
 import re
 
+import pytest
+
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
 
@@ -38,6 +40,7 @@ def test_readme_own_model_example_runs(small_corpus_dir, tmp_path, monkeypatch, 
     assert engine == "batched" and 0.0 <= float(fed_acc) <= 1.0 and 0.0 <= float(base_acc) <= 1.0
 
 
+@pytest.mark.tff
 def test_readme_fedyogi_dp_example_runs(small_corpus_dir, tmp_path, monkeypatch, capsys):
     code = _block("<!-- fedyogi-dp-example")
     monkeypatch.chdir(tmp_path)
