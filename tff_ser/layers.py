@@ -78,7 +78,10 @@ def _fans(shape):
 
 
 def _as_backend_tensor(values: tf.Tensor, dtype):
-    # Through NumPy, so that the values reach any Keras 3 backend unchanged.
+    # Through NumPy, so that the values reach any Keras 3 backend unchanged
+    # (Keras 2 has no keras.ops: its backend is TensorFlow).
+    if not hasattr(keras, "ops"):
+        return tf.cast(values, dtype or tf.float32)
     return keras.ops.convert_to_tensor(values.numpy(), dtype=dtype or "float32")
 
 
