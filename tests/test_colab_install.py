@@ -31,7 +31,10 @@ pytestmark = pytest.mark.colab
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PINS = ROOT / "requirements" / "colab-default.txt"
 FAKE_COLAB = """import sys, types
-_google = sys.modules.setdefault("google", types.ModuleType("google"))
+try:
+    import google  # the namespace package of protobuf: keep google.protobuf importable
+except ImportError:
+    sys.modules["google"] = types.ModuleType("google")
 sys.modules["google.colab"] = types.ModuleType("google.colab")
 """
 

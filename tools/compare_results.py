@@ -25,10 +25,13 @@ def _stack_of(folder: pathlib.Path) -> str:
     stacks = set()
     for result in sorted(folder.glob("runs/*/result.json")):
         extra = json.loads(result.read_text()).get("extra") or {}
-        stack = (extra.get("machine") or {}).get("stack")
-        stacks.add("not recorded" if not stack else
-                   f"TF {stack.get('tensorflow')}, Keras {stack.get('keras')}, NumPy "
-                   f"{stack.get('numpy')}, TFF {stack.get('tensorflow_federated') or 'none'}")
+        machine = extra.get("machine") or {}
+        stack = machine.get("stack")
+        if stack:
+            stacks.add(f"TF {stack.get('tensorflow')}, Keras {stack.get('keras')}, NumPy "
+                       f"{stack.get('numpy')}, TFF {stack.get('tensorflow_federated') or 'none'}")
+        else:  # runs saved before stacks were recorded name TensorFlow only
+            stacks.add(f"TF {machine.get('tensorflow', '?')}, stack not recorded")
     return "; ".join(sorted(stacks)) or "?"
 
 

@@ -221,10 +221,16 @@ class PlainTFFedAvg:
             var.assign(value)
         for var, value in zip(self.server_non_trainable, state.non_trainable):
             var.assign(value)
-        check_server_slots(self.server_spec, state)
-        for var, value in zip(self.server_m, state.server_accumulator):
+        accumulator, preconditioner = state.server_accumulator, state.server_preconditioner
+        if state.server_step == 0 and not accumulator and not preconditioner:
+            # a fresh state: the server optimizer starts as TFF's initialize() makes it
+            accumulator, preconditioner = optimizers.initial_slots(self.server_spec,
+                                                                   state.trainable)
+        else:
+            check_server_slots(self.server_spec, state)
+        for var, value in zip(self.server_m, accumulator):
             var.assign(value)
-        for var, value in zip(self.server_v, state.server_preconditioner):
+        for var, value in zip(self.server_v, preconditioner):
             var.assign(value)
         self.server_step.assign(state.server_step)
 
