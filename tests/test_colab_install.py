@@ -49,7 +49,7 @@ def _freeze(python):
                          check=True).stdout
     versions = {}
     for line in out.splitlines():
-        if "==" in line:
+        if "==" in line and not line.startswith("#"):
             name, version = line.split("==", 1)
             versions[name.strip().lower().replace("_", "-")] = version.strip()
     return versions
@@ -100,7 +100,9 @@ def test_colab_default_runtime_runs_the_notebooks_after_the_first_cell_installs_
     changed = {n: (before.get(n), after.get(n)) for n in _pinned_names()
                if before.get(n) != after.get(n)}
     assert not changed, f"the install changed Colab's packages: {changed}"
-    assert "tff-ser" in after or "tff_ser" in after
+    version = subprocess.run([str(colab_venv), "-c", "import importlib.metadata as m; "
+                              "print(m.version('tff_ser'))"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip(), version.stderr
 
 
 def test_the_readmes_keras_3_model_example_trains_in_the_colab_venv(colab_venv, small_corpus_dir):

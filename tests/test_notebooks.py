@@ -59,14 +59,7 @@ def _run(name, out_dir, kernel):
 
 
 
-#: Notebook 06's quick run retrains DP-FedAvg and 8-bit compression, which are TFF's
-#: aggregators (the reference stack) for now; at full size it reads the committed
-#: results back on either stack.
-RUNNABLE = [pytest.param(n, marks=pytest.mark.tff) if n.startswith("06") else n
-            for n in NOTEBOOKS]
-
-
-@pytest.mark.parametrize("name", RUNNABLE)
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_headless_in_quick_mode_and_says_which_corpus(
         name, python3_kernel, small_corpus_dir, tmp_path):
     executed = _run(name, tmp_path, python3_kernel)

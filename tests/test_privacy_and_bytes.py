@@ -4,8 +4,6 @@ import math
 import numpy as np
 import pytest
 
-from tff_ser.stack import has_tff
-
 from fl_helpers import synthetic_task
 from tff_ser import communication, models
 from tff_ser.fedconfig import FederatedConfig, recipe
@@ -42,7 +40,6 @@ def test_epsilon_grows_with_rounds_and_falls_with_noise_and_sampling():
     assert dp_epsilon(0.0, 20, 18, 73, 1e-5) == math.inf
 
 
-@pytest.mark.tff
 def test_a_dp_run_records_the_epsilon_of_its_own_sampling():
     task = synthetic_task(n_train_clients=6)
     config = recipe("dp_fedavg", rounds=3, client_fraction=0.5, dp_clip=1.0,
@@ -83,8 +80,6 @@ def test_a_run_reports_bytes_per_round_and_in_total():
                for h in plain.history)
     c = plain.final_metrics["communication"]
     assert c["bytes_down"] == 2 * 3 * 4 * mlp and c["clients_per_round"] == 3
-    if not has_tff():
-        return  # compression is TFF's aggregator (the reference stack) for now
     comp = train_federated(task, FederatedConfig(rounds=1, aggregator="compression"),
                            progress=False)
     # 136x256 and 256x128 kernels quantized (> 20,000 elements), the rest float32

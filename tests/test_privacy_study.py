@@ -4,8 +4,6 @@ import math
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.tff  # DP-FedAvg is TFF's aggregator (the reference stack) for now
-
 from fl_helpers import synthetic_task
 from tff_ser.hpo.privacy_study import (QUICK_PRIVACY_SPACE, PrivacySpace, pareto_mask_3d,
                                        plot_projection, run_privacy_study, study_table)

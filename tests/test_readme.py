@@ -40,10 +40,9 @@ def test_readme_own_model_example_runs(small_corpus_dir, tmp_path, monkeypatch, 
     assert engine == "batched" and 0.0 <= float(fed_acc) <= 1.0 and 0.0 <= float(base_acc) <= 1.0
 
 
-@pytest.mark.tff
 def test_readme_fedyogi_dp_example_runs(small_corpus_dir, tmp_path, monkeypatch, capsys):
     code = _block("<!-- fedyogi-dp-example")
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out.split()
-    assert out[0] == "tff" and "epsilon" in out and float(out[out.index("epsilon") + 1]) > 0
+    assert out[0] == "tf" and "epsilon" in out and float(out[out.index("epsilon") + 1]) > 0

@@ -19,11 +19,16 @@ Engines
     ``tests/test_engine_equivalence.py``.
 ``"tf"`` -- :class:`~tff_ser.engines.plain_tf.PlainTFFedAvg`
     Plain TensorFlow, clients one after another in one traced function over
-    one Keras model; every model of the package, CPU or GPU.  Proof:
-    ``tests/test_plain_tf_engine.py``.
+    one Keras model; every model, every named optimizer
+    (:mod:`~tff_ser.engines.optimizers`), FedAvg and FedProx, and TFF's
+    robust, compression and DP aggregators
+    (:mod:`~tff_ser.engines.aggregators`); CPU or GPU, with or without TFF
+    installed.  Proofs: ``tests/test_plain_tf_engine.py``,
+    ``tests/test_recipes_without_tff.py``, ``tests/test_aggregators_without_tff.py``.
 
 ``engine="auto"`` (:func:`~tff_ser.engines.base.choose_engine`) takes the
-first of batched, tf that implements the model and configuration.
+first of batched, tf that implements the model and configuration, and TFF's
+process only for an optimizer or aggregator object of the user's own.
 """
 from tff_ser.engines.base import ENGINE_NAMES, EngineUnsupported, choose_engine
 

@@ -56,9 +56,9 @@ class RoundEngine(Protocol):
 
 #: What the fast engines implement without TFF (the rest needs ``engine="tff"``).
 FAST_ENGINE_IMPLEMENTS = {
-    "tf": ("FedAvg and FedProx, weighted or uniform client weights, TFF's mean aggregator, "
-           "client and server optimizers adam, sgd, sgdm, yogi, adagrad, rmsprop with their "
-           "arguments, any model and loss"),
+    "tf": ("FedAvg and FedProx, weighted or uniform client weights, TFF's mean, robust, "
+           "8-bit compression and DP-FedAvg aggregators, client and server optimizers adam, "
+           "sgd, sgdm, yogi, adagrad, rmsprop with their arguments, any model and loss"),
     "batched": ("weighted FedAvg, TFF's mean aggregator, client and server optimizer 'adam' "
                 "or 'sgd' with TFF's default arguments, Sequential Dense/Dropout models with "
                 "the default softmax cross-entropy loss"),
@@ -77,7 +77,8 @@ def optimizer_reason(engine: str, config, supported) -> Optional[str]:
 def fast_engine_reason(engine: str, task, config, supported_optimizers, *,
                        algorithms=("fedavg",), unweighted: bool = False,
                        optimizer_arguments: bool = False,
-                       any_loss: bool = False) -> Optional[str]:
+                       any_loss: bool = False,
+                       aggregators=(None, "mean")) -> Optional[str]:
     """Why fast engine ``engine`` cannot run ``config`` / ``task.model`` (``None``: it can).
 
     Each fast engine implements part of what TFF's process computes
@@ -97,9 +98,11 @@ def fast_engine_reason(engine: str, task, config, supported_optimizers, *,
                 f"algorithm={config.algorithm!r}")
     if not config.weighted and not unweighted:
         return f"the {engine} engine implements weighted FedAvg, not weighted=False"
-    if config.aggregator not in (None, "mean"):
+    if not (config.aggregator is None or isinstance(config.aggregator, str)) \
+            or config.aggregator not in aggregators:
         from tff_ser.fedconfig import describe
-        return (f"the {engine} engine implements TFF's mean aggregator, not "
+        named = [a for a in aggregators if a]
+        return (f"the {engine} engine implements the aggregators {named}, not "
                 f"aggregator={describe(config.aggregator)!r}")
     if not any_loss and not task.model_def.default_loss:
         return (f"the {engine} engine implements the default SparseCategoricalCrossentropy, "

@@ -204,6 +204,8 @@ class EngineState:
     server_step: int
     server_accumulator: List[np.ndarray]
     server_preconditioner: List[np.ndarray]
+    #: The aggregator's adaptive norms (``tff_ser.engines.aggregators``); empty for the plain mean.
+    aggregator_state: List[np.ndarray] = dataclasses.field(default_factory=list)
 
     @property
     def model_weights(self) -> Tuple[List[np.ndarray], List[np.ndarray]]:
@@ -213,7 +215,8 @@ class EngineState:
     def save(self, path: str) -> None:
         """Write the state to ``path`` (an ``.npz`` file), atomically."""
         arrays = {"round_num": np.int64(self.round_num), "server_step": np.int64(self.server_step)}
-        for group in ("trainable", "non_trainable", "server_accumulator", "server_preconditioner"):
+        for group in ("trainable", "non_trainable", "server_accumulator", "server_preconditioner",
+                      "aggregator_state"):
             for i, value in enumerate(getattr(self, group)):
                 arrays[f"{group}/{i}"] = np.asarray(value)
         buffer = io.BytesIO()
@@ -234,7 +237,8 @@ class EngineState:
             return cls(round_num=int(data["round_num"]), trainable=group("trainable"),
                        non_trainable=group("non_trainable"), server_step=int(data["server_step"]),
                        server_accumulator=group("server_accumulator"),
-                       server_preconditioner=group("server_preconditioner"))
+                       server_preconditioner=group("server_preconditioner"),
+                       aggregator_state=group("aggregator_state"))
 
 
 # --------------------------------------------------------------------------

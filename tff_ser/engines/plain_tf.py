@@ -59,7 +59,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tff_ser.engines import optimizers
+from tff_ser.engines import aggregators, optimizers
 from tff_ser.engines.batched import EngineState
 from tff_ser.fedconfig import FederatedConfig, initial_model_weights, round_clip_rows
 from tff_ser.task import Task
@@ -113,15 +113,21 @@ class PlainTFFedAvg:
         self.update_sum = [like(v, "update_sum") for v in trainable]
         # weight sum, loss sum, correct clips, clips -- over the round's finite clients
         self.sums = tf.Variable(tf.zeros([4]), trainable=False, name="round_sums")
+        # TFF's named aggregators (robust, compression, DP): their adaptive norms, and the
+        # round's quantile records and client count
+        self.agg = aggregators.aggregator_spec(config, len(task.train_clients))
+        self.agg_state = tf.Variable(self.agg.initial_state(), trainable=False, name="agg_state")
+        self.agg_below = tf.Variable(tf.zeros([3]), trainable=False, name="agg_below")
+        self.agg_clients = tf.Variable(0.0, trainable=False, name="agg_clients")
         self.x = tf.Variable(task.x, trainable=False, name="features")
         self.y = tf.Variable(task.y, trainable=False, name="labels")
         self.compile_seconds = 0.0
         self._traced = False
         self._client_fn = tf.function(self._client_update, input_signature=[
             tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32),
-            tf.TensorSpec([], tf.float32)])
+            tf.TensorSpec([], tf.float32), tf.TensorSpec([2], tf.int64)])
         self._server_fn = tf.function(self._server_update, input_signature=[
-            tf.TensorSpec([], tf.float32)])
+            tf.TensorSpec([], tf.float32), tf.TensorSpec([2], tf.int64)])
 
     # ------------------------------------------------------------ graph parts
 
@@ -167,7 +173,7 @@ class PlainTFFedAvg:
             tf.argmax(predictions, axis=-1, output_type=tf.int32), labels), tf.float32))
         return loss * n, hits, n
 
-    def _client_update(self, full_rows, last_rows, client_lr):
+    def _client_update(self, full_rows, last_rows, client_lr, seed):
         model = self.model
         for var, server in zip(model.trainable_variables + model.non_trainable_variables,
                                self.server_trainable + self.server_non_trainable):
@@ -191,7 +197,23 @@ class PlainTFFedAvg:
             loss_sum, hits, n = loss_sum + l_k, hits + h_k, n + n_k
         deltas = [s - w for s, w in zip(self.server_trainable, model.trainable_variables)]
         weight = n if self.config.weighted else tf.constant(1.0)
-        if _all_finite(deltas):
+        if not self.agg.plain:
+            # TFF zeroes a non-finite update (weight 0 when weighted) before its aggregator
+            finite = _all_finite(deltas)
+            value = [tf.where(finite, d, tf.zeros_like(d)) for d in deltas]
+            if self.config.weighted:
+                weight = tf.where(finite, weight, 0.0)
+            contribution, below = aggregators.client_value(self.agg, value, weight,
+                                                           self.agg_state.read_value(), seed)
+            for acc, c in zip(self.update_sum, contribution):
+                acc.assign_add(c)
+            self.agg_below.assign_add(below)
+            self.agg_clients.assign_add(1.0)
+            if finite:
+                self.sums.assign_add(tf.stack([weight, loss_sum, hits, n]))
+            else:
+                self.sums.assign_add(tf.stack([weight, 0.0, 0.0, 0.0]))
+        elif _all_finite(deltas):
             for acc, d in zip(self.update_sum, deltas):
                 acc.assign_add(d * weight)
             self.sums.assign_add(tf.stack([weight, loss_sum, hits, n]))
@@ -199,9 +221,16 @@ class PlainTFFedAvg:
             # TFF's unweighted mean divides by every sampled client, a zeroed one too.
             self.sums.assign_add(tf.stack([weight, 0.0, 0.0, 0.0]))
 
-    def _server_update(self, server_lr):
+    def _server_update(self, server_lr, seed):
         weight = self.sums[0]
-        mean = [acc / weight for acc in self.update_sum]
+        if self.agg.plain:
+            mean = [acc / weight for acc in self.update_sum]
+        else:
+            mean, new_state = aggregators.server_mean(
+                self.agg, [acc.read_value() for acc in self.update_sum], weight,
+                self.agg_below.read_value(), self.agg_clients.read_value(),
+                self.agg_state.read_value(), seed)
+            self.agg_state.assign(new_state)
         if _all_finite(mean):  # TFF's finalizer skips a non-finite update
             spec = self.server_spec
             step = self.server_step + 1
@@ -233,6 +262,8 @@ class PlainTFFedAvg:
         for var, value in zip(self.server_v, preconditioner):
             var.assign(value)
         self.server_step.assign(state.server_step)
+        self.agg_state.assign(state.aggregator_state[0] if state.aggregator_state
+                              else self.agg.initial_state())
 
     def get_state(self, round_num: int) -> EngineState:
         spec = self.server_spec
@@ -242,7 +273,8 @@ class PlainTFFedAvg:
             server_step=int(self.server_step.numpy()),
             server_accumulator=[v.numpy() for v in self.server_m] if spec.has_accumulator else [],
             server_preconditioner=([v.numpy() for v in self.server_v]
-                                   if spec.has_preconditioner else []))
+                                   if spec.has_preconditioner else []),
+            aggregator_state=[] if self.agg.plain else [self.agg_state.numpy()])
 
     # ------------------------------------------------------------ one round
 
@@ -251,8 +283,7 @@ class PlainTFFedAvg:
         if self._traced:
             return
         tc = time.perf_counter()
-        self._client_fn(np.zeros((0, self.config.batch_size), np.int32), np.zeros(0, np.int32),
-                        tf.constant(self.config.client_lr, tf.float32))
+        self._client_fn.get_concrete_function()
         self._server_fn.get_concrete_function()
         self._traced = True
         self.compile_seconds += time.perf_counter() - tc
@@ -267,14 +298,18 @@ class PlainTFFedAvg:
         for acc in self.update_sum:
             acc.assign(tf.zeros_like(acc))
         self.sums.assign(tf.zeros([4]))
+        self.agg_below.assign(tf.zeros([3]))
+        self.agg_clients.assign(0.0)
         for metric in self.metrics:
             metric.reset_state()
         sampled = round_clip_rows(self.task.train_clients, config, round_num)
-        for _, rows in sampled:
+        for position, (_, rows) in enumerate(sampled):
             rows = np.asarray(rows, np.int32)
             full = len(rows) // bs
-            self._client_fn(rows[:full * bs].reshape(full, bs), rows[full * bs:], client_lr)
-        self._server_fn(tf.constant(config.server_lr, tf.float32))
+            self._client_fn(rows[:full * bs].reshape(full, bs), rows[full * bs:], client_lr,
+                            aggregation_seed(config.seed, round_num, position))
+        self._server_fn(tf.constant(config.server_lr, tf.float32),
+                        aggregation_seed(config.seed, round_num, -1))
         _, loss_sum, hits, examples = (float(v) for v in self.sums.numpy())
         row = {"round": round_num, "clients": len(sampled),
                "seconds": time.perf_counter() - t0,
@@ -296,7 +331,8 @@ class PlainTFEngine:
         from tff_ser.engines.base import fast_engine_reason
         return fast_engine_reason("tf", task, config, SUPPORTED_OPTIMIZERS,
                                   algorithms=("fedavg", "fedprox"), unweighted=True,
-                                  optimizer_arguments=True, any_loss=True)
+                                  optimizer_arguments=True, any_loss=True,
+                                  aggregators=(None, "mean", "robust", "compression", "dp"))
 
     def __init__(self, task: Task, config: FederatedConfig):
         self.task, self.config = task, config
@@ -346,3 +382,9 @@ def check_server_slots(spec: "optimizers.OptimizerSpec", state: EngineState) -> 
                 f"the saved state {'holds' if have else 'lacks'} a server {name}, but the "
                 f"server optimizer {spec.kind!r} {'has' if wanted else 'has no'} such slot; "
                 "it was saved by a run with another server optimizer (start it afresh)")
+
+
+def aggregation_seed(seed: int, round_num: int, client: int) -> np.ndarray:
+    """Stateless seed of a round's quantizer rounding (per client) and DP noise (``client=-1``)."""
+    state = np.random.SeedSequence([int(seed), int(round_num), int(client) + 1, 0xA66])
+    return state.generate_state(2).astype(np.int64) % (2 ** 31)
