@@ -15,23 +15,15 @@ NO_TFF_REASON = ("needs TensorFlow Federated: runs on the reference stack "
                  "(make test STACK=reference)")
 
 
-#: Slow tests of code that is the same on both stacks run once, on the reference
-#: stack, to keep CI's two suites within their time (``reference_only``).
-ONE_STACK_REASON = "slow and stack-independent: runs once, on the reference stack"
-
-
 def pytest_collection_modifyitems(config, items):
     from tff_ser.stack import has_tff
     if has_tff():
         return
     no_tff = pytest.mark.skip(reason=NO_TFF_REASON)
-    one_stack = pytest.mark.skip(reason=ONE_STACK_REASON)
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if item.get_closest_marker("tff") or params.get("engine") == "tff":
             item.add_marker(no_tff)
-        elif item.get_closest_marker("reference_only"):
-            item.add_marker(one_stack)
 
 
 def _tff_workers():
