@@ -18,3 +18,18 @@ def synthetic_task(n_train_clients=6, n_val_clients=2, per_client=30, seed=0, mo
     train = {c: clients[c] for c in ids[:n_train_clients]}
     val = {c: clients[c] for c in ids[n_train_clients:]}
     return Task(model, x, y, train, val, info={"corpus": "synthetic"})
+
+
+def train_with_round_weights(task, config, engine):
+    """``(result, [trainable weights after round 1, 2, ...])`` of one run on ``engine``."""
+    from tff_ser.federated import train_federated
+    rounds = []
+    result = train_federated(task, config, progress=False, engine=engine,
+                             callbacks=[lambda r, metrics, weights: rounds.append(
+                                 [np.array(w) for w in weights[0]])])
+    return result, rounds
+
+
+def max_abs_diff(a, b):
+    """Largest absolute difference between two lists of arrays."""
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))

@@ -15,10 +15,11 @@ same test.
 import numpy as np
 import pytest
 
+from fl_helpers import max_abs_diff as _max_diff
 from fl_helpers import synthetic_task
+from fl_helpers import train_with_round_weights as _run
 from tff_ser.engines.base import choose_engine
 from tff_ser.fedconfig import recipe
-from tff_ser.federated import train_federated
 from tff_ser.models import KerasModel, mlp_000
 
 
@@ -51,18 +52,6 @@ DETERMINISTIC = {
 def _config(base, overrides, **extra):
     kw = {"rounds": 3, "batch_size": 8, "seed": 5, **overrides, **extra}
     return recipe(base, **kw)
-
-
-def _run(task, config, engine):
-    rounds = []
-    result = train_federated(task, config, progress=False, engine=engine,
-                             callbacks=[lambda r, m, w: rounds.append(
-                                 [np.array(x) for x in w[0]])])
-    return result, rounds
-
-
-def _max_diff(a, b):
-    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
 
 
 @pytest.mark.parametrize("name", sorted(DETERMINISTIC))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fl_helpers import synthetic_task
+from fl_helpers import train_with_round_weights as _per_round_weights
 from tff_ser.engines.base import choose_engine
 from tff_ser.fedconfig import FederatedConfig, recipe
 from tff_ser.federated import train_federated
@@ -55,14 +56,6 @@ def case_config(name: str, **extra) -> FederatedConfig:
     kw = {"client_lr": 0.05, **overrides, "rounds": 3, "batch_size": 8, "seed": 5,
           "client_fraction": 0.7, **extra}
     return recipe(base, **kw)
-
-
-def _per_round_weights(task, config, engine):
-    seen = []
-    result = train_federated(task, config, progress=False, engine=engine,
-                             callbacks=[lambda r, metrics, weights: seen.append(
-                                 [np.array(w) for w in weights[0]])])
-    return result, seen
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
