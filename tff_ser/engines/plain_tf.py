@@ -11,23 +11,28 @@ ordinary TensorFlow on one Keras model:
   slots and the running sum of weighted client updates are ``tf.Variable``\\ s
   made once, so nothing is allocated or copied through Python per client;
 * one traced function trains one client: it resets the model to the server
-  weights and the client Adam to zero (TFF builds a fresh client optimizer
-  every round), runs the client's full batches in a ``tf.while_loop`` and its
-  partial last batch, if any, after it, and adds ``weight * (initial -
-  trained)`` into the update sum -- or nothing, with weight 0, if the update
-  holds a non-finite value (``zero_all_if_any_non_finite``);
+  weights and the client optimizer's slots (TFF builds a fresh client
+  optimizer every round), runs the client's full batches in a
+  ``tf.while_loop`` and its partial last batch, if any, after it (FedProx:
+  TFF's proximal term added to each gradient), and adds ``weight * (initial
+  - trained)`` into the update sum -- or nothing, with weight 0, if the
+  update holds a non-finite value (``zero_all_if_any_non_finite``); with a
+  named aggregator the update goes through its zeroing, clipping, DP clip
+  or quantization first (:mod:`tff_ser.engines.aggregators`);
 * a second traced function divides by the summed weights (TFF's weighted
-  ``MeanFactory``), rejects a non-finite mean (TFF's finalizer) and applies
-  the server optimizer with the TFF 0.87 ``build_adam`` / ``build_sgdm``
-  formulas of :mod:`tff_ser.engines.batched`.
+  ``MeanFactory``; DP: adds the noise and divides by the clients per
+  round), updates the aggregator's adaptive norms, rejects a non-finite mean
+  (TFF's finalizer) and applies the server optimizer with TFF 0.87's
+  formulas (:mod:`tff_ser.engines.optimizers`).
 
 The clients of a round, and the clips each one trains on in which order, are
 :func:`tff_ser.fedconfig.round_clip_rows`: the batches TFF's process is
-given.  A batch's loss is the model's own Keras
-``SparseCategoricalCrossentropy`` (plus ``model.losses``) on the real clips
+given.  A batch's loss is the model's own loss (default Keras
+``SparseCategoricalCrossentropy``, plus ``model.losses``) on the real clips
 of the batch, as in ``tff.learning.models.from_keras_model``; client Adam
 steps are TensorFlow's fused ``ResourceApplyAdam``, whose update is TFF's
-(``learning/optimizers/adam.py``) term for term.
+(``learning/optimizers/adam.py``) term for term, and the other client
+optimizers are :func:`tff_ser.engines.optimizers.apply`.
 
 Why sequential, not vectorised over clients
 -------------------------------------------
