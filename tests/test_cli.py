@@ -77,3 +77,13 @@ def test_train_takes_a_recipe_and_tffs_aggregators_with_explicit_options_winning
     plain = cli._federated_config(parser.parse_args(["train"]))
     from tff_ser.fedconfig import FederatedConfig
     assert plain == FederatedConfig()
+
+
+def test_asking_for_tff_where_it_is_not_installed_is_one_line_naming_the_stack(monkeypatch, capsys):
+    from tff_ser import cli, stack
+    monkeypatch.setattr(stack, "has_tff", lambda: False)
+    code = cli.main(["train", "--size", "small", "--rounds", "1", "--engine", "tff",
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("tff-ser train: engine='tff'") and "make setup" in err

@@ -359,8 +359,12 @@ def main(argv=None) -> int:
     handlers = {"data": _cmd_data, "features": _cmd_features, "train": _cmd_train,
                 "run": _cmd_run, "worker": _cmd_worker, "colab": _cmd_colab}
     handler = handlers.get(args.cmd) or getattr(args, "handler", None)
+    from tff_ser.stack import TffNotInstalled
     try:
         return int(handler(args) or 0)
+    except TffNotInstalled as exc:  # the current stack asked for TFF: one line, no traceback
+        print(f"tff-ser {args.cmd}: {exc}", file=sys.stderr)
+        return 2
     finally:
         if "tff_ser.runtime" in sys.modules:
             sys.modules["tff_ser.runtime"].shutdown()
