@@ -79,6 +79,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--no-tff", action="store_true", help="leave TFF's process out")
+    parser.add_argument("--out", default="stacks",
+                        help="file name under results/benchmarks/ (default stacks: .md and .json)")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "ENGINE", "ROUNDS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -113,7 +115,7 @@ def main(argv=None) -> None:
     meta = {"date": datetime.date.today().isoformat(), "wall_seconds": time.perf_counter() - t0,
             "reps": args.reps, "rounds": args.rounds, "stacks": stacks,
             "command": "benchmarks/bench_stacks.py " + " ".join(a for a in (argv or sys.argv[1:]))}
-    with open(os.path.join(out_dir, "stacks.json"), "w") as fh:
+    with open(os.path.join(out_dir, f"{args.out}.json"), "w") as fh:
         json.dump({"meta": meta, "rows": rows,
                    "samples": {f"{m}|{l}": s for (m, l), s in samples.items()}}, fh, indent=1)
     cols = list(rows[0])
@@ -127,7 +129,7 @@ def main(argv=None) -> None:
     for row in rows:
         lines.append("| " + " | ".join(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c])
                                        for c in cols) + " |")
-    with open(os.path.join(out_dir, "stacks.md"), "w") as fh:
+    with open(os.path.join(out_dir, f"{args.out}.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
