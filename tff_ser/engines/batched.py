@@ -64,6 +64,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tff_ser.engines import optimizers
 from tff_ser.fedconfig import FederatedConfig, client_order, sample_clients
 from tff_ser.layers import ReproducibleDropout
 from tff_ser.task import Task
@@ -599,21 +600,6 @@ def _adam_constants():
             tf.constant(ADAM_EPSILON, tf.float32))
 
 
-def _adam_normalized_lr(lr, step, beta_1, beta_2):
-    t = tf.cast(step, tf.float32)
-    one = tf.constant(1.0, tf.float32)
-    return lr * tf.math.sqrt(one - tf.math.pow(beta_2, t)) / (one - tf.math.pow(beta_1, t))
-
-
-def _adam(w, a, p, g, normalized_lr, beta_1, beta_2, epsilon):
-    # TFF 0.87 adam.py's update, term for term (same float operation order).
-    one = tf.constant(1.0, tf.float32)
-    a = a + (g - a) * (one - beta_1)
-    p = p + (tf.math.square(g) - p) * (one - beta_2)
-    w = w - normalized_lr * a / (tf.math.sqrt(p) + epsilon)
-    return w, a, p
-
-
 def _all_finite(tensors: Sequence[tf.Tensor], axis_from: int) -> tf.Tensor:
     flags = [tf.reduce_all(tf.math.is_finite(t), axis=list(range(axis_from, t.shape.rank)))
              for t in tensors]
@@ -640,12 +626,11 @@ def _aggregate_and_apply(server_optimizer, weights, moments, step, trained, num_
     accept = tf.reduce_all(_all_finite(mean_update, axis_from=0))
     new_step = step + 1
     if server_optimizer == "adam":
-        beta_1, beta_2, epsilon = _adam_constants()
-        lr = _adam_normalized_lr(server_lr, new_step, beta_1, beta_2)
-        updated = [_adam(w, a, p, g, lr, beta_1, beta_2, epsilon)
-                   for w, a, p, g in zip(weights, moments[0], moments[1], mean_update)]
-        new_weights = [u[0] for u in updated]
-        new_moments = ([u[1] for u in updated], [u[2] for u in updated])
+        # TFF 0.87's build_adam, term for term (tff_ser.engines.optimizers)
+        new_weights, accumulator, preconditioner = optimizers.apply(
+            optimizers.optimizer_spec("adam"), server_lr, new_step, weights, moments[0],
+            moments[1], mean_update)
+        new_moments = (accumulator, preconditioner)
     else:
         new_weights = [w - server_lr * g for w, g in zip(weights, mean_update)]
         new_moments = moments
