@@ -1,7 +1,7 @@
 # tff_ser: the two commands of the README are `make run` and `make test`.
 # Both create the stack's venv on first use from its pinned lock file.
 #
-# Two stacks (README, "Two stacks"):
+# Two stacks (docs/install.md):
 #   STACK=reference (default): Python 3.11, TensorFlow 2.14, Keras 2, TFF 0.87 -> .venv
 #   STACK=current:             Python 3.11-3.13, TensorFlow 2.20, Keras 3, NumPy 2,
 #                              no TFF (Colab's default runtime's pins)       -> .venv-current
@@ -21,14 +21,19 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 TFF_WHEEL := tensorflow-federated==0.87.0
 STAMP  := $(VENV)/.installed
+# Editable install through a path entry (setuptools' compat mode): the real package then wins
+# over a folder named tff_ser beside a user's script (a clone's own name), which the default
+# finder loses to as a namespace package (tests/test_install.py).  setuptools is pinned because
+# it calls this mode transitional.
+EDITABLE := --config-settings editable_mode=compat
 
-.PHONY: setup setup-gpu run test test-slow test-colab notebooks corpus benchmark benchmark-quick benchmark-peers benchmark-stacks clean-venv
+.PHONY: setup setup-gpu run test test-slow test-colab notebooks corpus benchmark benchmark-quick benchmark-peers benchmark-stacks clean-venv docs docs-test lint
 
 setup: $(STAMP)
 
 # Reference: TFF 0.87 pins jaxlib==0.4.14, which is no longer on the package
 # index; jax 0.4.14's own floor is jaxlib>=0.4.11, so the lock pins jax/jaxlib
-# 0.4.13 and TFF itself goes in with --no-deps (README: "Why the install is a
+# 0.4.13 and TFF itself goes in with --no-deps (docs/install.md: "Why the install is a
 # Makefile and a lock file").  Current: the lock alone, no TFF.
 $(STAMP): $(LOCK) setup.cfg
 ifeq ($(STACK),reference)
@@ -37,14 +42,14 @@ else
 	@$(PYTHON) -c 'import sys; assert (3,11) <= sys.version_info[:2] < (3,14), "the current stack needs Python 3.11-3.13; found %s" % sys.version.split()[0]'
 endif
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade "pip==26.3" "setuptools>=68" "wheel==0.45.1"
+	$(PIP) install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.45.1"
 	$(PIP) install --quiet -r $(LOCK)
 ifeq ($(STACK),reference)
 	$(PIP) install --quiet --no-deps $(TFF_WHEEL)
-	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PIP) install --quiet --no-deps --no-build-isolation -e . $(EDITABLE)
 	$(PY) -c "import tensorflow_federated, tff_ser; print('tff_ser ready (reference stack): TFF', tensorflow_federated.__version__)"
 else
-	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PIP) install --quiet --no-deps --no-build-isolation -e . $(EDITABLE)
 	$(PY) -c "import tff_ser, keras, tensorflow as tf; print('tff_ser ready (current stack): TensorFlow', tf.__version__, 'Keras', keras.__version__)"
 endif
 	touch $(STAMP)
@@ -60,7 +65,7 @@ test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -m slow
 
 # Colab's default runtime (requirements/colab-default.txt) in a fresh venv: the notebooks'
-# install cell, notebooks 01 and 05, the README's Keras 3 example (~5 min).
+# install cell, notebooks 01 and 05, the docs' Keras 3 example (~5 min).
 test-colab:
 	$(MAKE) setup STACK=current
 	.venv-current/bin/python -m pytest -m colab
@@ -107,6 +112,29 @@ benchmark-stacks:
 	$(MAKE) setup STACK=reference
 	$(MAKE) setup STACK=current
 	.venv/bin/python benchmarks/bench_stacks.py --reference .venv/bin/python --current .venv-current/bin/python
+
+# Repository tools in their own venv (no TensorFlow): the docs site and the linter.
+TOOLS := .venv-tools
+$(TOOLS)/.installed: requirements/tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade "pip==26.3"
+	$(TOOLS)/bin/pip install --quiet -r requirements/tools.txt
+	touch $@
+
+# The docs site (docs/, mkdocs.yml) built strictly into build/site: a broken link, anchor or
+# docstring reference fails.  Open build/site/index.html.
+docs: $(TOOLS)/.installed
+	NO_MKDOCS_2_WARNING=1 $(TOOLS)/bin/mkdocs build --strict
+
+# The built site opened in headless Chromium (Debian's `chromium`; CI installs it): a missing
+# site or browser fails here instead of skipping.
+docs-test: docs $(STAMP)
+	TFF_SER_DOCS_REQUIRED=1 $(VENV)/bin/python -m pytest tests/test_docs.py
+
+# pyflakes' errors (pyproject.toml, [tool.ruff]) and the import-layer contract (setup.cfg).
+lint: $(TOOLS)/.installed $(STAMP)
+	$(TOOLS)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean-venv:
 	rm -rf $(VENV)

@@ -108,7 +108,7 @@ class Cell:
         self.skip_tff = SKIP_TFF.get((setting, model))
         # tf engine: trace, and run a client with no clips once
         from tff_ser.engines.plain_tf import PlainTFFedAvg
-        from tff_ser.engines.batched import EngineState
+        from tff_ser.engines.state import EngineState
         from tff_ser.fedconfig import initial_model_weights
         self.engine = PlainTFFedAvg(self.task, self.config)
         tr, nt = initial_model_weights(model, (100, 34), 4, 0)

@@ -4,7 +4,7 @@ Paper 000's grid (NGE x NLE x LR x BS x CD = 4 x 3 x 3 x 4 x 4 = 576 runs)
 costs days through TFF 0.87, whose executor spends a fixed time per client
 per round.  This script measures, in one process and under the same load:
 
-* the naive round: ``process.next`` of :func:`tff_ser.federated.build_processes`'s
+* the naive round: ``process.next`` of :func:`tff_ser.engines.tff_process.build_processes`'s
   FedAvg (client Adam + server Adam) on per-round ``tf.data`` client
   datasets built exactly as :func:`tff_ser.federated.train_federated` does
   (building the datasets is not timed, as there);
@@ -72,12 +72,14 @@ class NaiveRounds:
     """The TFF process, one round at a time, as tff_ser.federated runs it."""
 
     def __init__(self, task, seed: int = 0):
-        from tff_ser import federated
+        from tff_ser import fedconfig
+        from tff_ser.engines import tff_process
         from tff_ser.runtime import get_tff
-        self.federated, self.tff, self.task = federated, get_tff(), task
-        self.process, _ = federated.build_processes(task.model, task.input_shape,
+        self.federated, self.tff, self.task = tff_process, get_tff(), task
+        self.fedconfig = fedconfig
+        self.process, _ = tff_process.build_processes(task.model, task.input_shape,
                                                     task.num_classes)
-        trainable, non_trainable = federated.initial_model_weights(
+        trainable, non_trainable = fedconfig.initial_model_weights(
             task.model, task.input_shape, task.num_classes, seed)
         self.initial = self.process.set_model_weights(
             self.process.initialize(), self.tff.learning.models.ModelWeights(trainable,
@@ -92,10 +94,10 @@ class NaiveRounds:
         f, task = self.federated, self.task
         ids = sorted(task.train_clients)
         datasets = []
-        for cid in f.sample_clients(ids, config.client_fraction, round_num, config.seed):
+        for cid in self.fedconfig.sample_clients(ids, config.client_fraction, round_num, config.seed):
             clips = task.train_clients[cid]
-            order = f.client_order(len(clips), config.local_epochs, config.seed, round_num,
-                                   ids.index(cid))
+            order = self.fedconfig.client_order(len(clips), config.local_epochs, config.seed,
+                                                round_num, ids.index(cid))
             datasets.append(f._client_dataset(task, clips, order, config.batch_size))
         t0 = time.perf_counter()
         output = self.process.next(state, datasets)

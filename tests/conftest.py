@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: On the current stack (no TFF) tests marked ``tff`` -- and every case of a test
 #: parametrized with ``engine="tff"`` -- are skipped with this reason; the reference
-#: stack runs them all (README, "Two stacks").
+#: stack runs them all (docs/install.md).
 NO_TFF_REASON = ("needs TensorFlow Federated: runs on the reference stack "
                  "(make test STACK=reference)")
 
@@ -48,11 +48,51 @@ def _ours_or_orphaned(proc) -> bool:
         return False
 
 
+def _autograph_files(directory):
+    import glob
+    return set(glob.glob(os.path.join(directory, "__autograph_generated_file*")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_temp_litter(tmp_path_factory):
+    """The suite leaves no autograph files (nor private temp folders) in the temp directory.
+
+    Like ``tff-ser`` itself (:mod:`tff_ser.tempdir`), the suite and every process it
+    starts write temp files into a folder of this session, removed at exit; killed
+    ``tff-ser`` runs leave theirs for the next process to sweep.
+    """
+    import tempfile
+    from tff_ser import tempdir
+    tmp_path_factory.getbasetemp()  # pytest's own folders stay in the system temp dir
+    system = tempfile.gettempdir()
+    before = _autograph_files(system)
+    private = tempdir.use_private_tempdir()
+    old_env = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = private  # subprocesses too
+    yield
+    if old_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = old_env
+    tempdir.sweep_orphans(private)
+    tempdir.sweep_orphans(system)
+    new = _autograph_files(system) - before
+    if new:
+        # the suite's own processes write into the private folder; a file in the system
+        # folder may be another program's, live now and removed at its exit: give it a moment
+        import time
+        time.sleep(3)
+        new = _autograph_files(system) - before
+    if new:
+        pytest.fail(f"{len(new)} __autograph_generated_file*.py left in {system} by the "
+                    f"tests, e.g. {sorted(new)[:3]}", pytrace=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_tff_worker_left_behind():
     """Fail the run if any TFF worker_binary started during it is still alive.
 
-    Orphaned workers keep CI's pipes open and hang it (README, "The TFF worker");
+    Orphaned workers keep CI's pipes open and hang it (docs/guide/engines.md);
     tff_ser.runtime must stop every worker it starts.
     """
     import time

@@ -20,7 +20,8 @@ from fl_helpers import synthetic_task
 from fl_helpers import train_with_round_weights as _run
 from tff_ser.engines.base import choose_engine
 from tff_ser.fedconfig import recipe
-from tff_ser.models import KerasModel, mlp_000
+from tff_ser.baselines.paper000.models import mlp_000
+from tff_ser.models import KerasModel
 
 
 def _mlp(hidden):

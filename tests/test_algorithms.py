@@ -5,6 +5,7 @@ DP-FedAvg) and every named aggregator (compression, robust) trains on TFF's
 process, is deterministic, and resumes after SIGKILL; invalid combinations
 fail before any training with a message that says what to change.
 """
+import dataclasses
 import inspect
 import json
 import os
@@ -17,7 +18,7 @@ import pytest
 
 from fl_helpers import synthetic_task
 from tff_ser.engines.base import EngineUnsupported, choose_engine
-from tff_ser.fedconfig import (OPTIMIZER_KWARGS, RECIPES, FederatedConfig,
+from tff_ser.fedconfig import (OPTIMIZER_KWARGS, FederatedConfig,
                                check_config_for_task, recipe)
 from tff_ser.federated import train_federated
 
@@ -277,3 +278,77 @@ def _sigkill_and_resume(tmp_path, names):
         else:
             assert b["losses"] == a["losses"], name
             assert b["final"] == a["final"], name
+
+
+# --------------------------------------------------------------------------
+# a user's algorithm: one registration (tff_ser.algorithms)
+# --------------------------------------------------------------------------
+
+def build_fedsgd(model_fn, *, client_optimizer_fn, server_optimizer_fn, model_aggregator,
+                 weighted, config, clients_send="gradients"):
+    """FedSGD (McMahan et al. 2017's baseline), as the algorithms module's docstring shows it."""
+    from tff_ser.runtime import get_tff
+    assert clients_send == "gradients"  # an algorithm_kwargs value reaches the builder
+    return get_tff().learning.algorithms.build_fed_sgd(
+        model_fn, server_optimizer_fn=server_optimizer_fn, model_aggregator=model_aggregator)
+
+
+@pytest.fixture
+def fedsgd_registered():
+    from tff_ser import algorithms, register_algorithm
+    register_algorithm("fedsgd_test", build_fedsgd, description="FedSGD")
+    yield "fedsgd_test"
+    algorithms.ALGORITHMS.pop("fedsgd_test")
+
+
+def test_a_registered_algorithm_is_a_config_choice_and_only_tffs_process_runs_it(
+        fedsgd_registered, monkeypatch):
+    from tff_ser import register_algorithm, stack
+    from tff_ser.cli import build_parser
+    config = FederatedConfig(algorithm=fedsgd_registered, server_optimizer="sgd",
+                             algorithm_kwargs={"clients_send": "gradients"})
+    assert config.to_dict()["algorithm_kwargs"] == {"clients_send": "gradients"}
+    args = build_parser().parse_args(["train", "--algorithm", fedsgd_registered])
+    assert args.algorithm == fedsgd_registered
+    with pytest.raises(ValueError, match="registered already"):
+        register_algorithm(fedsgd_registered, build_fedsgd)
+    with pytest.raises(ValueError, match="algorithm must be one of.*fedavg.*fedprox"):
+        FederatedConfig(algorithm="fedsgd_unknown")
+    with pytest.raises(ValueError, match="FedProx's mu"):
+        FederatedConfig(algorithm=fedsgd_registered, proximal_strength=0.1)
+    task = synthetic_task()
+    for engine in ("batched", "tf"):
+        with pytest.raises(EngineUnsupported, match="fedsgd_test"):
+            choose_engine(task, config, engine)
+    with pytest.raises(EngineUnsupported, match="algorithm_kwargs"):
+        choose_engine(task, FederatedConfig(algorithm_kwargs={"x": 1}), "tf")
+    monkeypatch.setattr(stack, "has_tff", lambda: False)
+    with pytest.raises(stack.TffNotInstalled):
+        choose_engine(task, config, "auto")
+
+
+@pytest.mark.tff
+def test_a_registered_algorithm_trains_on_tff_deterministically_and_resumes(fedsgd_registered,
+                                                                          tmp_path):
+    task = synthetic_task()
+    config = FederatedConfig(rounds=4, batch_size=8, algorithm=fedsgd_registered,
+                             server_optimizer="sgd", server_lr=0.5, seed=3,
+                             algorithm_kwargs={"clients_send": "gradients"})
+    assert choose_engine(task, config, "auto") == "tff"
+    a = train_federated(task, config, progress=False)
+    b = train_federated(task, config, progress=False)
+    assert a.config["engine"] == "tff" and a.config["algorithm"] == fedsgd_registered
+    losses = [h["train_loss"] for h in a.history]
+    assert losses == [h["train_loss"] for h in b.history] and losses[-1] < losses[0]
+    # not FedAvg under another name: one server step on the mean gradient
+    fedavg = train_federated(task, FederatedConfig(rounds=4, batch_size=8, seed=3,
+                                                   server_optimizer="sgd", server_lr=0.5),
+                             progress=False, engine="tff")
+    assert losses != [h["train_loss"] for h in fedavg.history]
+    # resumed from round 2, it ends where the uninterrupted run ends
+    ckpt = str(tmp_path / "ck")
+    train_federated(task, dataclasses.replace(config, rounds=2), checkpoint_dir=ckpt,
+                    progress=False)
+    resumed = train_federated(task, config, checkpoint_dir=ckpt, progress=False)
+    assert resumed.times["resumed_from_round"] == 2
+    assert all(np.array_equal(x, y) for x, y in zip(resumed.weights[0], a.weights[0]))

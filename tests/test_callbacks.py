@@ -72,3 +72,25 @@ def test_early_stopping_on_a_validation_metric_needs_evaluation_rounds():
     with pytest.raises(ValueError, match="eval_every"):
         train_federated(synthetic_task(), FederatedConfig(rounds=2), progress=False,
                         callbacks=[EarlyStopping("val_accuracy")])
+
+
+def test_tensorboard_and_csv_loggers_record_every_round_and_a_resume_adds_no_duplicate(tmp_path):
+    import glob
+    import pandas as pd
+    import tensorflow as tf
+    from fl_helpers import synthetic_task
+    from tff_ser.federated import FederatedConfig, train_federated
+    task = synthetic_task(n_train_clients=3, n_val_clients=1, per_client=12)
+    csv = tmp_path / "rounds.csv"
+    kw = dict(checkpoint_dir=str(tmp_path / "ck"), csv_path=str(csv),
+              tensorboard_dir=str(tmp_path / "tb"), progress=False)
+    train_federated(task, FederatedConfig(rounds=2, batch_size=8), **kw)
+    train_federated(task, FederatedConfig(rounds=3, batch_size=8), **kw)  # extends to round 3
+    assert list(pd.read_csv(csv)["round"]) == [1, 2, 3]
+    steps = {}
+    for path in glob.glob(str(tmp_path / "tb" / "events.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    assert sorted(steps["train_loss"]) == [1, 2, 3] and "bytes_up" in steps

@@ -87,3 +87,26 @@ def test_asking_for_tff_where_it_is_not_installed_is_one_line_naming_the_stack(m
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert err.startswith("tff-ser train: engine='tff'") and "make setup" in err
+
+
+def test_importing_tff_ser_changes_no_environment_variable_the_cli_quiets_tensorflow():
+    code = ("import os, json; before = dict(os.environ); import tff_ser, tff_ser.models, "
+            "tff_ser.experiments.registry, tff_ser.federated; "
+            "print(json.dumps(sorted(set(os.environ.items()) ^ set(before.items()))))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+    from tff_ser.runtime import quiet_logs
+    saved = {k: os.environ.pop(k, None) for k in ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY")}
+    try:
+        quiet_logs()
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3" and os.environ["GRPC_VERBOSITY"] == "ERROR"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

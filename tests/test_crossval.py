@@ -1,11 +1,10 @@
 """Speaker-independent folds: every speaker held out once, never trained on in its fold."""
-import collections
 
 import pytest
 
 import tff_ser
 from tff_ser.crossval import cross_validate, speaker_folds
-from tff_ser.experiments.common import load_features
+from tff_ser.task import load_features
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +59,39 @@ def test_loso_from_the_command_line(small_corpus_dir, tmp_path, capsys):
     assert "4 folds" in out and "pooled" in out
     folds = (tmp_path / "loso" / "folds.csv").read_text().splitlines()
     assert len(folds) == 1 + 4
+
+
+def test_folds_take_a_model_of_your_own_and_build_each_fold_like_the_single_split(features):
+    """One builder (task_for_speakers) serves the single split and every fold."""
+    import keras
+    from tff_ser.models import KerasModel
+    from tff_ser.task import task_for_speakers, task_from_features
+
+    def small(input_shape, num_classes):
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(8, activation="relu"),
+                                 keras.layers.Dense(num_classes, activation="softmax")])
+    mine = KerasModel(small, name="mine", feature_kind=features.kind)
+    cfg = tff_ser.FederatedConfig(rounds=1, local_epochs=1, batch_size=16, eval_every=0)
+    cv = cross_validate(features, mine, cfg, folds=2, progress=False)
+    assert cv.settings["model"] == "mine" and cv.pooled["n"] == len(features.clips)
+    assert all(r.config["model"] == "mine" for r in cv.results)
+    single = task_from_features(features, mine, split_seed=3)
+    train = sorted({features.clips[i].speaker for idx in single.train_clients.values()
+                    for i in idx})
+    held = sorted(single.val_clients)
+    same = task_for_speakers(features, mine, train, held, info={"split_seed": 3})
+    assert same.info == single.info
+    for cid in single.train_clients:
+        assert list(same.train_clients[cid]) == list(single.train_clients[cid])
+    assert (same.x == single.x).all()
+
+
+def test_a_partitioner_of_your_own_is_one_registration(features, monkeypatch):
+    from tff_ser import partition as P
+    from tff_ser.task import task_from_features
+    monkeypatch.setitem(P.PARTITIONERS, "halves", lambda clips, *, seed=0: P.iid(clips, 2,
+                                                                                 seed=seed))
+    task = task_from_features(features, "mlp", partition="halves")
+    assert sorted(task.train_clients) == P.client_ids(2)
+    with pytest.raises(ValueError, match="unknown partitioner 'nope'"):
+        task_from_features(features, "mlp", partition="nope")

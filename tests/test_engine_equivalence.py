@@ -24,10 +24,12 @@ import numpy as np
 import pytest
 
 from tff_ser import models
+from tff_ser.baselines.paper000.models import mlp_000
 from tff_ser.engines import BatchedFedAvg, EngineState
-from tff_ser.engines.batched import plan_round
-from tff_ser.federated import (FederatedConfig, _client_dataset, build_processes, client_order,
-                               initial_model_weights, sample_clients, set_learning_rates)
+from tff_ser.engines.state import plan_round
+from tff_ser.engines.tff_process import _client_dataset, build_processes, set_learning_rates
+from tff_ser.fedconfig import (FederatedConfig, client_order, initial_model_weights,
+                               sample_clients)
 from tff_ser.task import Task
 
 NO_DROPOUT = "mlp_without_dropout"
@@ -44,7 +46,7 @@ SGD_CONFIG = FederatedConfig(rounds=3, local_epochs=2, batch_size=4, client_frac
 
 
 def _mlp_without_dropout(input_shape=(136,), num_classes=4, *, seed=None):
-    return models.mlp_000(input_shape, num_classes, dropout_rate=0.0, seed=seed)
+    return mlp_000(input_shape, num_classes, dropout_rate=0.0, seed=seed)
 
 
 def _task(model: str, sizes=CLIENT_SIZES, n_features: int = 24, seed: int = 0) -> Task:

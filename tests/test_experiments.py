@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tff_ser.experiments import registry, runner
-from tff_ser.experiments.configs import (EXP1_BASELINE_VS_FEDERATED,
-                                         EXP1_BASELINE_VS_FEDERATED_QUICK, EXP2_CLIENT_COUNT,
-                                         EXP2_CLIENT_COUNT_QUICK, PER_SPEAKER_MLP,
-                                         PER_SPEAKER_MLP_QUICK, with_overrides)
+from tff_ser.corpus.summary import corpus_fingerprint
+from tff_ser.experiments import registry, report, runner
+from tff_ser.baselines.paper000.configs import PAPER000_PER_SPEAKER, PAPER000_PER_SPEAKER_QUICK
+from tff_ser.baselines.paper001.configs import (PAPER001_EXP1, PAPER001_EXP1_QUICK, PAPER001_EXP2,
+                                                PAPER001_EXP2_QUICK, f1_by_clients,
+                                                paper001_comparison)
+from tff_ser.experiments.configs import with_overrides
 
 REQUIRED_COLUMNS = ["model", "setup", "accuracy", "precision_macro", "recall_macro", "f1_macro",
                     "uar", "train_seconds"]
@@ -22,7 +24,7 @@ REQUIRED_COLUMNS = ["model", "setup", "accuracy", "precision_macro", "recall_mac
 # ---------------------------------------------------------------------------
 
 def test_exp1_is_three_models_by_baseline_iid_and_single_emotion():
-    runs = EXP1_BASELINE_VS_FEDERATED.runs()
+    runs = PAPER001_EXP1.runs()
     assert list(dict.fromkeys((r.model, r.setup) for r in runs)) == [
         (m, s) for m in ("dense", "conv1d", "lstm")
         for s in ("centralized", "iid", "single_emotion")]
@@ -37,7 +39,7 @@ def test_exp1_is_three_models_by_baseline_iid_and_single_emotion():
 
 
 def test_exp2_sweeps_one_to_eight_iid_clients_for_dense_and_conv1d_over_10_rounds():
-    runs = EXP2_CLIENT_COUNT.runs()
+    runs = PAPER001_EXP2.runs()
     assert sorted({r.model for r in runs}) == ["conv1d", "dense"]
     for model in ("dense", "conv1d"):
         assert list(dict.fromkeys(r.clients for r in runs if r.model == model)) == \
@@ -46,7 +48,7 @@ def test_exp2_sweeps_one_to_eight_iid_clients_for_dense_and_conv1d_over_10_round
 
 
 def test_per_speaker_run_is_paper_000s_optimal_accuracy_point():
-    fed, central = PER_SPEAKER_MLP.runs()[0], PER_SPEAKER_MLP.runs()[-1]
+    fed, central = PAPER000_PER_SPEAKER.runs()[0], PAPER000_PER_SPEAKER.runs()[-1]
     cfg = fed.federated_config()
     assert (fed.model, fed.partition) == ("mlp", "by_speaker")
     assert (cfg.rounds, cfg.local_epochs, cfg.client_lr, cfg.batch_size, cfg.client_fraction) \
@@ -56,9 +58,9 @@ def test_per_speaker_run_is_paper_000s_optimal_accuracy_point():
 
 
 @pytest.mark.parametrize("full,quick", [
-    (EXP1_BASELINE_VS_FEDERATED, EXP1_BASELINE_VS_FEDERATED_QUICK),
-    (EXP2_CLIENT_COUNT, EXP2_CLIENT_COUNT_QUICK),
-    (PER_SPEAKER_MLP, PER_SPEAKER_MLP_QUICK)])
+    (PAPER001_EXP1, PAPER001_EXP1_QUICK),
+    (PAPER001_EXP2, PAPER001_EXP2_QUICK),
+    (PAPER000_PER_SPEAKER, PAPER000_PER_SPEAKER_QUICK)])
 def test_quick_variants_keep_the_papers_models_on_a_small_corpus(full, quick):
     assert quick.models == full.models
     assert (quick.size, quick.quick, full.size, full.quick) == ("small", True, "full", False)
@@ -67,16 +69,17 @@ def test_quick_variants_keep_the_papers_models_on_a_small_corpus(full, quick):
 
 
 def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config():
-    from tff_ser.experiments.configs import FL_KNOBS, RunSpec, _Experiment
+    from tff_ser.experiments.configs import FL_KNOBS, ExperimentConfig, RunSpec
     from tff_ser.fedconfig import FederatedConfig
-    own = {f.name for cls in (RunSpec, _Experiment) for f in dataclasses.fields(cls)}
+    own = {f.name for cls in (RunSpec, ExperimentConfig) for f in dataclasses.fields(cls)}
     assert not own & set(FL_KNOBS), "an FL knob is declared again beside FederatedConfig"
     for e in registry.EXPERIMENTS.values():
         for config in (e.full, e.quick):
             assert isinstance(config.fl, FederatedConfig)
             # each run holds the experiment's knobs with its own training seed (and,
             # in paper 004's sweep, its own E and B)
-            from tff_ser.experiments.configs import AlgorithmComparison, Paper004Sweep
+            from tff_ser.baselines.paper000.configs import AlgorithmComparison
+            from tff_ser.baselines.paper004.configs import Paper004Sweep
             for run in config.runs():
                 swept = {"local_epochs": run.local_epochs, "batch_size": run.batch_size} \
                     if isinstance(config, Paper004Sweep) else {}
@@ -89,26 +92,26 @@ def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config(
                     continue
                 assert run.federated_config() == dataclasses.replace(config.fl, seed=run.seed,
                                                                      **swept)
-    changed = with_overrides(EXP2_CLIENT_COUNT, rounds=3, seed=2)
-    assert changed.fl == dataclasses.replace(EXP2_CLIENT_COUNT.fl, rounds=3)
+    changed = with_overrides(PAPER001_EXP2, rounds=3, seed=2)
+    assert changed.fl == dataclasses.replace(PAPER001_EXP2.fl, rounds=3)
     assert changed.seeds == (2,) and {r.seed for r in changed.runs()} == {2}
 
 
 def test_paper001_future_work_runs_dense_conv1d_lstm_with_one_client_per_speaker():
-    from tff_ser.experiments.configs import EXP1_BASELINE_VS_FEDERATED, EXP3_PER_SPEAKER_001
-    runs = EXP3_PER_SPEAKER_001.runs()
+    from tff_ser.baselines.paper001.configs import PAPER001_EXP1, PAPER001_PER_SPEAKER
+    runs = PAPER001_PER_SPEAKER.runs()
     assert list(dict.fromkeys((r.model, r.partition, r.mode) for r in runs)) == [
         (m, "by_speaker", "federated") for m in ("dense", "conv1d", "lstm")]
-    assert EXP3_PER_SPEAKER_001.engine == "auto"
+    assert PAPER001_PER_SPEAKER.engine == "auto"
     # the same knobs and held-out speakers as Exp 1, whose runs are its baselines
-    assert EXP3_PER_SPEAKER_001.fl == EXP1_BASELINE_VS_FEDERATED.fl
-    assert EXP3_PER_SPEAKER_001.split_seed == EXP1_BASELINE_VS_FEDERATED.split_seed
+    assert PAPER001_PER_SPEAKER.fl == PAPER001_EXP1.fl
+    assert PAPER001_PER_SPEAKER.split_seed == PAPER001_EXP1.split_seed
 
 
 def test_every_registered_experiment_has_a_full_and_a_quick_config():
-    assert set(registry.EXPERIMENTS) == {"exp1_baseline_vs_federated", "exp2_client_count",
-                                         "exp3_per_speaker_001", "paper004_fedavg",
-                                         "per_speaker_mlp", "per_speaker_algorithms"}
+    assert set(registry.EXPERIMENTS) == {"paper001_exp1", "paper001_exp2",
+                                         "paper001_per_speaker", "paper004_fedavg",
+                                         "paper000_per_speaker", "paper000_algorithms"}
     for name, e in registry.EXPERIMENTS.items():
         assert e.config(False).name == e.config(True).name == name
         assert not e.config(False).quick and e.config(True).quick
@@ -116,15 +119,15 @@ def test_every_registered_experiment_has_a_full_and_a_quick_config():
 
 def test_a_bad_setting_is_refused_where_the_config_is_declared():
     with pytest.raises(ValueError, match="client_lr"):
-        with_overrides(EXP1_BASELINE_VS_FEDERATED, client_lr=0.0)
+        with_overrides(PAPER001_EXP1, client_lr=0.0)
     with pytest.raises(ValueError, match="no field"):
-        with_overrides(EXP1_BASELINE_VS_FEDERATED, learning_rate=0.1)
+        with_overrides(PAPER001_EXP1, learning_rate=0.1)
     with pytest.raises(ValueError, match="size"):
-        with_overrides(EXP2_CLIENT_COUNT, size="medium")
+        with_overrides(PAPER001_EXP2, size="medium")
 
 
 def test_an_unknown_experiment_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="exp2_client_count"):
+    with pytest.raises(ValueError, match="paper001_exp2"):
         registry.get_experiment("table_9")
 
 
@@ -141,10 +144,10 @@ def data_root(small_corpus_dir):
 
 @pytest.fixture(scope="module")
 def per_speaker_out(data_root, tmp_path_factory):
-    """``tff-ser experiment per_speaker_mlp --quick`` run once through the CLI."""
+    """``tff-ser experiment paper000_per_speaker --quick`` run once through the CLI."""
     from tff_ser import cli
     out = tmp_path_factory.mktemp("per_speaker") / "out"
-    assert cli.main(["experiment", "per_speaker_mlp", "--quick", "--out", str(out),
+    assert cli.main(["experiment", "paper000_per_speaker", "--quick", "--out", str(out),
                      "--no-progress"]) == 0
     return out
 
@@ -188,7 +191,7 @@ def test_the_summary_names_the_generated_corpus_and_the_exact_command(per_speake
     text = (per_speaker_out / runner.SUMMARY_FILE).read_text()
     assert "Read back" not in text
     assert "generated stand-in corpus, not CREMA-D" in text
-    assert f"tff-ser experiment per_speaker_mlp --quick --out {per_speaker_out}" in text
+    assert f"tff-ser experiment paper000_per_speaker --quick --out {per_speaker_out}" in text
     assert f"tff_ser** {tff_ser.__version__}" in text
     assert "wall time" in text
     assert "![learning_curves](learning_curves.png)" in text
@@ -202,7 +205,7 @@ def test_runs_trained_two_at_a_time_in_processes_give_the_same_metrics(per_speak
     # the main job trains with jobs=-1; a job is a spawned process with cores/jobs threads
     from tff_ser import cli
     out = tmp_path / "jobs2"
-    assert cli.main(["experiment", "per_speaker_mlp", "--quick", "--out", str(out),
+    assert cli.main(["experiment", "paper000_per_speaker", "--quick", "--out", str(out),
                      "--no-progress", "--jobs", "2"]) == 0
     one = pd.read_csv(per_speaker_out / runner.TABLE_FILE)
     two = pd.read_csv(out / runner.TABLE_FILE)
@@ -215,7 +218,7 @@ def test_runs_trained_two_at_a_time_in_processes_give_the_same_metrics(per_speak
 def test_jobs_must_be_a_positive_number_or_minus_one(tmp_path):
     from tff_ser.experiments.registry import get_experiment
     with pytest.raises(ValueError, match="jobs must be"):
-        runner.run_experiment(get_experiment("per_speaker_mlp").quick, tmp_path, jobs=0)
+        runner.run_experiment(get_experiment("paper000_per_speaker").quick, tmp_path, jobs=0)
 
 
 def test_the_machines_line_groups_runs_by_machine_and_names_unrecorded_ones():
@@ -225,7 +228,7 @@ def test_the_machines_line_groups_runs_by_machine_and_names_unrecorded_ones():
     b = dict(a, cpu="CPU B", cpu_flags=["avx2", "avx512_vnni"], onednn=True)
     results = {"r0": RunResult(extra={"machine": a}), "r1": RunResult(extra={"machine": b}),
                "r2": RunResult(extra={"machine": a}), "old": RunResult()}
-    line = runner.machines_line(results)
+    line = report.machines_line(results)
     assert "CPU A (avx2), 2 cores, oneDNN kernels off, TensorFlow 2.14.1: `r0`, `r2`" in line
     assert "CPU B (avx2/avx512_vnni), 2 cores, oneDNN kernels on" in line
     assert "not recorded" in line and "`old`" in line
@@ -240,7 +243,7 @@ def test_a_finished_run_with_the_same_settings_is_read_back_not_retrained(
         raise AssertionError("a saved run was trained again")
 
     monkeypatch.setattr(runner, "train_run", no_training)
-    outcome = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False)
+    outcome = runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, out, progress=False)
     before = pd.read_csv(per_speaker_out / runner.TABLE_FILE)
     pd.testing.assert_frame_equal(outcome.table.reset_index(drop=True), before,
                                   check_dtype=False)
@@ -263,7 +266,7 @@ def test_saved_runs_are_read_back_in_another_clone_with_the_corpus_elsewhere(
         raise AssertionError("a saved run was trained again after the corpus moved")
 
     monkeypatch.setattr(runner, "train_run", no_training)
-    outcome = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False)
+    outcome = runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, out, progress=False)
     assert outcome.reused == ["mlp-by_speaker-s0", "mlp-centralized-s0"]
     assert str(elsewhere) in outcome.corpus
 
@@ -272,12 +275,12 @@ def test_the_corpus_fingerprint_changes_when_a_clip_or_its_label_changes(data_ro
     import dataclasses
     from tff_ser.corpus import load_corpus
     load = load_corpus(str(data_root / "generated-small"))
-    base = runner.corpus_fingerprint(load, load.clips)
+    base = corpus_fingerprint(load, load.clips)
     assert base["corpus"] == "generated" and base["generator"]["size"] == "small"
-    assert runner.corpus_fingerprint(load, load.clips[1:]) != base
+    assert corpus_fingerprint(load, load.clips[1:]) != base
     relabelled = [dataclasses.replace(load.clips[0], emotion="SAD" if load.clips[0].emotion
                                       != "SAD" else "ANG")] + list(load.clips[1:])
-    assert runner.corpus_fingerprint(load, relabelled) != base
+    assert corpus_fingerprint(load, relabelled) != base
 
 
 def test_only_trains_the_chosen_runs_and_leaves_partial_until_every_run_is_saved(
@@ -291,7 +294,7 @@ def test_only_trains_the_chosen_runs_and_leaves_partial_until_every_run_is_saved
         raise AssertionError("a run outside --only, or a saved one, was trained")
 
     monkeypatch.setattr(runner, "train_run", no_training)
-    first = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False,
+    first = runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, out, progress=False,
                                   only=["mlp-by_*"])
     assert not first.complete and first.missing == ["mlp-centralized-s0"]
     assert first.reused == ["mlp-by_speaker-s0"]
@@ -302,7 +305,7 @@ def test_only_trains_the_chosen_runs_and_leaves_partial_until_every_run_is_saved
     assert "1 of 2 runs" in partial and "missing: mlp-centralized-s0" in partial
 
     monkeypatch.setattr(runner, "train_run", real_train_run)
-    second = runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False,
+    second = runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, out, progress=False,
                                    only=["mlp-centralized-s0"])
     assert second.complete and second.reused == ["mlp-by_speaker-s0"]
     assert (out / runner.SUMMARY_FILE).exists() and not (out / runner.PARTIAL_FILE).exists()
@@ -312,14 +315,14 @@ def test_only_trains_the_chosen_runs_and_leaves_partial_until_every_run_is_saved
 
 def test_an_only_pattern_that_matches_no_run_is_an_error_naming_the_runs(tmp_path):
     with pytest.raises(ValueError, match="matches no run.*mlp-by_speaker-s0, mlp-centralized-s0"):
-        runner.run_experiment(PER_SPEAKER_MLP_QUICK, tmp_path / "out", progress=False,
+        runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, tmp_path / "out", progress=False,
                               only=["lstm-*"])
 
 
 def test_a_checkpointed_federated_run_removes_its_checkpoint_when_done(data_root, tmp_path):
-    from tff_ser.experiments.common import load_features
+    from tff_ser.task import load_features
     _, features = load_features("mlp", size="small", progress=False)
-    spec = PER_SPEAKER_MLP_QUICK.runs()[0]
+    spec = PAPER000_PER_SPEAKER_QUICK.runs()[0]
     result = runner.train_run(spec, features, run_dir=tmp_path, checkpoint=True, progress=False)
     assert len(result.history) == spec.rounds
     assert not (tmp_path / "checkpoint").exists()
@@ -336,15 +339,35 @@ def test_a_failed_run_leaves_a_failed_marker_and_no_summary(per_speaker_out, dat
 
     monkeypatch.setattr(runner, "train_run", boom)
     with pytest.raises(RuntimeError, match="out of memory"):
-        runner.run_experiment(PER_SPEAKER_MLP_QUICK, out, progress=False, reuse=False)
+        runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, out, progress=False, reuse=False)
     assert not (out / runner.SUMMARY_FILE).exists()
     assert not (out / runner.TABLE_FILE).exists()  # no older table left looking like this run's
     failed = (out / runner.FAILED_FILE).read_text()
-    assert "client 3 ran out of memory" in failed and "per_speaker_mlp" in failed
+    assert "client 3 ran out of memory" in failed and "paper000_per_speaker" in failed
+
+
+def test_an_interrupted_experiment_leaves_partial_saying_so_not_failed(per_speaker_out, data_root,
+                                                                       tmp_path, monkeypatch):
+    out = tmp_path / "interrupted"
+    shutil.copytree(per_speaker_out, out)
+    shutil.rmtree(out / runner.RUNS_DIR / "mlp-centralized-s0")
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "train_run", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, out, progress=False)
+    assert not (out / runner.FAILED_FILE).exists()
+    assert not (out / runner.SUMMARY_FILE).exists() and not (out / runner.TABLE_FILE).exists()
+    partial = (out / runner.PARTIAL_FILE).read_text()
+    assert "1 of 2 runs saved; not finished (interrupted after" in partial
+    assert "saved: mlp-by_speaker-s0" in partial and "missing: mlp-centralized-s0" in partial
+    assert "again to resume" in partial
 
 
 def test_an_unknown_model_fails_before_any_data_is_touched(tmp_path):
-    config = with_overrides(EXP2_CLIENT_COUNT_QUICK, models=("resnet50",))
+    config = with_overrides(PAPER001_EXP2_QUICK, models=("resnet50",))
     with pytest.raises(ValueError, match="resnet50"):
         runner.run_experiment(config, tmp_path / "out", data_dir=str(tmp_path / "nowhere"),
                               progress=False)
@@ -353,7 +376,7 @@ def test_an_unknown_model_fails_before_any_data_is_touched(tmp_path):
 
 
 def test_the_batched_engine_is_refused_for_a_model_it_cannot_train(tmp_path):
-    config = with_overrides(EXP1_BASELINE_VS_FEDERATED_QUICK, models=("conv1d",),
+    config = with_overrides(PAPER001_EXP1_QUICK, models=("conv1d",),
                             engine="batched")
     with pytest.raises(ValueError, match="engine='batched' cannot train model 'conv1d'"):
         runner.run_experiment(config, tmp_path / "out", data_dir=str(tmp_path / "nowhere"),
@@ -362,7 +385,7 @@ def test_the_batched_engine_is_refused_for_a_model_it_cannot_train(tmp_path):
 
 def test_the_command_refuses_a_missing_data_dir_with_a_message(tmp_path, capsys):
     from tff_ser import cli
-    code = cli.main(["experiment", "per_speaker_mlp", "--quick", "--data-dir",
+    code = cli.main(["experiment", "paper000_per_speaker", "--quick", "--data-dir",
                      str(tmp_path / "CREMA-D"), "--out", str(tmp_path / "out")])
     assert code == 2
     assert "is not a directory" in capsys.readouterr().err
@@ -370,7 +393,7 @@ def test_the_command_refuses_a_missing_data_dir_with_a_message(tmp_path, capsys)
 
 
 def test_exp1_quick_with_one_model_fills_all_three_setups(data_root, tmp_path):
-    config = with_overrides(EXP1_BASELINE_VS_FEDERATED_QUICK, models=("conv1d",), rounds=1)
+    config = with_overrides(PAPER001_EXP1_QUICK, models=("conv1d",), rounds=1)
     outcome = runner.run_experiment(config, tmp_path / "exp1", progress=False,
                                     command="pytest exp1 conv1d")
     table = outcome.table
@@ -382,12 +405,12 @@ def test_exp1_quick_with_one_model_fills_all_three_setups(data_root, tmp_path):
     assert set(outcome.figures) == {"confusion_matrices", "metrics"}
     text = outcome.summary_path.read_text()
     assert "Paper 001 Tables 1-3 beside ours" in text and "`pytest exp1 conv1d`" in text
-    comparison = runner.paper001_comparison(table)
+    comparison = paper001_comparison(table)
     assert list(comparison["paper F1"]) == [0.16, 0.37, 0.09]
 
 
 def test_exp2_quick_draws_f1_against_the_number_of_clients(data_root, tmp_path):
-    config = with_overrides(EXP2_CLIENT_COUNT_QUICK, models=("conv1d",), client_counts=(1, 3))
+    config = with_overrides(PAPER001_EXP2_QUICK, models=("conv1d",), client_counts=(1, 3))
     outcome = runner.run_experiment(config, tmp_path / "exp2", progress=False)
     assert list(outcome.table["clients"]) == [1, 3]
     assert (outcome.out_dir / "f1_vs_clients.png").stat().st_size > 1000
@@ -414,7 +437,7 @@ def test_exp2_table_has_one_row_per_k_and_one_column_per_model_in_config_order()
     table = pd.DataFrame({"model": ["dense", "dense", "conv1d", "conv1d"],
                           "clients": [2.0, 1.0, 1.0, 2.0],
                           "f1_macro": [0.52, 0.51, 0.41, 0.42]})
-    wide = runner.f1_by_clients(table)
+    wide = f1_by_clients(table)
     assert list(wide.columns) == ["k", "dense F1", "dense CI", "dense seeds", "conv1d F1",
                                   "conv1d CI", "conv1d seeds"]
     assert list(wide["k"]) == [1, 2]
@@ -427,34 +450,33 @@ def test_exp2_table_has_one_row_per_k_and_one_column_per_model_in_config_order()
 # ---------------------------------------------------------------------------
 
 def test_runs_are_repeated_per_seed_with_the_seed_in_the_id():
-    config = with_overrides(PER_SPEAKER_MLP, seeds=(0, 1, 2), seed_counts=(("mlp", 2),))
+    config = with_overrides(PAPER000_PER_SPEAKER, seeds=(0, 1, 2), seed_counts=(("mlp", 2),))
     assert [r.run_id for r in config.runs()] == [
         "mlp-by_speaker-s0", "mlp-by_speaker-s1", "mlp-centralized-s0", "mlp-centralized-s1"]
     assert [r.seed for r in config.runs()] == [0, 1, 0, 1]
     assert {r.condition for r in config.runs()} == {"mlp-by_speaker", "mlp-centralized"}
     # the full-size experiments repeat every conv1d and MLP run with 3 seeds
-    from tff_ser.experiments.configs import EXP1_BASELINE_VS_FEDERATED as E1
-    assert E1.seeds_for("conv1d") == (0, 1, 2) and PER_SPEAKER_MLP.seeds_for("mlp") == (0, 1, 2)
-    assert EXP2_CLIENT_COUNT.seeds_for("conv1d") == (0, 1, 2)
+    from tff_ser.baselines.paper001.configs import PAPER001_EXP1 as E1
+    assert E1.seeds_for("conv1d") == (0, 1, 2) and PAPER000_PER_SPEAKER.seeds_for("mlp") == (0, 1, 2)
+    assert PAPER001_EXP2.seeds_for("conv1d") == (0, 1, 2)
     with pytest.raises(ValueError, match="distinct"):
-        with_overrides(PER_SPEAKER_MLP, seeds=(1, 1))
+        with_overrides(PAPER000_PER_SPEAKER, seeds=(1, 1))
     with pytest.raises(ValueError, match="seed_counts"):
-        with_overrides(PER_SPEAKER_MLP, seeds=(0, 1), seed_counts=(("mlp", 3),))
+        with_overrides(PAPER000_PER_SPEAKER, seeds=(0, 1), seed_counts=(("mlp", 3),))
 
 
 def test_the_engine_is_not_part_of_what_a_saved_run_must_match():
-    spec = PER_SPEAKER_MLP.runs()[0]
+    spec = PAPER000_PER_SPEAKER.runs()[0]
     other = dataclasses.replace(spec, engine="tff")
     assert spec.key_dict() == other.key_dict()
     assert "seed" in spec.key_dict() and "run_id" not in spec.key_dict()
-    # keys saved before runs had seeds in their ids still compare equal
-    old = {"run_spec": dict(spec.to_dict(), run_id="mlp-by_speaker", engine="tff")}
-    assert runner._comparable(old) == runner._comparable({"run_spec": spec.key_dict()})
+    # every FederatedConfig field is in the key (format 2), at its default too
+    assert spec.key_dict()["algorithm"] == "fedavg" and "aggregator" in spec.key_dict()
 
 
 @pytest.fixture(scope="module")
 def two_seeds_out(data_root, tmp_path_factory):
-    config = with_overrides(PER_SPEAKER_MLP_QUICK, seeds=(0, 1), rounds=2)
+    config = with_overrides(PAPER000_PER_SPEAKER_QUICK, seeds=(0, 1), rounds=2)
     out = tmp_path_factory.mktemp("two_seeds") / "out"
     outcome = runner.run_experiment(config, out, progress=False, command="pytest two seeds")
     return config, out, outcome
@@ -471,7 +493,7 @@ def test_two_seeds_give_one_row_each_and_a_summary_with_spread(two_seeds_out):
     assert fed["train_seconds"].notna().all()
     assert not np.allclose(outcome.results["mlp-by_speaker-s0"].history[-1]["train_loss"],
                            outcome.results["mlp-by_speaker-s1"].history[-1]["train_loss"])
-    view = runner.results_view(outcome.table)
+    view = report.results_view(outcome.table)
     assert list(view["seeds"]) == [2, 2]
     mean = fed["f1_macro"].mean()
     assert view.loc[0, "F1 (macro)"] == f"{mean:.3f} ± {fed['f1_macro'].std(ddof=1):.3f}"
@@ -504,12 +526,12 @@ def test_one_seed_can_be_rerun_alone(two_seeds_out, tmp_path, monkeypatch):
 
 def test_the_main_job_prints_a_table_over_seeds_where_its_files_are_and_what_next(
         data_root, tmp_path, monkeypatch, capsys):
-    # The real main job is per_speaker_mlp at full size (README measures it); here its
+    # The real main job is paper000_per_speaker at full size (README measures it); here its
     # quick config with two seeds, to check what it prints and writes.
-    quick = with_overrides(PER_SPEAKER_MLP_QUICK, seeds=(0, 1), rounds=1)
+    quick = with_overrides(PAPER000_PER_SPEAKER_QUICK, seeds=(0, 1), rounds=1)
     monkeypatch.setitem(registry.EXPERIMENTS, registry.MAIN_JOB, dataclasses.replace(
         registry.EXPERIMENTS[registry.MAIN_JOB], full=quick))
-    assert registry.MAIN_JOB == "per_speaker_mlp"
+    assert registry.MAIN_JOB == "paper000_per_speaker"
     assert registry.run_main_job(out=str(tmp_path / "main")) == 0
     text = capsys.readouterr().out
     assert "F1 95 % CI" in text and "One client per speaker" in text
@@ -521,14 +543,14 @@ def test_the_main_job_prints_a_table_over_seeds_where_its_files_are_and_what_nex
 @pytest.mark.slow
 def test_exp1_quick_smoke_run_of_all_three_models_on_tff(data_root, tmp_path):
     """The former main job: paper 001 Exp 1 at quick size on TFF's own process."""
-    config = with_overrides(EXP1_BASELINE_VS_FEDERATED_QUICK, engine="tff")
+    config = with_overrides(PAPER001_EXP1_QUICK, engine="tff")
     outcome = runner.run_experiment(config, tmp_path / "exp1", progress=False)
     assert outcome.complete and len(outcome.table) == 9
     assert set(outcome.table["engine"].dropna()) == {"tff"}
 
 
 def test_paper004_is_fedavg_with_sgd_over_k_e_b_on_class_balanced_clients():
-    from tff_ser.experiments.configs import PAPER004_FEDAVG
+    from tff_ser.baselines.paper004.configs import PAPER004_FEDAVG
     runs = PAPER004_FEDAVG.runs()
     settings = {(r.model, r.clients, r.local_epochs, r.batch_size) for r in runs}
     assert settings == {(m, k, e, b) for m in ("cnn_logmel", "lstm_logmel") for k in (5, 10)
@@ -541,7 +563,7 @@ def test_paper004_is_fedavg_with_sgd_over_k_e_b_on_class_balanced_clients():
 
 
 def test_paper004_quick_trains_both_models_and_compares_them_by_uar(data_root, tmp_path):
-    from tff_ser.experiments.configs import PAPER004_FEDAVG_QUICK
+    from tff_ser.baselines.paper004.configs import PAPER004_FEDAVG_QUICK
     outcome = runner.run_experiment(PAPER004_FEDAVG_QUICK, tmp_path / "p004", progress=False)
     assert list(outcome.table["model"]) == ["cnn_logmel", "lstm_logmel"]
     assert outcome.table["uar"].between(0, 1).all()
@@ -554,7 +576,7 @@ def test_paper004_quick_trains_both_models_and_compares_them_by_uar(data_root, t
 def test_the_experiment_command_takes_seeds(data_root, tmp_path):
     from tff_ser import cli
     out = tmp_path / "seeds"
-    assert cli.main(["experiment", "per_speaker_mlp", "--quick", "--seeds", "3", "4", "--out",
+    assert cli.main(["experiment", "paper000_per_speaker", "--quick", "--seeds", "3", "4", "--out",
                      str(out), "--no-progress"]) == 0
     table = pd.read_csv(out / runner.TABLE_FILE)
     assert list(table["run_id"]) == ["mlp-by_speaker-s3", "mlp-by_speaker-s4",
@@ -562,17 +584,39 @@ def test_the_experiment_command_takes_seeds(data_root, tmp_path):
     assert "--seeds 3 4" in (out / runner.SUMMARY_FILE).read_text()
 
 
-def test_a_run_saved_under_the_earlier_cd_rounding_is_not_read_back():
-    """Before 2026-12-02 CD x clients was rounded half to even (73 x 0.5 -> 36); such a
-    saved run has the same key but is not this code's run, so it is retrained."""
-    import types
-    from tff_ser.experiments.runner import _sampling_matches
-
-    def saved(mode, clients, cd=0.5, n=73):
-        return types.SimpleNamespace(
-            config={"mode": mode, "num_train_clients": n, "client_fraction": cd},
-            history=[{"round": r, "clients": clients} for r in (1, 2)])
-    assert not _sampling_matches(saved("federated", 36))
-    assert _sampling_matches(saved("federated", 37))
-    assert _sampling_matches(saved("federated", 4, cd=1.0, n=4))
-    assert _sampling_matches(saved("centralized", None))
+def test_format_1_results_are_refused_naming_the_converter_which_brings_them_to_format_2(
+        per_speaker_out, tmp_path):
+    """Format 1 left later FederatedConfig fields out of configs and keys; the converter fills
+    them in, and refuses a run that sampled another number of clients than CD does now."""
+    import json
+    import subprocess
+    import sys
+    from tff_ser.results import RunResult
+    run = tmp_path / "run"
+    shutil.copytree(per_speaker_out / runner.RUNS_DIR / "mlp-by_speaker-s0", run)
+    doc = json.loads((run / "result.json").read_text())
+    later = ("algorithm", "aggregator", "weighted", "dp_delta")
+    import copy
+    v1 = dict(copy.deepcopy(doc), version=1,
+              config={k: v for k, v in doc["config"].items() if k not in later})
+    key = v1["extra"]["run_key"]
+    key["run_spec"] = {**{k: v for k, v in key["run_spec"].items() if k not in later},
+                       "run_id": "mlp-by_speaker", "engine": "tff"}
+    (run / "result.json").write_text(json.dumps(v1))
+    with pytest.raises(ValueError, match="version 1 .*tools/convert_results.py"):
+        RunResult.load(run)
+    bad = tmp_path / "bad" / "run"
+    shutil.copytree(run, bad)
+    bad_doc = json.loads((bad / "result.json").read_text())
+    bad_doc["history"] = [dict(h, clients=h["clients"] - 1) for h in bad_doc["history"]]
+    (bad / "result.json").write_text(json.dumps(bad_doc))
+    import os
+    root = pathlib.Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, str(root / "tools" / "convert_results.py"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(root)))
+    assert done.returncode == 1 and "retrain" in done.stderr and str(bad) in done.stderr
+    assert "converted 1 result(s)" in done.stdout
+    converted = RunResult.load(run)
+    assert converted.config == doc["config"]
+    assert converted.extra["run_key"] == doc["extra"]["run_key"]  # what this code computes

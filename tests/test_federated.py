@@ -1,4 +1,5 @@
 """Federated training on TFF: determinism, client sampling, resume after SIGKILL."""
+import dataclasses
 import json
 import os
 import signal
@@ -6,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from tff_ser.stack import has_tff
@@ -207,3 +207,41 @@ def test_the_loop_and_the_config_import_no_engine_and_no_tensorflow():
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "['tff_ser.engines.base']"
+
+
+def test_a_saved_run_is_extended_to_more_rounds_and_never_cut_back(tmp_path):
+    task = synthetic_task(n_train_clients=3, n_val_clients=1, per_client=12)
+    cfg = FederatedConfig(rounds=5, batch_size=8, client_lr=0.01, server_lr=0.01, seed=1)
+    straight = train_federated(task, cfg, progress=False, engine=LOOP_ENGINE)
+    ck = str(tmp_path / "ck")
+    train_federated(task, dataclasses.replace(cfg, rounds=2), checkpoint_dir=ck, progress=False,
+                    engine=LOOP_ENGINE)
+    extended = train_federated(task, cfg, checkpoint_dir=ck, progress=False, engine=LOOP_ENGINE)
+    assert extended.times["resumed_from_round"] == 2
+    assert [h["train_loss"] for h in extended.history] == [h["train_loss"] for h in straight.history]
+    assert extended.final_metrics["validation"] == straight.final_metrics["validation"]
+    with pytest.raises(ValueError, match="saved at round 5, past rounds=3"):
+        train_federated(task, dataclasses.replace(cfg, rounds=3), checkpoint_dir=ck,
+                        progress=False, engine=LOOP_ENGINE)
+
+
+def test_checkpoint_every_saves_every_k_rounds_and_the_last(tmp_path):
+    from tff_ser.errors import TrainingInterrupted
+    task = synthetic_task(n_train_clients=3, n_val_clients=1, per_client=12)
+    cfg = FederatedConfig(rounds=5, batch_size=8, client_lr=0.01, server_lr=0.01, seed=1)
+    straight = train_federated(task, cfg, progress=False, engine=LOOP_ENGINE)
+
+    def ctrl_c_in_round_3(round_num, metrics, weights):
+        if round_num == 3:
+            raise KeyboardInterrupt
+
+    ck = str(tmp_path / "ck")
+    with pytest.raises(TrainingInterrupted, match=r"rounds 1\.\.2 are saved"):
+        train_federated(task, cfg, checkpoint_dir=ck, checkpoint_every=2, progress=False,
+                        engine=LOOP_ENGINE, callbacks=[ctrl_c_in_round_3])
+    resumed = train_federated(task, cfg, checkpoint_dir=ck, checkpoint_every=2, progress=False,
+                              engine=LOOP_ENGINE)
+    assert resumed.times["resumed_from_round"] == 2
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+    with pytest.raises(ValueError, match="checkpoint_every must be >= 1"):
+        train_federated(task, cfg, checkpoint_every=0, progress=False)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from tff_ser.corpus.generate import (GENERATED_NOTE, SIZES, ClipSpec, clip_plan,
-                                     draw_speakers, generate_corpus, speaker_sexes,
-                                     synthesize_clip, to_pcm16)
+from tff_ser.corpus.generate import GENERATED_NOTE, SIZES, generate_corpus
+from tff_ser.corpus.synthesis.dsp import synthesize_clip, to_pcm16
+from tff_ser.corpus.synthesis.plan import ClipSpec, clip_plan
+from tff_ser.corpus.synthesis.speaker import draw_speakers, speaker_sexes
 from tff_ser.corpus.records import CREMAD_SENTENCES, EMOTIONS_4, EMOTIONS_6
 
 CREMAD_NAME = re.compile(r"^\d{4}_[A-Z]{3}_[A-Z]{3}_(LO|MD|HI|XX)\.wav$")
@@ -310,7 +311,7 @@ def test_bad_arguments_are_refused_with_a_message_that_says_what_is_wrong(
 
 @pytest.mark.slow
 def test_full_size_corpus_is_as_hard_as_cremad_for_an_mlp_on_unseen_speakers(tmp_path):
-    from tff_ser.corpus.calibrate import calibration_accuracy
+    from tff_ser.experiments.calibrate import calibration_accuracy
     report = generate_corpus(tmp_path / "full", progress=False)
     assert report.n_clips == 4914
     result = calibration_accuracy(tmp_path / "full", seed=0, cache_dir=tmp_path / "cache")

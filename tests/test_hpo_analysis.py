@@ -51,5 +51,5 @@ def test_report_and_plots_both_import_the_analysis_and_plots_never_the_report():
     assert "tff_ser.hpo.report" not in imports("plots.py")  # report -> plots only: no circle
     assert "tff_ser.hpo.analysis" in imports("plots.py")
     assert "tff_ser.hpo.analysis" in imports("report.py")
-    assert not {"tff_ser.hpo.report", "tff_ser.hpo.plots", "tff_ser.hpo.study"} & imports(
+    assert not {"tff_ser.hpo.report", "tff_ser.hpo.plots", "tff_ser.hpo.readout"} & imports(
         "analysis.py")

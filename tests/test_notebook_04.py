@@ -9,7 +9,6 @@ import pathlib
 
 import nbformat
 import pandas as pd
-import pytest
 
 from notebook_helpers import notebook_outputs
 

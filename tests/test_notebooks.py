@@ -91,11 +91,15 @@ def test_every_notebook_starts_with_the_same_colab_install_cell():
 
 
 def test_colab_links_go_into_every_notebook_once_the_repository_is_known(tmp_path):
-    """`tff-ser colab --repo OWNER/NAME`: a badge under each title, the clone URL in the
+    """`python tools/colab_links.py --repo OWNER/NAME`: a badge under each title, the clone URL in the
     install cell, outputs kept, idempotent; a malformed name is refused."""
     import shutil
     import nbformat
-    from tff_ser import colab
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "colab_links", pathlib.Path(__file__).parents[1] / "tools" / "colab_links.py")
+    colab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(colab)
     shutil.copytree(NOTEBOOK_DIR, tmp_path / "notebooks",
                     ignore=shutil.ignore_patterns("_executed"))
     names = [p.name for p in colab.numbered_notebooks(tmp_path)]

@@ -31,7 +31,7 @@ def test_opensmile_kinds_extract_the_standard_functionals_and_cache_them(clips, 
 
 
 def test_the_mlp_trains_federated_on_egemaps(small_corpus_dir):
-    from tff_ser.experiments.common import load_features, task_from_features
+    from tff_ser.task import load_features, task_from_features
     _, fs = load_features("mlp_egemaps", size="small", progress=False)
     assert fs.x.shape[1] == 88
     task = task_from_features(fs, "mlp_egemaps", partition="by_speaker", seed=0)

@@ -31,7 +31,7 @@ from tff_ser.stack import has_tff
 
 from tff_ser import models
 from tff_ser.engines.base import EngineUnsupported, choose_engine
-from tff_ser.engines.batched import EngineState
+from tff_ser.engines.state import EngineState
 from tff_ser.engines.plain_tf import PlainTFFedAvg
 from tff_ser.fedconfig import FederatedConfig, initial_model_weights, round_clip_rows
 from tff_ser.task import Task

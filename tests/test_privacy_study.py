@@ -22,7 +22,7 @@ def quick_study(small_corpus_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_task(quick_study):
-    from tff_ser.experiments.common import prepare_task
+    from tff_ser.task import prepare_task
     return prepare_task("mlp", partition="by_speaker", size="small", progress=False)
 
 

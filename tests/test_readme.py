@@ -1,10 +1,15 @@
-"""The README's custom-experiment example runs as written (at test size)."""
+"""The README's quickstart and the docs' examples run as written (at test size)."""
+import glob
 import os
 import re
 
 import pytest
 
-README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+from tff_ser.stack import has_tff
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+README = os.path.join(ROOT, "README.md")
+DOCS = sorted(glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
 
 
 def _example_code():
@@ -26,7 +31,10 @@ def test_readme_custom_experiment_runs(small_corpus_dir, tmp_path, monkeypatch, 
 
 
 def _block(marker):
-    text = open(README).read()
+    """The first Python block after ``marker`` in the one docs page that holds it."""
+    pages = [p for p in DOCS if marker in open(p).read()]
+    assert len(pages) == 1, f"{marker} is in {pages}, not in one docs page"
+    text = open(pages[0]).read()
     match = re.search(r"```python\n(.*?)```", text[text.index(marker):], re.S)
     return match.group(1)
 
@@ -46,3 +54,16 @@ def test_readme_fedyogi_dp_example_runs(small_corpus_dir, tmp_path, monkeypatch,
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out.split()
     assert out[0] == "tf" and "epsilon" in out and float(out[out.index("epsilon") + 1]) > 0
+
+
+@pytest.mark.skipif(not has_tff(), reason="the reference stack's TFF process runs it")
+def test_docs_own_algorithm_example_runs(small_corpus_dir, tmp_path, monkeypatch, capsys):
+    from tff_ser import algorithms
+    code = _block("<!-- own-algorithm-example")
+    monkeypatch.chdir(tmp_path)
+    try:
+        exec(compile(code, "docs/guide/custom.md", "exec"), {})
+    finally:
+        algorithms.ALGORITHMS.pop("fedsgd", None)
+    engine, algorithm, accuracy = capsys.readouterr().out.split()[-3:]
+    assert (engine, algorithm) == ("tff", "fedsgd") and 0.0 <= float(accuracy) <= 1.0

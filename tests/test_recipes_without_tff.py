@@ -14,7 +14,8 @@ from fl_helpers import train_with_round_weights as _per_round_weights
 from tff_ser.engines.base import choose_engine
 from tff_ser.fedconfig import FederatedConfig, recipe
 from tff_ser.federated import train_federated
-from tff_ser.models import KerasModel, mlp_000
+from tff_ser.baselines.paper000.models import mlp_000
+from tff_ser.models import KerasModel
 
 #: The MLP without dropout, so that the two engines can agree to the last digits.
 MLP_NO_DROPOUT = KerasModel(lambda shape, n, seed=None: mlp_000(shape, n, hidden_units=(32, 16),

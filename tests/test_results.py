@@ -65,7 +65,7 @@ def test_a_result_without_nan_compares_equal_after_loading(tmp_path):
 def test_save_writes_result_json_and_history_csv(tmp_path):
     _result().save(tmp_path)
     document = json.loads((tmp_path / RESULT_FILE).read_text())
-    assert document["format"] == "tff_ser.RunResult" and document["version"] == 1
+    assert document["format"] == "tff_ser.RunResult" and document["version"] == 2
     frame = pd.read_csv(tmp_path / HISTORY_FILE)
     assert list(frame.columns) == ["round", "train_loss", "train_accuracy", "seconds",
                                    "validation.accuracy", "validation.loss"]

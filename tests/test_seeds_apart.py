@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tff_ser.experiments.common import prepare_task
+from tff_ser.task import prepare_task
 from tff_ser.federated import FederatedConfig, train_federated
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tff_ser
-from tff_ser.experiments.common import load_features, task_from_features
+from tff_ser.task import load_features, task_from_features
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_every_model_trains_federated_on_4_iid_clients(features_by_kind, model, 
     assert result.config["task"]["corpus"] == "generated"
 
 
-def test_per_speaker_mlp_with_half_the_clients_per_round_and_its_baseline(features_by_kind):
+def test_paper000_per_speaker_with_half_the_clients_per_round_and_its_baseline(features_by_kind):
     fs = features_by_kind["clip_stats"]
     task = task_from_features(fs, "mlp", partition="by_speaker", seed=0)
     speakers = {c.speaker for c in fs.clips}

@@ -102,3 +102,42 @@ def check_monitor(callbacks, config) -> None:
         if isinstance(cb, EarlyStopping) and cb.monitor.startswith("val_") and not config.eval_every:
             raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which only evaluation "
                              "rounds have; set FederatedConfig(eval_every=N)")
+
+
+class CsvLogger:
+    """Write the history to ``path`` after every round (``train_federated(csv_path=...)``).
+
+    Rewritten whole each round, atomically, so a resumed run never holds
+    duplicate rounds and a reader never sees half a table.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.rows: List[dict] = []
+
+    def restore(self, history: List[dict]) -> None:
+        self.rows = [dict(row) for row in history]
+
+    def __call__(self, round_num: int, metrics: dict, weights=None) -> None:
+        import pandas as pd
+        from tff_ser.rundir import atomic_write_csv
+        self.rows.append(dict(metrics))
+        atomic_write_csv(self.path, pd.DataFrame(self.rows))
+
+
+class TensorBoardLogger:
+    """Each round's scalars with ``tf.summary`` (``train_federated(tensorboard_dir=...)``)."""
+
+    def __init__(self, logdir: str):
+        import tensorflow as tf
+        self.writer = tf.summary.create_file_writer(logdir)
+
+    def __call__(self, round_num: int, metrics: dict, weights=None) -> None:
+        import tensorflow as tf
+        with self.writer.as_default():
+            for key, value in metrics.items():
+                if key != "round":
+                    tf.summary.scalar(key, value, step=round_num)
+
+    def close(self) -> None:
+        self.writer.flush()

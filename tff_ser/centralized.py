@@ -83,7 +83,7 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
     set_threads(threads)
     import keras
     from tqdm.auto import tqdm
-    from tff_ser.federated import evaluate_keras
+    from tff_ser.evaluation import evaluate_keras
     from tff_ser.results import RunResult
 
     t_start = time.perf_counter()

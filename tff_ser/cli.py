@@ -13,6 +13,46 @@ import sys
 import time
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def folds_count(text: str) -> int:
+    """argparse type of ``--folds``: at least 2 (one fold is no cross-validation)."""
+    return _int_at_least(text, 2)
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (``inf`` and ``nan`` are refused)."""
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (learning rates)."""
+    value = finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _add_data(sub):
     p = sub.add_parser("data", help="generate or inspect corpora")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
@@ -27,7 +67,9 @@ def _add_data(sub):
     g.add_argument("--overwrite", action="store_true")
     g.add_argument("--jobs", type=int, default=None)
     c = dsub.add_parser("check", help="print what a corpus directory holds and its problems")
-    c.add_argument("dir")
+    c.add_argument("dir", nargs="?", default=None,
+                   help="corpus directory (default: data/CREMA-D if present, else the generated "
+                        "corpus, as train and features use)")
 
 
 def _add_corpus_args(p, *, size: bool = True) -> None:
@@ -46,13 +88,17 @@ def _add_corpus_args(p, *, size: bool = True) -> None:
                         "holds CREMA-D's 91 actors and 7,400+ clips, else crema-d-layout)")
     p.add_argument("--emotions", choices=("4", "all"), default="4",
                    help="4 = NEU/HAP/SAD/ANG (the papers'), all = CREMA-D's 6")
-    p.add_argument("--max-speakers", type=int, default=None,
+    p.add_argument("--max-speakers", type=positive_int, default=None,
                    help="keep only the first N speakers (sorted ids), for a quick look")
     p.add_argument("--cache-dir", default=None,
                    help="feature cache directory (default: .tff_ser_cache beside the corpus, "
                         "or TFF_SER_CACHE)")
-    p.add_argument("--jobs", type=int, default=None, help="feature-extraction worker processes")
+    p.add_argument("--jobs", type=positive_int, default=None,
+                   help="feature-extraction worker processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--strict", action="store_true",
+                   help="stop if the corpus has skipped or suspicious clips (default: train on "
+                        "the good ones and record the others in the results)")
 
 
 def _emotions(args):
@@ -67,8 +113,6 @@ def _add_features(sub):
                    help="feature kind (paper001, clip_stats, logmel, spectrogram); repeatable")
 
 
-#: ``--engine`` choices (tff_ser.engines.base.ENGINE_NAMES, spelled out to keep the CLI import-light).
-ENGINE_CHOICES = ("auto", "tff", "batched", "tf")
 
 
 def _add_train(sub):
@@ -78,18 +122,24 @@ def _add_train(sub):
                     "training speakers and score it on held-out speakers; with --folds or "
                     "--loso, once per speaker fold, pooling the held-out predictions.")
     _add_corpus_args(p)
-    p.add_argument("--model", default="mlp", help="a preset of tff_ser.models.MODELS")
+    from tff_ser.models import MODELS
+    from tff_ser.task import PARTITION_CHOICES
+    p.add_argument("--model", default="mlp", choices=list(MODELS), metavar="MODEL",
+                   help="a registered model: " + ", ".join(
+                       f"{name} ({MODELS[name].paper})" for name in MODELS)
+                   + " (default mlp, paper 000's MLP)")
     g = p.add_argument_group("clients and held-out speakers")
-    g.add_argument("--partition", default="by_speaker",
-                   help="by_speaker, iid, single_emotion, class_balanced, dirichlet")
-    g.add_argument("--clients", type=int, default=4, help="k for iid/single_emotion/...")
-    g.add_argument("--alpha", type=float, default=0.5, help="dirichlet concentration")
-    g.add_argument("--val-fraction", type=float, default=0.2,
+    g.add_argument("--partition", default="by_speaker", choices=PARTITION_CHOICES,
+                   help="how the training speakers' clips become clients (default by_speaker: "
+                        "one client per speaker)")
+    g.add_argument("--clients", type=positive_int, default=4, help="k for iid/single_emotion/...")
+    g.add_argument("--alpha", type=positive_float, default=0.5, help="dirichlet concentration")
+    g.add_argument("--val-fraction", type=finite_float, default=0.2,
                    help="fraction of speakers held out (paper 000: 0.2 = 18 of 91)")
     g.add_argument("--split-seed", type=int, default=0,
                    help="seed of the held-out speakers (apart from --seed)")
     folds = g.add_mutually_exclusive_group()
-    folds.add_argument("--folds", type=int, default=None, metavar="K",
+    folds.add_argument("--folds", type=folds_count, default=None, metavar="K",
                        help="k-fold cross-validation over speakers instead of one split")
     folds.add_argument("--loso", action="store_true", help="leave one speaker out")
     g.add_argument("--fold-seed", type=int, default=0, help="seed of the speaker-to-fold deal")
@@ -98,14 +148,16 @@ def _add_train(sub):
     from tff_ser.fedconfig import FederatedConfig
     fl = {f.name: f.default for f in dataclasses.fields(FederatedConfig)}
     k = p.add_argument_group("FedAvg knobs (paper 000's names)")
-    k.add_argument("--rounds", type=int, default=fl["rounds"], help="NGE")
-    k.add_argument("--local-epochs", type=int, default=fl["local_epochs"], help="NLE")
-    k.add_argument("--batch-size", type=int, default=fl["batch_size"], help="BS")
-    k.add_argument("--client-fraction", type=float, default=fl["client_fraction"], help="CD")
+    k.add_argument("--rounds", type=positive_int, default=fl["rounds"], help="NGE")
+    k.add_argument("--local-epochs", type=positive_int, default=fl["local_epochs"], help="NLE")
+    k.add_argument("--batch-size", type=positive_int, default=fl["batch_size"], help="BS")
+    k.add_argument("--client-fraction", type=positive_float, default=fl["client_fraction"],
+                   help="CD")
+    from tff_ser.algorithms import algorithm_names
     from tff_ser.fedconfig import AGGREGATORS, OPTIMIZERS, RECIPES
-    k.add_argument("--client-lr", type=float, default=None,
+    k.add_argument("--client-lr", type=positive_float, default=None,
                    help=f"default {fl['client_lr']}, or the recipe's")
-    k.add_argument("--server-lr", type=float, default=None,
+    k.add_argument("--server-lr", type=positive_float, default=None,
                    help=f"default {fl['server_lr']}, or the recipe's")
     k.add_argument("--client-optimizer", choices=OPTIMIZERS, default=None,
                    help=f"TFF's builders; default {fl['client_optimizer']}, or the recipe's")
@@ -114,24 +166,29 @@ def _add_train(sub):
     a = p.add_argument_group("algorithm and aggregator (TFF's; engine auto falls back to tff)")
     a.add_argument("--recipe", choices=sorted(RECIPES), default=None,
                    help="a named recipe (tff_ser.fedconfig.RECIPES); the options above win")
-    a.add_argument("--mu", type=float, default=None, help="FedProx proximal strength (fedprox)")
+    a.add_argument("--algorithm", choices=algorithm_names(), default=None,
+                   help="a registered algorithm (tff_ser.algorithms; default fedavg, or the "
+                        "recipe's)")
+    a.add_argument("--mu", type=finite_float, default=None,
+                   help="FedProx proximal strength (implies --algorithm fedprox)")
     a.add_argument("--unweighted", action="store_true", help="uniform client weights")
     a.add_argument("--aggregator", choices=AGGREGATORS, default=None)
-    a.add_argument("--noise-multiplier", type=float, default=None, help="DP-FedAvg z")
-    a.add_argument("--dp-clip", type=float, default=None,
+    a.add_argument("--noise-multiplier", type=finite_float, default=None, help="DP-FedAvg z")
+    a.add_argument("--dp-clip", type=positive_float, default=None,
                    help="DP fixed L2 clip (default: adaptive clipping)")
-    a.add_argument("--dp-delta", type=float, default=None, help="DP delta (default 1e-5)")
+    a.add_argument("--dp-delta", type=positive_float, default=None, help="DP delta (default 1e-5)")
     k.add_argument("--seed", type=int, default=fl["seed"],
                    help="training seed: initial weights, partition, sampling, shuffling, dropout")
     k.add_argument("--eval-every", type=int, default=fl["eval_every"],
                    help="score the held-out speakers every N rounds (0: at the end only)")
     r = p.add_argument_group("how it runs")
-    r.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
+    from tff_ser.engines.base import ENGINE_NAMES  # the registry (light: no TensorFlow)
+    r.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
                    help="who computes the FedAvg rounds: auto (the fastest engine that "
                         "implements the model: batched for Dense/Dropout MLPs, else tf), tff "
                         "(TFF's process, the reference), batched, tf (plain TensorFlow, any "
                         "model, CPU or GPU)")
-    r.add_argument("--threads", type=int, default=None,
+    r.add_argument("--threads", type=positive_int, default=None,
                    help="TensorFlow intra-/inter-op threads (default: all cores)")
     r.add_argument("--workers", nargs="?", const="auto", default=None, metavar="N|HOST:PORT,...",
                    help="run TFF's process on several C++ workers (engine tff): N local "
@@ -141,11 +198,18 @@ def _add_train(sub):
                    help="also train the centralized baseline (epochs = rounds, same BS, LR)")
     r.add_argument("--no-federated-eval", action="store_true",
                    help="skip TFF's federated evaluation at the end (engine tff)")
-    r.add_argument("--checkpoint-dir", default=None, help="resume from / save to here")
+    r.add_argument("--checkpoint-dir", default=None,
+                   help="save every round here and resume from here (with --folds/--loso: "
+                        "every fold, finished folds are skipped on a rerun)")
+    r.add_argument("--allow-nonfinite", action="store_true",
+                   help="keep training when the loss is non-finite or every client update is "
+                        "rejected (default: stop with an error naming the knob)")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None,
                    help="save the result(s) here (result.json, history.csv; folds: folds.csv, "
                         "predictions.csv, pooled.json)")
+    o.add_argument("--overwrite", action="store_true",
+                   help="replace the results already in --out (default: refuse)")
     o.add_argument("--json", action="store_true",
                    help="print the full results as JSON instead of the table")
 
@@ -166,13 +230,18 @@ def _cmd_data(args):
         print(report)
         return 0
     from tff_ser.corpus.check import check_directory, format_report
-    print(format_report(check_directory(args.dir)))
+    directory = args.dir
+    if directory is None:
+        from tff_ser.corpus import resolve_corpus
+        directory = resolve_corpus(None, progress=False).root
+    print(format_report(check_directory(directory)))
     return 0
 
 
 def _cmd_features(args):
     from tff_ser.corpus import resolve_corpus
-    from tff_ser.experiments.common import limit_speakers
+    from tff_ser.corpus.problems import corpus_problems
+    from tff_ser.task import limit_speakers
     from tff_ser.features.pipeline import extract
     load = resolve_corpus(args.data_dir, size=args.size, corpus_seed=args.corpus_seed,
                           emotions=_emotions(args), corpus_name=args.corpus_name,
@@ -185,6 +254,7 @@ def _cmd_features(args):
                      progress=not args.no_progress)
         print(f"{kind}: {fs.x.shape} in {time.perf_counter() - t0:.1f} s "
               f"({len(fs.skipped)} skipped)")
+        _report_problems(corpus_problems(load, fs, _emotions(args)), strict=args.strict)
     return 0
 
 
@@ -212,8 +282,10 @@ def _federated_config(args):
                     noise_multiplier=args.noise_multiplier, dp_clip=args.dp_clip,
                     dp_delta=args.dp_delta)
     knobs.update({k: v for k, v in optional.items() if v is not None})
+    if args.algorithm is not None:
+        knobs["algorithm"] = args.algorithm
     if args.mu is not None:
-        knobs.update(algorithm="fedprox", proximal_strength=args.mu)
+        knobs.update(algorithm=args.algorithm or "fedprox", proximal_strength=args.mu)
     if args.unweighted:
         knobs["weighted"] = False
     return recipe(args.recipe, **knobs) if args.recipe else FederatedConfig(**knobs)
@@ -222,20 +294,24 @@ def _federated_config(args):
 def _cmd_train(args):
     import pandas as pd
     from tff_ser.centralized import CentralizedConfig, train_centralized
-    from tff_ser.experiments.common import load_features, task_from_features
-    from tff_ser.federated import FederatedConfig, train_federated
+    from tff_ser.task import load_features, task_from_features
+    from tff_ser.federated import train_federated
     from tff_ser.runtime import set_threads
     set_threads(args.threads)
     progress = not args.no_progress
     emotions = _emotions(args)
     cfg = _federated_config(args)
+    _prepare_outputs(args)
     load, features = load_features(args.model, data_dir=args.data_dir, size=args.size,
                                    corpus_seed=args.corpus_seed, emotions=emotions,
                                    progress=progress, corpus_name=args.corpus_name,
                                    cache_dir=args.cache_dir, max_speakers=args.max_speakers,
                                    n_jobs=args.jobs)
+    from tff_ser.corpus.problems import corpus_problems
+    problems = corpus_problems(load, features, emotions)
+    _report_problems(problems, strict=args.strict)
     if args.folds or args.loso:
-        return _train_folds(args, cfg, features, emotions, progress)
+        return _train_folds(args, cfg, features, emotions, progress, problems)
     task = task_from_features(features, args.model, partition=args.partition, k=args.clients,
                               alpha=args.alpha, seed=args.seed, val_fraction=args.val_fraction,
                               split_seed=args.split_seed, emotions=emotions)
@@ -243,25 +319,69 @@ def _cmd_train(args):
     results = {"federated": train_federated(task, cfg, checkpoint_dir=args.checkpoint_dir,
                                             engine=args.engine, progress=progress,
                                             federated_eval=not args.no_federated_eval,
-                                            workers=args.workers)}
+                                            workers=args.workers,
+                                            allow_nonfinite=args.allow_nonfinite)}
     if args.centralized:
         results["centralized"] = train_centralized(task, CentralizedConfig.matching(cfg),
                                                    progress=progress)
     for name, r in results.items():
         r.extra.pop("weights", None)
+        r.extra["corpus_problems"] = problems
         if args.out:
             r.save(os.path.join(args.out, name))
+    if args.out:
+        from tff_ser.rundir import mark_complete
+        mark_complete(args.out, command=_command_line())
     if args.json:
         print(json.dumps({name: r.summary_row() for name, r in results.items()}, default=str))
     else:
         table = pd.DataFrame([_result_line(n, r) for n, r in results.items()])
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        # columns with nothing to say (no DP: epsilon; centralized only: MB up) are left out
+        table = table.dropna(axis=1, how="all")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+        _print_class_warning(results["federated"].final_metrics.get("validation", {}))
     if args.out:
         print(f"saved in {args.out}/<run>/result.json, history.csv")
     return 0
 
 
-def _train_folds(args, cfg, features, emotions, progress) -> int:
+def _command_line() -> str:
+    from tff_ser.hpo.cli import _command_line as command_line  # one spelling of "the command"
+    return command_line()
+
+
+def _prepare_outputs(args) -> None:
+    """Refuse or clear ``--out`` and prove it and ``--checkpoint-dir`` writable, before training."""
+    from tff_ser.rundir import check_writable, holds_results, prepare_output
+    # LOSO's fold count is the corpus's speakers, unknown before loading: CREMA-D's 91 bounds it
+    n_folds = (args.folds or 91) if (args.folds or args.loso) else 1
+    if args.checkpoint_dir:
+        check_writable(args.checkpoint_dir, what="--checkpoint-dir")
+    if args.out:
+        # rerunning with the same --checkpoint-dir continues a run: its --out is its own
+        resume = bool(args.checkpoint_dir) and holds_results(args.checkpoint_dir)
+        prepare_output(args.out, overwrite=args.overwrite, resume=resume,
+                       need_bytes=n_folds * (1_000_000 + 2_000 * args.rounds))
+
+
+def _report_problems(problems: dict, *, strict: bool) -> None:
+    from tff_ser.corpus.problems import check_strict, format_problems
+    text = format_problems(problems)
+    if text:
+        print(text, file=sys.stderr, flush=True)
+    if strict:
+        check_strict(problems)
+
+
+def _print_class_warning(validation: dict) -> None:
+    missing = validation.get("missing_classes")
+    if missing:
+        n = len(validation.get("class_names", [])) or None
+        print(f"warning: UAR and macro F1 are over {n - len(missing) if n else '?'} of {n} "
+              f"classes: the held-out speakers have no {', '.join(missing)} clips")
+
+
+def _train_folds(args, cfg, features, emotions, progress, problems) -> int:
     from tff_ser.crossval import LOSO, cross_validate
     folds = LOSO if args.loso else args.folds
     modes = ["federated"] + (["centralized"] if args.centralized else [])
@@ -273,7 +393,14 @@ def _train_folds(args, cfg, features, emotions, progress) -> int:
                                         alpha=args.alpha, fold_seed=args.fold_seed,
                                         engine=args.engine, emotions=emotions,
                                         progress=progress, out_dir=out,
-                                        workers=args.workers)
+                                        workers=args.workers,
+                                        checkpoint_dir=os.path.join(args.checkpoint_dir, mode)
+                                        if args.checkpoint_dir else None,
+                                        allow_nonfinite=args.allow_nonfinite)
+        if out:
+            from tff_ser.rundir import atomic_write_json, mark_complete
+            atomic_write_json(os.path.join(out, "corpus_problems.json"), problems)
+            mark_complete(out, folds=len(outcomes[mode].folds), command=_command_line())
     for mode, cv in outcomes.items():
         if args.json:
             print(json.dumps({"mode": mode, "pooled": cv.pooled,
@@ -287,6 +414,9 @@ def _train_folds(args, cfg, features, emotions, progress) -> int:
               "speaker) and mean over folds:")
         print(cv.summary().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
+        if len(modes) > 1:
+            from tff_ser.rundir import mark_complete
+            mark_complete(args.out, command=_command_line())
         print(f"saved in {args.out} (folds.csv, predictions.csv, pooled.json, fold_<i>/)")
     return 0
 
@@ -306,24 +436,13 @@ def _cmd_run(args):
     return run_main_job(data_dir=args.data_dir, progress=not args.no_progress)
 
 
-def _cmd_colab(args):
-    """Write "Open in Colab" badges and the clone URL into the numbered notebooks."""
-    from tff_ser import colab
-    try:
-        changed = colab.link_notebooks(args.repo, branch=args.branch)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"tff-ser colab: {exc}", file=sys.stderr)
-        return 2
-    for name, did in changed.items():
-        print(f"{name}: {'linked' if did else 'already linked'}")
-    from tff_ser.notebook import find_root
-    print("\nREADME table:\n" + colab.readme_table(
-        args.repo, colab.numbered_notebooks(find_root()), args.branch))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tff-ser", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="tff-ser", description=__doc__.splitlines()[0].replace("``", ""),
+        epilog="Errors print as one line; --debug (anywhere on the line) or TFF_SER_DEBUG=1 "
+               "shows the traceback.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_data(sub)
     _add_features(sub)
@@ -337,33 +456,95 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--port", type=int, required=True, help="TCP port to serve on")
     w.add_argument("--log", default=None, help="append the worker's output to this file "
                                                "(default: this terminal)")
-    c = sub.add_parser("colab", help="put 'Open in Colab' links and the clone URL into the "
-                                     "numbered notebooks, once the repository is on GitHub")
-    c.add_argument("--repo", required=True, help="the GitHub repository, OWNER/NAME")
-    c.add_argument("--branch", default="main", help="branch the links open (default main)")
-    try:
-        from tff_ser.experiments.registry import add_experiment_parser
-        add_experiment_parser(sub)
-    except ImportError:
-        pass
-    try:
-        from tff_ser.hpo.cli import add_hpo_parser
-        add_hpo_parser(sub)
-    except ImportError:
-        pass
+    # No try/except ImportError: a subcommand that cannot be built is a broken install,
+    # and hiding it would leave `tff-ser experiment` missing without a word.
+    from tff_ser.experiments.registry import add_experiment_parser
+    from tff_ser.hpo.cli import add_hpo_parser
+    add_experiment_parser(sub)
+    add_hpo_parser(sub)
+    for command in _all_parsers(parser):
+        if not issubclass(command.formatter_class, _DefaultsShown):
+            command.formatter_class = type(f"Defaults{command.formatter_class.__name__}",
+                                           (_DefaultsShown, command.formatter_class), {})
     return parser
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Help that shows each option's default where its text does not already say it
+    (mixed into each parser's own formatter, so a raw description stays raw)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False \
+                or default == argparse.SUPPRESS \
+                or action.option_strings == [] or isinstance(default, (list, dict)):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+def _all_parsers(parser):
+    """``parser`` and every subcommand parser under it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _all_parsers(child)
+
+
+#: Exceptions printed as one line (``--debug`` shows the traceback): the package's own,
+#: and the built-in types its validation raises with a message meant for the user.
+USER_ERRORS = (ValueError, OSError, LookupError, ArithmeticError)
+
+
+def _on_sigterm(signum, frame):
+    # SIGTERM (a scheduler's kill, `timeout`) takes the Ctrl-C path: the training
+    # loop says where it stopped, and finally-blocks stop workers and subprocesses.
+    raise KeyboardInterrupt("terminated (SIGTERM)")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("TFF_SER_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     handlers = {"data": _cmd_data, "features": _cmd_features, "train": _cmd_train,
-                "run": _cmd_run, "worker": _cmd_worker, "colab": _cmd_colab}
+                "run": _cmd_run, "worker": _cmd_worker}
     handler = handlers.get(args.cmd) or getattr(args, "handler", None)
+    from tff_ser.errors import TffSerError
     from tff_ser.stack import TffNotInstalled
+    from tff_ser import runtime, tempdir
+    runtime.quiet_logs()  # before any TensorFlow import
+    tempdir.use_private_tempdir()
+    import signal
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    name = f"tff-ser {args.cmd}" + (f" {args.hpo_cmd}" if getattr(args, "hpo_cmd", None) else "")
     try:
         return int(handler(args) or 0)
-    except TffNotInstalled as exc:  # the current stack asked for TFF: one line, no traceback
-        print(f"tff-ser {args.cmd}: {exc}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        message = _one_line(exc) if str(exc) else "interrupted"
+        print(f"{name}: {message}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from tff_ser.errors import interrupt_in_chain
+        if not isinstance(exc, (TffSerError, TffNotInstalled, *USER_ERRORS)):
+            if interrupt_in_chain(exc) and not debug:  # Ctrl-C inside a C call
+                print(f"{name}: interrupted", file=sys.stderr)
+                return 130
+            raise
+        if debug:
+            raise
+        print(f"{name}: {_one_line(exc)}", file=sys.stderr)
+        if not isinstance(exc, (TffSerError, TffNotInstalled)):
+            print(f"({type(exc).__name__}; run with --debug for the traceback)", file=sys.stderr)
         return 2
     finally:
         if "tff_ser.runtime" in sys.modules:

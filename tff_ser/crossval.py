@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -113,29 +113,46 @@ class CrossValidation:
         return pd.DataFrame(rows)
 
     def save(self, out_dir: str) -> None:
-        """``folds.csv``, ``predictions.csv``, ``pooled.json`` and ``fold_<i>/`` runs."""
+        """``folds.csv``, ``predictions.csv``, ``pooled.json`` and ``fold_<i>/`` runs.
+
+        Every file is written atomically and ``COMPLETE.json`` last
+        (:mod:`tff_ser.rundir`); ``fold_<i>/`` folders beyond this outcome's
+        folds (an earlier run with more folds) are removed.
+        """
+        import shutil
+        from tff_ser.rundir import (atomic_write_csv, atomic_write_json, clear_complete,
+                                    mark_complete)
         os.makedirs(out_dir, exist_ok=True)
-        self.per_fold.to_csv(os.path.join(out_dir, "folds.csv"), index=False)
-        self.predictions.to_csv(os.path.join(out_dir, "predictions.csv"), index=False)
-        with open(os.path.join(out_dir, "pooled.json"), "w", encoding="utf-8") as f:
-            json.dump({"pooled": self.pooled, "settings": self.settings,
-                       "folds": self.folds}, f, indent=1, default=str)
+        clear_complete(out_dir)
         for i, result in enumerate(self.results):
             result.save(os.path.join(out_dir, f"fold_{i}"))
+        for name in os.listdir(out_dir):
+            if name.startswith("fold_") and name[5:].isdigit() and \
+                    int(name[5:]) >= len(self.results):
+                shutil.rmtree(os.path.join(out_dir, name))
+        atomic_write_csv(os.path.join(out_dir, "folds.csv"), self.per_fold)
+        atomic_write_csv(os.path.join(out_dir, "predictions.csv"), self.predictions)
+        atomic_write_json(os.path.join(out_dir, "pooled.json"),
+                          {"pooled": self.pooled, "settings": self.settings,
+                           "folds": self.folds}, default=str)
+        mark_complete(out_dir, folds=len(self.results))
 
 
-def cross_validate(features, model: str, config, *, folds: Union[int, str] = 5,
+def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
                    mode: str = "federated", partition: str = "by_speaker", k: int = 4,
                    alpha: float = 0.5, fold_seed: int = 0, engine: str = "auto",
                    emotions: Sequence[str] = EMOTIONS_4, progress: bool = True,
-                   out_dir: Optional[str] = None, workers=None) -> CrossValidation:
+                   out_dir: Optional[str] = None, workers=None,
+                   checkpoint_dir: Optional[str] = None,
+                   allow_nonfinite: bool = False) -> CrossValidation:
     """Train and score ``model`` once per speaker fold; pool the held-out predictions.
 
     Parameters
     ----------
     features : FeatureSet
         Features of the whole corpus in the kind ``model`` reads.
-    model : str
+    model : str or KerasModel
+        A preset name or a model of your own (:class:`tff_ser.models.KerasModel`).
     config : FederatedConfig
         The FL knobs (a centralized run uses :meth:`CentralizedConfig.matching`).
     folds : int or "loso"
@@ -151,40 +168,53 @@ def cross_validate(features, model: str, config, *, folds: Union[int, str] = 5,
         TFF workers of each fold's run (``train_federated(workers=)``).
     out_dir : str, optional
         Save the outcome there (see :meth:`CrossValidation.save`).
+    checkpoint_dir : str, optional
+        Make the folds resumable: fold ``i`` checkpoints every round under
+        ``checkpoint_dir/fold_<i>/`` (federated) and keeps its finished result
+        there; a rerun with the same arguments loads the finished folds
+        without training and resumes the interrupted one from its last round.
+        A checkpoint folder made with other folds or settings is refused.
+    allow_nonfinite : bool
+        See :func:`tff_ser.federated.train_federated`.
     """
-    from tff_ser import partition as P
-    from tff_ser.experiments.common import partition_train_clips
     from tff_ser.metrics import classification_metrics
-    from tff_ser.task import make_task
+    from tff_ser.task import task_for_speakers
     if mode not in ("federated", "centralized"):
         raise ValueError(f"mode must be 'federated' or 'centralized', got {mode!r}")
     clips = features.clips
     held_out = speaker_folds(clips, folds, seed=fold_seed)
+    from tff_ser.models import model_label
+    settings = {"model": model_label(model),
+                "mode": mode, "folds": folds, "fold_seed": fold_seed, "partition": partition,
+                "k": k, "alpha": alpha, "engine": engine, **config.to_dict()}
+    if checkpoint_dir:
+        _check_fold_checkpoints(checkpoint_dir, settings, held_out)
     rows, predictions, results = [], [], []
     y_true: List[int] = []
     y_pred: List[int] = []
     class_names = None
     for i, val_speakers in enumerate(held_out):
         train_speakers = sorted({c.speaker for c in clips} - set(val_speakers))
-        train_clients = partition_train_clips(clips, train_speakers, partition, k=k,
-                                              alpha=alpha, seed=config.seed, emotions=emotions)
-        val_clients = P.by_speaker(clips, speakers=val_speakers)
-        info = {"corpus": "+".join(sorted({c.corpus for c in clips})), "partition": partition,
-                "k": len(train_clients), "seed": config.seed, "fold": i,
-                "folds": folds, "fold_seed": fold_seed, "val_speaker_ids": list(val_speakers),
-                "train_speakers": len(train_speakers), "val_speakers": len(val_speakers),
-                "feature_kind": features.kind}
-        task = make_task(features, model, train_clients, val_clients, emotions=emotions,
-                         info=info)
-        if mode == "federated":
+        task = task_for_speakers(features, model, train_speakers, val_speakers,
+                                 partition=partition, k=k, alpha=alpha, seed=config.seed,
+                                 emotions=emotions,
+                                 info={"fold": i, "folds": folds, "fold_seed": fold_seed,
+                                       "val_speaker_ids": list(val_speakers)})
+        fold_dir = os.path.join(checkpoint_dir, f"fold_{i}") if checkpoint_dir else None
+        result = _finished_fold(fold_dir)
+        if result is None and mode == "federated":
             from tff_ser.federated import train_federated
             result = train_federated(task, config, progress=progress, federated_eval=False,
-                                     engine=engine, workers=workers)
-        else:
+                                     engine=engine, workers=workers,
+                                     checkpoint_dir=os.path.join(fold_dir, "rounds")
+                                     if fold_dir else None, allow_nonfinite=allow_nonfinite)
+        elif result is None:
             from tff_ser.centralized import CentralizedConfig, train_centralized
             result = train_centralized(task, CentralizedConfig.matching(config),
                                        progress=progress)
         result.extra.pop("weights", None)
+        if fold_dir and not os.path.exists(os.path.join(fold_dir, FOLD_RESULT)):
+            _keep_finished_fold(fold_dir, result)
         results.append(result)
         val = result.final_metrics["validation"]
         class_names = val.get("class_names") or list(task.class_names)
@@ -196,7 +226,7 @@ def cross_validate(features, model: str, config, *, folds: Union[int, str] = 5,
         y_true += pred["true"]
         y_pred += pred["predicted"]
         rows.append({"fold": i, "val_speakers": " ".join(val_speakers),
-                     "val_clips": len(pred["index"]), "train_clients": len(train_clients),
+                     "val_clips": len(pred["index"]), "train_clients": len(task.train_clients),
                      "accuracy": val["accuracy"], "uar": val["balanced_accuracy"],
                      "f1_macro": val["f1_macro"],
                      "client_mean_accuracy": result.final_metrics.get(
@@ -204,10 +234,54 @@ def cross_validate(features, model: str, config, *, folds: Union[int, str] = 5,
                      "train_seconds": result.times.get("train_seconds")})
     pooled = classification_metrics(np.array(y_true), np.array(y_pred),
                                     num_classes=len(class_names), class_names=class_names)
-    settings = {"model": model, "mode": mode, "folds": folds, "fold_seed": fold_seed,
-                "partition": partition, "engine": engine, **config.to_dict()}
     outcome = CrossValidation(held_out, pd.DataFrame(rows), pooled, pd.DataFrame(predictions),
                               results, settings)
     if out_dir:
         outcome.save(out_dir)
     return outcome
+
+
+#: A finished fold's result, kept in its checkpoint folder.
+FOLD_RESULT = "result"
+_FOLDS_FILE = "folds.json"
+
+
+def _check_fold_checkpoints(checkpoint_dir: str, settings: dict, held_out) -> None:
+    """Record (or compare) the folds and settings a checkpoint folder belongs to."""
+    from tff_ser.rundir import atomic_write_json, check_writable, read_json
+    check_writable(checkpoint_dir, what="checkpoint folder")
+    path = os.path.join(checkpoint_dir, _FOLDS_FILE)
+    wanted = json.loads(json.dumps({"settings": settings, "folds": held_out}, default=str))
+    if os.path.exists(path):
+        saved = read_json(path, what="fold checkpoint file",
+                          remedy=f"delete the folder {checkpoint_dir} to start the folds over")
+        if saved != wanted:
+            differs = sorted(k for k in set(saved["settings"]) | set(wanted["settings"])
+                             if saved["settings"].get(k) != wanted["settings"].get(k))
+            if saved["folds"] != wanted["folds"]:
+                differs.append("the speakers of each fold")
+            raise ValueError(
+                f"{checkpoint_dir} holds the folds of another cross-validation (differs in "
+                f"{differs}); use another checkpoint folder or delete it to start over")
+    else:
+        atomic_write_json(path, wanted)
+
+
+def _finished_fold(fold_dir: Optional[str]):
+    """The saved result of a finished fold, or None."""
+    from tff_ser.results import RunResult
+    from tff_ser.rundir import is_complete
+    if not fold_dir:
+        return None
+    where = os.path.join(fold_dir, FOLD_RESULT)
+    return RunResult.load(where) if is_complete(where) else None
+
+
+def _keep_finished_fold(fold_dir: str, result) -> None:
+    import shutil
+    from tff_ser.rundir import mark_complete
+    where = os.path.join(fold_dir, FOLD_RESULT)
+    result.save(where)
+    mark_complete(where)
+    # the fold's round checkpoints are no longer needed once its result is kept
+    shutil.rmtree(os.path.join(fold_dir, "rounds"), ignore_errors=True)

@@ -17,6 +17,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tff_ser.algorithms import ALGORITHMS, get_algorithm  # noqa: F401  (ALGORITHMS: the registry)
+
 #: Client / server optimizers by name: TFF 0.87's ``tff.learning.optimizers``
 #: builders, each with the keyword arguments it takes (besides the learning rate).
 OPTIMIZER_KWARGS: Dict[str, Tuple[str, ...]] = {
@@ -29,8 +31,6 @@ OPTIMIZER_KWARGS: Dict[str, Tuple[str, ...]] = {
 }
 OPTIMIZERS = tuple(OPTIMIZER_KWARGS)
 
-#: Federated algorithms: TFF's ``build_{weighted,unweighted}_fed_avg`` and ``..._fed_prox``.
-ALGORITHMS = ("fedavg", "fedprox")
 
 #: Named aggregators (``None`` is TFF's default mean); any ``tff.aggregators`` factory is accepted too.
 AGGREGATORS = ("mean", "dp", "compression", "robust")
@@ -91,9 +91,13 @@ class FederatedConfig:
     eval_every : int
         Evaluate on the validation clients every this many rounds (0: only at
         the end).  Evaluation time is not part of the training time.
-    algorithm : {"fedavg", "fedprox"}
-        FedAvg, or FedProx (Li et al. 2020; TFF's ``build_*_fed_prox``) with
-        proximal strength ``proximal_strength`` (mu).
+    algorithm : str
+        A registered algorithm (:mod:`tff_ser.algorithms`): ``"fedavg"``, or
+        ``"fedprox"`` (Li et al. 2020; TFF's ``build_*_fed_prox``) with
+        proximal strength ``proximal_strength`` (mu), or one a user
+        registered with :func:`tff_ser.register_algorithm`.
+    algorithm_kwargs : dict
+        Keyword arguments of a registered algorithm's builder.
     weighted : bool
         Average client updates weighted by their number of clips (TFF's
         ``NUM_EXAMPLES``, the default) or uniformly (``build_unweighted_*``).
@@ -130,6 +134,7 @@ class FederatedConfig:
     client_optimizer_kwargs: object = ()
     server_optimizer_kwargs: object = ()
     algorithm: str = "fedavg"
+    algorithm_kwargs: object = ()
     proximal_strength: float = 0.0
     weighted: bool = True
     aggregator: object = None
@@ -166,13 +171,13 @@ class FederatedConfig:
                 raise ValueError(f"{side}_optimizer_kwargs go with a named optimizer; an "
                                  "optimizer object carries its own arguments")
         for side in ("client_lr", "server_lr"):
-            if not getattr(self, side) > 0:
-                raise ValueError(f"{side} must be > 0, got {getattr(self, side)}")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
-        if not self.proximal_strength >= 0:
+            if not 0 < getattr(self, side) < math.inf:
+                raise ValueError(f"{side} must be a finite number > 0, got {getattr(self, side)}")
+        algorithm = get_algorithm(self.algorithm)
+        object.__setattr__(self, "algorithm_kwargs", _freeze_kwargs(self.algorithm_kwargs))
+        if not 0 <= self.proximal_strength < math.inf:
             raise ValueError(f"proximal_strength (FedProx mu) must be >= 0, got {self.proximal_strength}")
-        if self.algorithm == "fedavg" and self.proximal_strength:
+        if self.proximal_strength and not algorithm.uses_proximal_strength:
             raise ValueError(f"proximal_strength={self.proximal_strength} is FedProx's mu; set "
                              "algorithm='fedprox' (or recipe('fedprox', mu=...))")
         agg = self.aggregator
@@ -187,7 +192,7 @@ class FederatedConfig:
                 raise ValueError(
                     "DP-FedAvg averages clipped client updates uniformly (TFF's dp_aggregator is "
                     "an unweighted factory); set weighted=False (recipe('dp_fedavg') does)")
-            if not self.noise_multiplier >= 0:
+            if not 0 <= self.noise_multiplier < math.inf:
                 raise ValueError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
             if self.dp_clip is not None and not self.dp_clip > 0:
                 raise ValueError(f"dp_clip must be > 0 (or None: adaptive clipping), got {self.dp_clip}")
@@ -212,29 +217,16 @@ class FederatedConfig:
         return dict(getattr(self, f"{side}_optimizer_kwargs"))
 
     def to_dict(self) -> dict:
-        """The knobs as JSON can hold them (optimizer and aggregator objects by class name).
-
-        The keys added after paper 001's runs (algorithm, aggregator, DP,
-        optimizer arguments) appear only where they differ from the default,
-        so the configs of earlier results still compare equal.
-        """
+        """Every knob as JSON can hold it (optimizer and aggregator objects by class name)."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in _LATER_FIELDS and value == f.default:
-                continue
-            if f.name.endswith("_optimizer_kwargs"):
+            if f.name.endswith("_kwargs"):
                 value = dict(value)
             elif f.name in ("client_optimizer", "server_optimizer", "aggregator"):
                 value = describe(value)
             out[f.name] = value
         return out
-
-
-#: Fields that came after the papers' runs; :meth:`FederatedConfig.to_dict` omits them at default.
-_LATER_FIELDS = ("client_optimizer_kwargs", "server_optimizer_kwargs", "algorithm",
-                 "proximal_strength", "weighted", "aggregator", "noise_multiplier", "dp_clip",
-                 "dp_delta", "dp_clients_per_round")
 
 
 # --------------------------------------------------------------------------

@@ -22,111 +22,19 @@ engine.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from tff_ser.engines.base import ENGINE_NAMES, choose_engine, make_engine
+from tff_ser.engines.base import choose_engine, make_engine
 from tff_ser.fedconfig import (OPTIMIZERS, FederatedConfig, client_order,  # noqa: F401 (re-exported)
                                initial_model_weights, sample_clients)
 from tff_ser.task import Task
 
-#: Engines ``train_federated`` accepts (see :func:`tff_ser.engines.base.choose_engine`).
-ENGINES = ENGINE_NAMES
 
-# Names that lived here before the engines had modules of their own.
-_MOVED = {name: "tff_ser.engines.tff_process" for name in (
-    "build_processes", "make_model_fn", "initial_state", "set_learning_rates",
-    "learning_rates", "with_model_weights", "_client_dataset", "_element_spec")}
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        import importlib
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'tff_ser.federated' has no attribute {name!r}")
-
-
-# --------------------------------------------------------------------------
-# evaluation
-# --------------------------------------------------------------------------
-
-_EVAL_MODELS: Dict[tuple, object] = {}
-
-
-def _eval_model(model, input_shape: tuple, num_classes: int):
-    # One Keras model per model value, reused: rebuilding a model (and its
-    # predict function) for every evaluation retraces TF graphs each time.
-    # Keyed by the KerasModel object, never by its name, so another model
-    # under the same name cannot reuse it.
-    from tff_ser.models import as_model
-    model_def = as_model(model)
-    key = (model_def, tuple(input_shape), num_classes)
-    if key not in _EVAL_MODELS:
-        _EVAL_MODELS[key] = model_def.build(tuple(input_shape), num_classes)
-    return _EVAL_MODELS[key]
-
-
-def evaluate_weights(task: Task, weights, *, batch_size: int = 256) -> dict:
-    """Centralized evaluation of model weights on the validation clients.
-
-    Returns pooled metrics over all validation clips (``pooled``), the
-    mean of per-client accuracies (paper 000's objective, ``client_mean_accuracy``)
-    and the per-client accuracies.
-    """
-    try:
-        return _evaluate_cached(task, weights, batch_size)
-    except ValueError as exc:
-        # Keras invalidates models made before a later tf.compat.v1 graph built
-        # another model (TFF traces each new process's model_fn in such a
-        # graph): "Your Layer or Model is in an invalid state".  Measured: two
-        # resumed TFF runs of different configs in one process.  Rebuild once.
-        if "invalid state" not in str(exc):
-            raise
-        _EVAL_MODELS.pop((task.model_def, tuple(task.input_shape), task.num_classes), None)
-        return _evaluate_cached(task, weights, batch_size)
-
-
-def _evaluate_cached(task: Task, weights, batch_size: int) -> dict:
-    model = _eval_model(task.model_def, task.input_shape, task.num_classes)
-    trainable, non_trainable = weights
-    for var, value in zip(model.trainable_weights, trainable):
-        var.assign(value)
-    for var, value in zip(model.non_trainable_weights, non_trainable):
-        var.assign(value)
-    return evaluate_keras(task, model, batch_size=batch_size)
-
-
-def predict_classes(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """Argmax class of ``model`` on ``x``, in inference mode, batch by batch."""
-    out = [np.argmax(np.asarray(model(x[i:i + batch_size], training=False)), axis=-1)
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-
-def evaluate_keras(task: Task, model, *, batch_size: int = 256) -> dict:
-    """Evaluate a Keras model on the task's validation clients (see :func:`evaluate_weights`)."""
-    from tff_ser.metrics import classification_metrics
-    idx = task.val_indices
-    if len(idx) == 0:
-        return {}
-    pred = predict_classes(model, task.x[idx], batch_size=batch_size)
-    pooled = classification_metrics(task.y[idx], pred, num_classes=task.num_classes,
-                                    class_names=list(task.class_names))
-    pos = {int(i): k for k, i in enumerate(idx)}
-    per_client = {}
-    for cid, cidx in sorted(task.val_clients.items()):
-        rows = [pos[int(i)] for i in cidx]
-        per_client[cid] = float(np.mean(pred[rows] == task.y[cidx]))
-    return {"pooled": pooled,
-            "client_mean_accuracy": float(np.mean(list(per_client.values()))),
-            "per_client_accuracy": per_client,
-            # per clip, to pool over folds or seeds: row of task.x, true and predicted class
-            "predictions": {"index": [int(i) for i in idx], "true": task.y[idx].tolist(),
-                            "predicted": np.asarray(pred).astype(int).tolist()}}
+from tff_ser.evaluation import evaluate_weights
 
 
 # --------------------------------------------------------------------------
@@ -140,7 +48,8 @@ def train_federated(task: Task, config: FederatedConfig, *,
                     progress: bool = True,
                     federated_eval: bool = True,
                     engine: str = "auto", threads: Optional[int] = None,
-                    callbacks: Optional[Sequence[Callable]] = None, workers=None):
+                    callbacks: Optional[Sequence[Callable]] = None, workers=None,
+                    allow_nonfinite: bool = False, checkpoint_every: int = 1):
     """Train ``task.model`` with FedAvg on ``task.train_clients``.
 
     Parameters
@@ -152,7 +61,9 @@ def train_federated(task: Task, config: FederatedConfig, *,
         same arguments resumes from the last saved round and ends with the
         same final metrics as an uninterrupted run.  The directory also
         records the config (engine included); a different config in the same
-        directory is refused.
+        directory is refused, except a larger ``rounds``: that extends the
+        saved run (round r trains the same clients and batches whatever NGE
+        is, so the NGE = 200 run goes on from the NGE = 50 run's state).
     csv_path : str, optional
         Per-round metrics, rewritten after every round.
     tensorboard_dir : str, optional
@@ -188,11 +99,16 @@ def train_federated(task: Task, config: FederatedConfig, *,
         the weights equal one worker's to float32 rounding, and a run may
         resume on another number of workers.  Recorded in
         ``result.times["tff_workers"]``.
-
-    Every history row also holds the round's communication (``bytes_down``,
-    ``bytes_up``: :mod:`tff_ser.communication`) and, under DP-FedAvg, the
-    run's ``epsilon`` so far (:mod:`tff_ser.privacy`); their totals are in
-    ``final_metrics["communication"]`` and ``final_metrics["privacy"]``.
+    allow_nonfinite : bool
+        By default a run stops (:class:`~tff_ser.errors.TrainingDiverged`) as
+        soon as its training loss is non-finite, or when every client's update
+        was rejected as non-finite for ``REJECTED_ROUNDS`` rounds in a row (or
+        in the last round): such a run's metrics describe an untrained model.
+        ``True`` keeps training, for those who study divergence.
+    checkpoint_every : int
+        With ``checkpoint_dir``: save the state every this many rounds (and
+        after the last round, and when a callback stops the run).  A killed
+        run loses at most this many rounds; 1 (default) loses none.
 
     Returns
     -------
@@ -213,6 +129,22 @@ def train_federated(task: Task, config: FederatedConfig, *,
         An explicit engine that does not implement the model or configuration.
     tff_ser.runtime.WorkerDied
         The TFF engine's C++ worker died mid-round (e.g. killed for memory).
+    tff_ser.errors.OutputError
+        ``checkpoint_dir`` or ``csv_path``'s folder is not writable or its disk
+        is too full for the run (checked before the first round).
+    tff_ser.errors.DiskFull
+        The disk filled up mid-run; the message says which round is saved.
+    tff_ser.errors.TrainingDiverged
+        See ``allow_nonfinite``.
+    tff_ser.errors.TrainingInterrupted
+        Ctrl-C during training; the message says where it stopped and how to resume.
+
+    Notes
+    -----
+    Every history row also holds the round's communication (``bytes_down``,
+    ``bytes_up``: :mod:`tff_ser.communication`) and, under DP-FedAvg, the
+    run's ``epsilon`` so far (:mod:`tff_ser.privacy`); their totals are in
+    ``final_metrics["communication"]`` and ``final_metrics["privacy"]``.
     """
     from tff_ser import runtime
     runtime.set_threads(threads)
@@ -220,6 +152,8 @@ def train_federated(task: Task, config: FederatedConfig, *,
     from tff_ser.fedconfig import check_config_for_task
 
     check_config_for_task(config, len(task.train_clients))
+    if int(checkpoint_every) < 1:
+        raise ValueError(f"checkpoint_every must be >= 1; got {checkpoint_every}")
     callbacks = list(callbacks or [])
     check_monitor(callbacks, config)
     spec = runtime.parse_workers(workers) if workers is not None else None
@@ -238,41 +172,87 @@ def train_federated(task: Task, config: FederatedConfig, *,
         return _train_federated(task, config, engine, t_start, checkpoint_dir=checkpoint_dir,
                                 csv_path=csv_path, tensorboard_dir=tensorboard_dir,
                                 progress=progress, federated_eval=federated_eval,
-                                callbacks=callbacks)
+                                callbacks=callbacks, allow_nonfinite=allow_nonfinite,
+                                checkpoint_every=int(checkpoint_every))
     finally:
         if previous_workers is not None:
             runtime.set_workers(previous_workers)
 
 
+#: Rounds in a row with every client update rejected (non-finite) before a run stops.
+REJECTED_ROUNDS = 3
+
+
+def _check_round(row: dict, round_num: int, last: int, config, rejected_streak: int) -> int:
+    """Raise TrainingDiverged for a round that says the run is no longer training.
+
+    Returns the updated count of rounds in a row whose every client update
+    was rejected.
+    """
+    from tff_ser.errors import TrainingDiverged
+    if row.get("clients", 0) and row.get("train_examples", 1) == 0:
+        rejected_streak += 1
+        if rejected_streak >= REJECTED_ROUNDS or round_num == last:
+            first = round_num - rejected_streak + 1
+            client = (f"the client learning rate (client_lr={config.client_lr:g} for "
+                      f"{config.client_optimizer}, --client-lr)")
+            server = (f"the server learning rate (server_lr={config.server_lr:g} for "
+                      f"{config.server_optimizer}, --server-lr)")
+            # rejected from the first round: the clients' own steps blow up; after rounds
+            # that trained, a server step has moved the weights where every client fails
+            cause = client if first == 1 else f"{server} or {client}"
+            raise TrainingDiverged(
+                f"every client's update was rejected as non-finite in rounds {first}..{round_num} "
+                f"(0 training examples counted), so the model is not training: {cause} is too "
+                "large. Lower it, or pass allow_nonfinite=True (--allow-nonfinite) to keep such "
+                "a run going")
+        return rejected_streak
+    loss = row.get("train_loss")
+    if loss is not None and not np.isfinite(loss):
+        raise TrainingDiverged(
+            f"the training loss is {loss} in round {round_num}: the model's weights diverged. "
+            f"Lower the learning rates (server {config.server_optimizer} "
+            f"server_lr={config.server_lr:g}, --server-lr; client {config.client_optimizer} "
+            f"client_lr={config.client_lr:g}, --client-lr), or pass allow_nonfinite=True "
+            "(--allow-nonfinite) to keep such a run going")
+    return 0
+
+
 def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
-                     tensorboard_dir, progress, federated_eval, callbacks):
-    import tensorflow as tf
+                     tensorboard_dir, progress, federated_eval, callbacks, allow_nonfinite,
+                     checkpoint_every=1):
     from tqdm.auto import tqdm
-    from tff_ser import runtime
+    from tff_ser.callbacks import CsvLogger, TensorBoardLogger
+    from tff_ser.checkpoint import RunCheckpoint
     from tff_ser.communication import round_bytes
     from tff_ser.fedconfig import sampled_per_round
-    from tff_ser.results import RunResult
-    rounds = make_engine(engine, task, config)
-    build_seconds = time.perf_counter() - t_start
-
+    from tff_ser.errors import DiskFull, TrainingInterrupted
+    from tff_ser.rundir import check_writable
     run_config = {"mode": "federated", "engine": engine, "model": task.model_name,
                   **config.to_dict(), "num_train_clients": len(task.train_clients),
                   "num_val_clients": len(task.val_clients), "task": task.info}
+    checkpoint = RunCheckpoint(checkpoint_dir, run_config) if checkpoint_dir else None
+    if checkpoint:
+        check_writable(checkpoint_dir, what="checkpoint folder")
+    if csv_path:
+        check_writable(os.path.dirname(os.path.abspath(csv_path)), what="CSV folder")
+    rounds = make_engine(engine, task, config)
+    build_seconds = time.perf_counter() - t_start
+
     history: List[dict] = []
-    done = 0
-    earlier_wall = 0.0
-    if checkpoint_dir:
-        os.makedirs(checkpoint_dir, exist_ok=True)
-        _check_run_config(checkpoint_dir, run_config)
-        done = rounds.resume(checkpoint_dir)
-        # History is saved before the state: a kill between the two leaves it
-        # one round ahead, and it is cut back to the saved round here.
-        history = _load_history(checkpoint_dir)[:done]
-        earlier_wall = _load_earlier_wall(checkpoint_dir) if done else 0.0
+    done, earlier_wall = 0, 0.0
+    if checkpoint:
+        checkpoint.prepare()
+        done, history, earlier_wall = checkpoint.resume(rounds, config.rounds)
     if done == 0:
         rounds.start()
-    stopped = _load_stopped(checkpoint_dir) if checkpoint_dir and done else None
-    for cb in callbacks:
+    if checkpoint:
+        checkpoint.check_space(rounds.weights(), config.rounds - done)
+    stopped = checkpoint.stopped() if checkpoint and done else None
+    # the loggers see every row before the user's callbacks (which may stop the run)
+    loggers = ([TensorBoardLogger(tensorboard_dir)] if tensorboard_dir else []) \
+        + ([CsvLogger(csv_path)] if csv_path else [])
+    for cb in loggers + callbacks:
         if history and hasattr(cb, "restore"):
             cb.restore([dict(h) for h in history])
     if stopped is None and any(getattr(cb, "stopped_round", None) for cb in callbacks):
@@ -282,47 +262,75 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
     per_round_bytes = round_bytes(rounds.weights(), sampled, compressed=config.compresses)
     epsilons = _epsilons(config, len(task.train_clients), sampled)
 
-    writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
     last = done if stopped else config.rounds
     bar = tqdm(range(done + 1, last + 1), desc=f"FL {task.model_name}", unit="round",
                disable=not progress, initial=done, total=config.rounds)
-    for round_num in bar:
-        row = rounds.round(round_num)
-        row.update(per_round_bytes)
-        if epsilons is not None:
-            row["epsilon"] = epsilons[round_num - 1]
-        if config.eval_every and (round_num % config.eval_every == 0) and task.val_clients:
-            ev = evaluate_weights(task, rounds.weights())
-            row["val_accuracy"] = ev["pooled"]["accuracy"]
-            row["val_client_mean_accuracy"] = ev["client_mean_accuracy"]
-            row["val_f1_macro"] = ev["pooled"]["f1_macro"]
-        history.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
-        if writer is not None:
-            with writer.as_default():
-                for k, v in row.items():
-                    if k != "round":
-                        tf.summary.scalar(k, v, step=round_num)
-        if csv_path:
-            _write_csv(csv_path, history)
-        stop = False
-        if callbacks:
-            w = rounds.weights()
-            for cb in callbacks:
-                stop = (cb(round_num, dict(row), w) is True) or stop
-        if checkpoint_dir:
-            _save_history(checkpoint_dir, history)
-            _save_wall(checkpoint_dir, round_num, earlier_wall + time.perf_counter() - t_start)
-            rounds.save(round_num)
-        if stop:
-            stopped = {"round": round_num, "by": [_callback_summary(cb) for cb in callbacks]}
-            if checkpoint_dir:
-                _atomic_write_json(os.path.join(checkpoint_dir, "stopped.json"), stopped)
-            break
+    saved, rejected, round_num = done, 0, done + 1
+    try:
+        for round_num in bar:
+            row = rounds.round(round_num)
+            if not allow_nonfinite:
+                rejected = _check_round(row, round_num, last, config, rejected)
+            row.update(per_round_bytes)
+            if epsilons is not None:
+                row["epsilon"] = epsilons[round_num - 1]
+            if config.eval_every and (round_num % config.eval_every == 0) and task.val_clients:
+                ev = evaluate_weights(task, rounds.weights())
+                row["val_accuracy"] = ev["pooled"]["accuracy"]
+                row["val_client_mean_accuracy"] = ev["client_mean_accuracy"]
+                row["val_f1_macro"] = ev["pooled"]["f1_macro"]
+            history.append(row)
+            bar.set_postfix(train_loss=f"{row['train_loss']:.3f}",
+                            train_acc=f"{row['train_accuracy']:.3f}")
+            for logger in loggers:
+                logger(round_num, dict(row))
+            stop = False
+            if callbacks:
+                w = rounds.weights()
+                for cb in callbacks:
+                    stop = (cb(round_num, dict(row), w) is True) or stop
+            if checkpoint and (stop or round_num == last or round_num % checkpoint_every == 0):
+                checkpoint.save(rounds, round_num, history,
+                                earlier_wall + time.perf_counter() - t_start)
+                saved = round_num
+            if stop:
+                stopped = {"round": round_num, "by": [_callback_summary(cb) for cb in callbacks]}
+                if checkpoint:
+                    checkpoint.mark_stopped(stopped)
+                break
+    except KeyboardInterrupt as exc:
+        bar.close()
+        raise TrainingInterrupted(_stopped_message(
+            "interrupted", round_num, saved, config.rounds, checkpoint_dir)) from exc
+    except (SystemError, RuntimeError) as exc:  # Ctrl-C inside a C call of TF or NumPy
+        from tff_ser.errors import interrupt_in_chain
+        if not interrupt_in_chain(exc):
+            raise
+        bar.close()
+        raise TrainingInterrupted(_stopped_message(
+            "interrupted", round_num, saved, config.rounds, checkpoint_dir)) from exc
+    except OSError as exc:
+        from tff_ser.rundir import _is_disk_full
+        if not (isinstance(exc, DiskFull) or _is_disk_full(exc)):
+            raise
+        bar.close()
+        raise DiskFull(f"{exc}. " + _stopped_message(
+            "stopped: disk full", round_num, saved, config.rounds, checkpoint_dir)) from exc
+    finally:
+        for logger in loggers:
+            if hasattr(logger, "close"):
+                logger.close()
     bar.close()
-    if writer is not None:
-        writer.flush()
+    return _finish(task, config, engine, rounds, history, stopped, per_round_bytes, sampled,
+                   federated_eval=federated_eval, t_start=t_start, build_seconds=build_seconds,
+                   earlier_wall=earlier_wall, done=done, run_config=run_config)
 
+
+def _finish(task, config, engine, rounds, history, stopped, per_round_bytes, sampled, *,
+            federated_eval, t_start, build_seconds, earlier_wall, done, run_config):
+    """The run's result: final evaluation, communication, privacy, times."""
+    from tff_ser import runtime
+    from tff_ser.results import RunResult
     weights = rounds.weights()
     final = {}
     if task.val_clients:
@@ -369,6 +377,19 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
     return result
 
 
+def _stopped_message(what: str, round_num: int, saved: int, rounds: int,
+                     checkpoint_dir: Optional[str]) -> str:
+    if checkpoint_dir and saved:
+        where = (f"rounds 1..{saved} are saved in {checkpoint_dir}: run the same command "
+                 "again to resume from there")
+    elif checkpoint_dir:
+        where = f"no round was saved yet in {checkpoint_dir}; the same command starts over"
+    else:
+        where = ("nothing was saved (no checkpoint folder): pass checkpoint_dir "
+                 "(--checkpoint-dir) to make a run resumable")
+    return f"{what} in round {round_num} of {rounds}; {where}"
+
+
 def _epsilons(config: FederatedConfig, num_clients: int, sampled: int):
     if not config.is_dp:
         return None
@@ -381,84 +402,3 @@ def _callback_summary(cb) -> object:
     if hasattr(cb, "summary"):
         return cb.summary()
     return getattr(cb, "__name__", type(cb).__name__)
-
-
-def _load_stopped(checkpoint_dir: str):
-    path = os.path.join(checkpoint_dir, "stopped.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-# --------------------------------------------------------------------------
-# checkpoint side files
-# --------------------------------------------------------------------------
-
-def _atomic_write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def _check_run_config(checkpoint_dir: str, run_config: dict) -> None:
-    path = os.path.join(checkpoint_dir, "run_config.json")
-    canonical = json.loads(json.dumps(run_config, default=_json_default))
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved != canonical:
-            diff = sorted(k for k in set(saved) | set(canonical) if saved.get(k) != canonical.get(k))
-            raise ValueError(
-                f"{checkpoint_dir} holds a run with a different configuration (differs in "
-                f"{diff}); use another checkpoint_dir or delete it to start over")
-    else:
-        _atomic_write_json(path, canonical)
-
-
-def _save_history(checkpoint_dir: str, history: List[dict]) -> None:
-    _atomic_write_json(os.path.join(checkpoint_dir, "history.json"), history)
-
-
-def _load_history(checkpoint_dir: str) -> List[dict]:
-    path = os.path.join(checkpoint_dir, "history.json")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return json.load(f)
-
-
-def _save_wall(checkpoint_dir: str, round_num: int, wall_seconds: float) -> None:
-    _atomic_write_json(os.path.join(checkpoint_dir, "wall.json"),
-                       {"round": round_num, "wall_seconds": wall_seconds})
-
-
-def _load_earlier_wall(checkpoint_dir: str) -> float:
-    """Wall time the run's earlier processes spent up to their last save.
-
-    Saved after the history and before the state, so it may count one round
-    more than was kept: that round's time was spent all the same.
-    Checkpoints written before this file existed give 0.
-    """
-    path = os.path.join(checkpoint_dir, "wall.json")
-    if not os.path.exists(path):
-        return 0.0
-    with open(path) as f:
-        return float(json.load(f)["wall_seconds"])
-
-
-def _write_csv(path: str, history: List[dict]) -> None:
-    # Rewritten whole each round so a resumed run never holds duplicate rounds.
-    import pandas as pd
-    tmp = f"{path}.tmp{os.getpid()}"
-    pd.DataFrame(history).to_csv(tmp, index=False)
-    os.replace(tmp, path)

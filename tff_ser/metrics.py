@@ -62,7 +62,8 @@ def classification_metrics(y_true, y_pred, *, num_classes: int = 4,
         ``balanced_accuracy`` = UAR, the mean recall over the classes in
         ``y_true``; ``confusion_matrix`` (list of lists, rows true, columns
         predicted, ``num_classes`` x ``num_classes``); ``per_class``
-        (name -> precision, recall, f1, support); ``class_names``; ``n``.
+        (name -> precision, recall, f1, support); ``class_names``; ``n``;
+        ``missing_classes`` (names with no true clip), only when some are.
         Plain Python types only, so the dict can go straight into JSON.
 
     Notes
@@ -103,7 +104,7 @@ def classification_metrics(y_true, y_pred, *, num_classes: int = 4,
         # balanced accuracy is defined over the true classes anyway.
         warnings.simplefilter("ignore", UserWarning)
         uar = skm.balanced_accuracy_score(t, p)
-    return {
+    out = {
         "accuracy": float(skm.accuracy_score(t, p)),
         "precision_macro": float(skm.precision_score(t, p, average="macro", zero_division=0)),
         "recall_macro": float(skm.recall_score(t, p, average="macro", zero_division=0)),
@@ -117,3 +118,8 @@ def classification_metrics(y_true, y_pred, *, num_classes: int = 4,
         "class_names": names,
         "n": int(t.size),
     }
+    missing = [name for i, name in enumerate(names) if support[i] == 0]
+    if missing:
+        # UAR and macro F1 average over the classes present: say so in the result
+        out["missing_classes"] = missing
+    return out

@@ -1,54 +1,21 @@
-"""The papers' Keras models, as uncompiled builders TFF can wrap.
+"""Models: the registry, seeded initializers, and models as values.
 
-Every builder returns a *fresh, uncompiled* ``keras.Sequential`` whose
-last layer is a softmax, so the loss to pair with any of them is
-``keras.losses.SparseCategoricalCrossentropy(from_logits=False)``.  The
-models are written against the ``keras`` API: Keras 2.14 on the reference
-stack, Keras 3 on the current one (:mod:`tff_ser.stack`).
-TFF's ``model_fn`` must build a new model on every call, which is why the
-registry holds builders rather than models.
+A model is a builder of a *fresh, uncompiled* Keras model whose last layer is
+a softmax (the loss to pair with it is
+``keras.losses.SparseCategoricalCrossentropy(from_logits=False)``); TFF's
+``model_fn`` must build a new model on every call, which is why registries
+hold builders rather than models.  The models are written against the
+``keras`` API: Keras 2.14 on the reference stack, Keras 3 on the current one
+(:mod:`tff_ser.stack`).
 
-Models
-------
-Paper 001 (Chau & Garces), input ``(100, 34)``: 100 windows of 0.2 s, 34
-pyAudioAnalysis short-term features each.  Layer sizes follow the paper's
-Keras summaries (Figs 4-6) exactly, and the parameter counts match them:
-
-* ``"dense"`` (Fig 4, 26,008,068 parameters): Conv1D 512 k3 -> Dropout ->
-  Flatten -> Dense 512 -> Dropout -> Dense 512 ``embedding_layer`` ->
-  Dropout -> Dense 4 softmax.  The paper calls it "Dense"/"deep neural
-  network" although its first layer is a convolution.
-* ``"conv1d"`` (Fig 6, 1,832,004): Conv1D 512/128/128/64, k3, each followed
-  by Dropout -> Flatten -> Dense 256 ``embedding_layer`` -> Dropout ->
-  Dense 4 softmax.
-* ``"lstm"`` (Fig 5, 3,484,164): LSTM 512 (sequences) -> LSTM 512 ->
-  Dense 512 ``embedding_layer`` -> Dense 4 softmax.  No dropout: Fig 5 has
-  none.
-
-The summaries give neither activations nor dropout rates.  Hidden Conv1D and
-Dense layers use ReLU, as in the Tripathi et al. (2018) IEMOCAP code the
-paper says its models derive from; LSTMs keep Keras' tanh/sigmoid.  Dropout
-rate defaults to 0.2 (paper 000's rate for its MLP) and is the
-``dropout_rate`` keyword of the builders.
-
-Paper 000 (Mishchenko et al.), input ``(136,)`` clip statistics:
-
-* ``"mlp"``: Dense 256 ReLU -> Dropout 0.2 -> Dense 128 ReLU -> Dropout 0.2
-  -> Dense softmax, as stated in section IV.A.
-
-Paper 004 (Latif et al.), input ``(300, 40)`` = 3 s of 40-d log Mel
-filterbank at a 10 ms step.  The paper names the layers but not their
-sizes; the sizes below are this package's choice, small enough to train
-federated on a CPU:
-
-* ``"cnn_logmel"``: one Conv2D over (time, mel) -> one MaxPool2D -> two
-  fully connected ReLU layers -> softmax.  Defaults: 16 filters of 5x5,
-  4x4 pooling, FC 128 and 64 (about 1.55 M parameters).
-* ``"lstm_logmel"``: one LSTM -> two fully connected ReLU layers ->
-  softmax.  Defaults: LSTM 128, FC 128 and 64 (about 112 k parameters).
-
-"Two fully connected layers followed by a softmax layer" is read as two
-hidden layers plus the softmax output layer.
+* :data:`MODELS` / :func:`register_model` / :func:`build_model`: models by
+  name.  The papers' presets are registered by their baselines
+  (:mod:`tff_ser.baselines`): paper 001's ``dense``, ``conv1d``, ``lstm``,
+  paper 000's ``mlp`` (and ``mlp_egemaps``, ``mlp_compare`` on openSMILE's
+  sets), paper 004's ``cnn_logmel``, ``lstm_logmel``.
+* :class:`KerasModel`: a model of your own as a value, no registration.
+* :class:`SeededInitializers`, :func:`check_rank`, :func:`check_rate`: what
+  builders use to be seeded and to refuse bad shapes.
 
 Seeds
 -----
@@ -64,13 +31,21 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import keras
 
-from tff_ser.layers import Keras2GlorotUniform, Keras2Orthogonal, ReproducibleDropout
+from tff_ser.plugins import DiscoveredRegistry
 from tff_ser.stack import keras_major
+
+if TYPE_CHECKING:
+    import keras
+
+
+def _keras():
+    """Keras, imported on first use: the registry and the CLI's --help stay fast (no TF)."""
+    import keras
+    return keras
 
 #: Input shape of each feature kind (see ``tff_ser.features``).
 FEATURE_SHAPES: Dict[str, Tuple[int, ...]] = {
@@ -82,7 +57,7 @@ FEATURE_SHAPES: Dict[str, Tuple[int, ...]] = {
 }
 
 
-class _Initializers:
+class SeededInitializers:
     """Fresh Keras initializers, each with its own seed derived from one seed.
 
     Keras 2.14 gives identical values to every variable created from one
@@ -112,36 +87,40 @@ class _Initializers:
     def glorot_uniform(self):
         seed = self._next()
         if seed is None or self._keras_2:
-            return keras.initializers.GlorotUniform(seed=seed)
+            return _keras().initializers.GlorotUniform(seed=seed)
+        from tff_ser.layers import Keras2GlorotUniform
         return Keras2GlorotUniform(seed)
 
     def orthogonal(self):
         seed = self._next()
         if seed is None or self._keras_2:
-            return keras.initializers.Orthogonal(seed=seed)
+            return _keras().initializers.Orthogonal(seed=seed)
+        from tff_ser.layers import Keras2Orthogonal
         return Keras2Orthogonal(seed)
 
     def dense(self, units: int, activation: Optional[str], name: str) -> keras.layers.Dense:
-        return keras.layers.Dense(units, activation=activation, name=name,
+        return _keras().layers.Dense(units, activation=activation, name=name,
                                      kernel_initializer=self.glorot_uniform())
 
     def conv1d(self, filters: int, kernel_size: int, name: str) -> keras.layers.Conv1D:
-        return keras.layers.Conv1D(filters, kernel_size, activation="relu", name=name,
+        return _keras().layers.Conv1D(filters, kernel_size, activation="relu", name=name,
                                       kernel_initializer=self.glorot_uniform())
 
     def lstm(self, units: int, return_sequences: bool, name: str) -> keras.layers.LSTM:
-        return keras.layers.LSTM(units, return_sequences=return_sequences, name=name,
+        return _keras().layers.LSTM(units, return_sequences=return_sequences, name=name,
                                     kernel_initializer=self.glorot_uniform(),
                                     recurrent_initializer=self.orthogonal())
 
 
-def _check_rate(dropout_rate: float) -> float:
+def check_rate(dropout_rate: float) -> float:
+    """``dropout_rate`` as a float in [0, 1), or a ValueError."""
     if not 0.0 <= float(dropout_rate) < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1); got {dropout_rate!r}")
     return float(dropout_rate)
 
 
-def _check_rank(name: str, input_shape: Sequence[int], rank: int, meaning: str) -> Tuple[int, ...]:
+def check_rank(name: str, input_shape: Sequence[int], rank: int, meaning: str) -> Tuple[int, ...]:
+    """``input_shape`` as positive ints of rank ``rank``, or a ValueError naming the model."""
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != rank or any(d < 1 for d in shape):
         raise ValueError(f"model {name!r} takes inputs of shape {meaning} (rank {rank}, "
@@ -149,189 +128,48 @@ def _check_rank(name: str, input_shape: Sequence[int], rank: int, meaning: str) 
     return shape
 
 
-def dense_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
-              dropout_rate: float = 0.2, seed: Optional[int] = None) -> keras.Model:
-    """Paper 001's "Dense" model (Fig 4): 26,008,068 parameters at (100, 34).
+class LazyBuilder:
+    """A builder named ``"module:function"``, imported on first use.
 
-    Parameters
-    ----------
-    input_shape : (time, features)
-        Windows x short-term features; (100, 34) in the paper.
-    num_classes : int
-        Softmax outputs (4 in the paper).
-    dropout_rate : float
-        Rate of the three Dropout layers (not given in the paper).
-    seed : int or None
-        Seed of the weight initializers; ``None`` for unseeded.
-
-    Examples
-    --------
-    >>> dense_001().count_params()
-    26008068
+    Baselines register their models with it, so finding them (and ``tff-ser
+    --help``) imports no Keras.  It calls, has a signature and a name like the
+    function it stands for, and compares equal by its target.
     """
-    shape = _check_rank("dense", input_shape, 2, "(time, features)")
-    rate = _check_rate(dropout_rate)
-    init = _Initializers(seed)
-    return keras.Sequential([
-        keras.Input(shape),
-        init.conv1d(512, 3, "conv1d"),
-        ReproducibleDropout(rate, name="dropout"),
-        keras.layers.Flatten(name="flatten"),
-        init.dense(512, "relu", "dense"),
-        ReproducibleDropout(rate, name="dropout_1"),
-        init.dense(512, "relu", "embedding_layer"),
-        ReproducibleDropout(rate, name="dropout_2"),
-        init.dense(num_classes, "softmax", "softmax"),
-    ], name="dense")
 
+    def __init__(self, target: str):
+        module, _, name = target.partition(":")
+        if not module or not name:
+            raise ValueError(f"a lazy builder is 'module:function'; got {target!r}")
+        self.target, self.__module__, self.__name__ = target, module, name
+        self.__qualname__ = name
+        self._function = None
 
-def conv1d_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
-               dropout_rate: float = 0.2, seed: Optional[int] = None) -> keras.Model:
-    """Paper 001's convolutional model (Fig 6): 1,832,004 parameters at (100, 34).
+    def resolve(self) -> Callable:
+        if self._function is None:
+            import importlib
+            module, _, name = self.target.partition(":")
+            self._function = getattr(importlib.import_module(module), name)
+        return self._function
 
-    Four valid-padded kernel-3 Conv1D layers (512, 128, 128, 64 filters),
-    each followed by Dropout, then Dense 256 ``embedding_layer`` -> Dropout
-    -> softmax.  Parameters as in :func:`dense_001`.
+    @property
+    def __signature__(self):
+        return inspect.signature(self.resolve())
 
-    Examples
-    --------
-    >>> conv1d_001().count_params()
-    1832004
-    """
-    shape = _check_rank("conv1d", input_shape, 2, "(time, features)")
-    if shape[0] < 9:
-        raise ValueError(f"model 'conv1d' stacks four kernel-3 valid convolutions and needs "
-                         f"at least 9 time steps; got input_shape={shape}")
-    rate = _check_rate(dropout_rate)
-    init = _Initializers(seed)
-    layers = [keras.Input(shape)]
-    for i, filters in enumerate((512, 128, 128, 64)):
-        suffix = "" if i == 0 else f"_{i}"
-        layers += [init.conv1d(filters, 3, f"conv1d{suffix}"),
-                   ReproducibleDropout(rate, name=f"dropout{suffix}")]
-    layers += [
-        keras.layers.Flatten(name="flatten"),
-        init.dense(256, "relu", "embedding_layer"),
-        ReproducibleDropout(rate, name="dropout_4"),
-        init.dense(num_classes, "softmax", "softmax"),
-    ]
-    return keras.Sequential(layers, name="conv1d")
+    @property
+    def __doc__(self):
+        return self.resolve().__doc__
 
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
 
-def lstm_001(input_shape: Sequence[int] = (100, 34), num_classes: int = 4, *,
-             seed: Optional[int] = None) -> keras.Model:
-    """Paper 001's LSTM model (Fig 5): 3,484,164 parameters at (100, 34).
+    def __eq__(self, other):
+        return isinstance(other, LazyBuilder) and other.target == self.target
 
-    LSTM 512 returning sequences -> LSTM 512 -> Dense 512 ReLU
-    ``embedding_layer`` -> softmax; no dropout (Fig 5 lists none).
+    def __hash__(self):
+        return hash(("LazyBuilder", self.target))
 
-    Examples
-    --------
-    >>> lstm_001().count_params()
-    3484164
-    """
-    shape = _check_rank("lstm", input_shape, 2, "(time, features)")
-    init = _Initializers(seed)
-    return keras.Sequential([
-        keras.Input(shape),
-        init.lstm(512, True, "lstm"),
-        init.lstm(512, False, "lstm_1"),
-        init.dense(512, "relu", "embedding_layer"),
-        init.dense(num_classes, "softmax", "softmax"),
-    ], name="lstm")
-
-
-def mlp_000(input_shape: Sequence[int] = (136,), num_classes: int = 4, *,
-            hidden_units: Sequence[int] = (256, 128), dropout_rate: float = 0.2,
-            seed: Optional[int] = None) -> keras.Model:
-    """Paper 000's MLP: Dense [256, 128] ReLU with dropout 0.2, softmax output.
-
-    Parameters
-    ----------
-    input_shape : (features,)
-        Clip-level statistics; (136,) for tff_ser's ``clip_stats`` features.
-    num_classes : int
-        Softmax outputs.
-    hidden_units : sequence of int
-        Hidden layer sizes, [256, 128] in section IV.A.
-    dropout_rate : float
-        Dropout after each hidden layer, 0.2 in section IV.A.
-    seed : int or None
-        Seed of the weight initializers.
-
-    Examples
-    --------
-    >>> mlp_000().count_params()
-    68484
-    """
-    shape = _check_rank("mlp", input_shape, 1, "(features,)")
-    rate = _check_rate(dropout_rate)
-    init = _Initializers(seed)
-    layers = [keras.Input(shape)]
-    for i, units in enumerate(hidden_units):
-        layers += [init.dense(int(units), "relu", f"dense_{i}"),
-                   ReproducibleDropout(rate, name=f"dropout_{i}")]
-    layers.append(init.dense(num_classes, "softmax", "softmax"))
-    return keras.Sequential(layers, name="mlp")
-
-
-def cnn_logmel_004(input_shape: Sequence[int] = (300, 40), num_classes: int = 4, *,
-                   filters: int = 16, kernel_size: Tuple[int, int] = (5, 5),
-                   pool_size: Tuple[int, int] = (4, 4),
-                   hidden_units: Tuple[int, int] = (128, 64),
-                   seed: Optional[int] = None) -> keras.Model:
-    """Paper 004's CNN: one conv layer, one max-pool, two FC layers, softmax.
-
-    The log-mel matrix is treated as a one-channel image (time x mel) and
-    convolved with ``same`` padding.  Sizes are not in the paper; the
-    defaults (16 filters 5x5, 4x4 pooling, FC 128 and 64) keep the model
-    near 1.5 M parameters so federated rounds stay cheap on a CPU.
-
-    Examples
-    --------
-    >>> cnn_logmel_004().count_params()
-    1545060
-    """
-    shape = _check_rank("cnn_logmel", input_shape, 2, "(time, mel bands)")
-    if shape[0] < pool_size[0] or shape[1] < pool_size[1]:
-        raise ValueError(f"model 'cnn_logmel' pools {tuple(pool_size)} and needs inputs at least "
-                         f"that large; got input_shape={shape}")
-    init = _Initializers(seed)
-    return keras.Sequential([
-        keras.Input(shape),
-        keras.layers.Reshape(shape + (1,), name="add_channel"),
-        keras.layers.Conv2D(int(filters), tuple(kernel_size), padding="same",
-                               activation="relu", name="conv2d",
-                               kernel_initializer=init.glorot_uniform()),
-        keras.layers.MaxPool2D(tuple(pool_size), name="max_pool"),
-        keras.layers.Flatten(name="flatten"),
-        init.dense(int(hidden_units[0]), "relu", "fc_1"),
-        init.dense(int(hidden_units[1]), "relu", "fc_2"),
-        init.dense(num_classes, "softmax", "softmax"),
-    ], name="cnn_logmel")
-
-
-def lstm_logmel_004(input_shape: Sequence[int] = (300, 40), num_classes: int = 4, *,
-                    lstm_units: int = 128, hidden_units: Tuple[int, int] = (128, 64),
-                    seed: Optional[int] = None) -> keras.Model:
-    """Paper 004's LSTM: one LSTM layer, two FC layers, softmax.
-
-    Sizes are not in the paper; defaults LSTM 128, FC 128 and 64.
-
-    Examples
-    --------
-    >>> lstm_logmel_004().count_params()
-    111556
-    """
-    shape = _check_rank("lstm_logmel", input_shape, 2, "(time, mel bands)")
-    init = _Initializers(seed)
-    return keras.Sequential([
-        keras.Input(shape),
-        init.lstm(int(lstm_units), False, "lstm"),
-        init.dense(int(hidden_units[0]), "relu", "fc_1"),
-        init.dense(int(hidden_units[1]), "relu", "fc_2"),
-        init.dense(num_classes, "softmax", "softmax"),
-    ], name="lstm_logmel")
+    def __repr__(self):
+        return f"LazyBuilder({self.target!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,9 +180,10 @@ class ModelSpec:
     ----------
     name : str
         Registry key (``build_model(name)``).
-    builder : callable
+    builder : callable or str
         ``builder(input_shape, num_classes, *, seed=None, **hyperparameters)``
-        returning a fresh uncompiled ``keras.Model`` with softmax output.
+        returning a fresh uncompiled ``keras.Model`` with softmax output; a
+        ``"module:function"`` string is imported on first use (:class:`LazyBuilder`).
     feature_kind : str
         ``"paper001"``, ``"clip_stats"`` or ``"logmel"``: the features it reads.
     input_shape : tuple of int
@@ -362,25 +201,29 @@ class ModelSpec:
     paper: str
     description: str
 
+    def __post_init__(self):
+        if isinstance(self.builder, str):
+            object.__setattr__(self, "builder", LazyBuilder(self.builder))
 
-MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("dense", dense_001, "paper001", FEATURE_SHAPES["paper001"], "001 Fig 4",
-              "Conv1D 512 -> Dense 512 -> Dense 512 -> softmax, 26.0 M parameters"),
-    ModelSpec("conv1d", conv1d_001, "paper001", FEATURE_SHAPES["paper001"], "001 Fig 6",
-              "4 x Conv1D (512/128/128/64) -> Dense 256 -> softmax, 1.83 M parameters"),
-    ModelSpec("lstm", lstm_001, "paper001", FEATURE_SHAPES["paper001"], "001 Fig 5",
-              "LSTM 512 -> LSTM 512 -> Dense 512 -> softmax, 3.48 M parameters"),
-    ModelSpec("mlp", mlp_000, "clip_stats", FEATURE_SHAPES["clip_stats"], "000 IV.A",
-              "MLP [256, 128] ReLU, dropout 0.2 -> softmax"),
-    ModelSpec("mlp_egemaps", mlp_000, "egemaps", FEATURE_SHAPES["egemaps"], "000 IV.A",
-              "paper 000's MLP on openSMILE's 88 eGeMAPSv02 functionals"),
-    ModelSpec("mlp_compare", mlp_000, "compare", FEATURE_SHAPES["compare"], "000 IV.A",
-              "paper 000's MLP on openSMILE's 6,373 ComParE_2016 functionals"),
-    ModelSpec("cnn_logmel", cnn_logmel_004, "logmel", FEATURE_SHAPES["logmel"], "004 3.2",
-              "Conv2D 16x5x5 -> MaxPool 4x4 -> FC 128 -> FC 64 -> softmax (sizes ours)"),
-    ModelSpec("lstm_logmel", lstm_logmel_004, "logmel", FEATURE_SHAPES["logmel"], "004 3.2",
-              "LSTM 128 -> FC 128 -> FC 64 -> softmax (sizes ours)"),
-)}
+
+#: Registered models by name (the papers' presets come from :mod:`tff_ser.baselines`).
+MODELS: Dict[str, ModelSpec] = DiscoveredRegistry()
+
+
+def register_model(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
+    """Register ``spec`` under ``spec.name`` (``build_model(name)``, ``--model name``).
+
+    A taken name is refused unless ``replace=True``, so two builders never
+    answer to one name.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"register_model takes a ModelSpec; got {type(spec).__name__}")
+    if dict.__contains__(MODELS, spec.name) and not replace \
+            and dict.__getitem__(MODELS, spec.name) != spec:
+        raise ValueError(f"model {spec.name!r} is registered already; pass replace=True to "
+                         "register it again")
+    dict.__setitem__(MODELS, spec.name, spec)
+    return spec
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -431,7 +274,7 @@ def build_model(name: str, *, input_shape: Optional[Sequence[int]] = None, num_c
     unknown = sorted(set(hyperparameters) - set(accepted))
     if unknown:
         raise ValueError(f"model {name!r} does not take {unknown}; its hyperparameters are "
-                         f"{accepted or 'none'} (see tff_ser.models.{spec.builder.__name__})")
+                         f"{accepted or 'none'} (see {spec.builder.__module__}.{spec.builder.__name__})")
     shape = spec.input_shape if input_shape is None else tuple(input_shape)
     return spec.builder(shape, int(num_classes), seed=seed, **hyperparameters)
 
@@ -454,7 +297,7 @@ def count_params(name: str, *, input_shape: Optional[Sequence[int]] = None, num_
 # --------------------------------------------------------------------------
 
 def _default_loss():
-    return keras.losses.SparseCategoricalCrossentropy()
+    return _keras().losses.SparseCategoricalCrossentropy()
 
 
 class KerasModel:
@@ -543,13 +386,13 @@ class KerasModel:
         else:
             import random
             py_state, np_state = random.getstate(), np.random.get_state()
-            keras.utils.set_random_seed(int(seed))
+            _keras().utils.set_random_seed(int(seed))
             try:
                 model = self.builder(shape, int(num_classes), **self.hyperparameters)
             finally:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
-        if not isinstance(model, keras.Model):
+        if not isinstance(model, _keras().Model):
             raise TypeError(f"model builder {self.name!r} returned {type(model).__name__}, "
                             "not a keras.Model")
         if not model.built:

@@ -1,7 +1,7 @@
 """The set-up every numbered notebook starts with, in one call.
 
 >>> from tff_ser.notebook import setup          # doctest: +SKIP
->>> nb = setup(QUICK, DATA_DIR, OUT_DIR, experiment="exp2_client_count")  # doctest: +SKIP
+>>> nb = setup(QUICK, DATA_DIR, OUT_DIR, experiment="paper001_exp2")  # doctest: +SKIP
 
 It works from the repository root wherever Jupyter was started (so ``data/``
 and ``results/`` are the project's own), prints the package version and
@@ -59,11 +59,13 @@ def setup(quick: bool = False, data_dir: Optional[str] = None, out_dir: Optional
           *, experiment: Optional[str] = None) -> NotebookSetup:
     """Change to the repository root and say what the notebook will run on.
 
-    ``experiment`` names a registered experiment (``"exp1_baseline_vs_federated"``,
+    ``experiment`` names a registered experiment (``"paper001_exp1"``,
     ...); its results folder defaults to ``results/NAME`` (quick:
     ``results/_scratch/NAME-quick``).
     """
     import tff_ser
+    from tff_ser.runtime import quiet_logs
+    quiet_logs()
     root = find_root()
     os.chdir(root)
     print("tff_ser", tff_ser.__version__, "in", root)

@@ -425,3 +425,20 @@ def get_partitioner(name: str) -> Callable[..., Partition]:
         return PARTITIONERS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown partitioner {name!r}; known: {', '.join(PARTITIONERS)}") from None
+
+
+def partition_clips(name: str, clips: Sequence[Clip], *, k: int = 4, alpha: float = 0.5,
+                    seed: int = 0, emotions: Sequence[str] = EMOTIONS_4) -> Partition:
+    """Partition ``clips`` with the partitioner registered as ``name``.
+
+    Each partitioner gets the arguments among ``k``, ``alpha``, ``seed`` and
+    ``emotions`` that its signature names (``by_speaker`` none of them), so a
+    partitioner of your own is one entry in :data:`PARTITIONERS`:
+
+    >>> PARTITIONERS["halves"] = lambda clips, *, seed=0: iid(clips, 2, seed=seed)  # doctest: +SKIP
+    """
+    import inspect
+    fn = get_partitioner(name)
+    offered = {"k": k, "alpha": alpha, "seed": seed, "emotions": tuple(emotions)}
+    params = inspect.signature(fn).parameters
+    return fn(clips, **{n: v for n, v in offered.items() if n in params})

@@ -29,7 +29,9 @@ import pandas as pd
 RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
 _FORMAT = "tff_ser.RunResult"
-_VERSION = 1
+#: 2 (2026-12-05): every FederatedConfig field in configs and run keys, no naming fields in
+#: run keys.  ``tools/convert_results.py`` converts version 1.
+_VERSION = 2
 
 
 def to_jsonable(value: Any, where: str = "value") -> Any:
@@ -139,8 +141,10 @@ class RunResult:
         if document.get("format") != _FORMAT:
             raise ValueError(f"not a saved RunResult (format={document.get('format')!r})")
         if document.get("version") != _VERSION:
+            hint = (": convert it with `python tools/convert_results.py FOLDER` (from a clone "
+                    "of tff_ser)") if document.get("version") == 1 else ""
             raise ValueError(f"RunResult format version {document.get('version')!r} is not "
-                             f"readable by this tff_ser (reads version {_VERSION})")
+                             f"readable by this tff_ser (reads version {_VERSION}){hint}")
         fields = [f.name for f in dataclasses.fields(cls)]
         return cls(**{name: document.get(name, [] if name == "history" else {}) for name in fields})
 
@@ -150,16 +154,16 @@ class RunResult:
         Returns the directory.  NaN and infinite metrics are kept (JSON's
         ``NaN``/``Infinity`` extensions, which Python reads back).
         """
+        from tff_ser.rundir import atomic_write_text
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / (RESULT_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        # Replace in one step so a crash mid-write never leaves a truncated result.json.
-        os.replace(tmp, directory / RESULT_FILE)
+        # Each file whole or not at all (temp + fsync + rename): a kill or a full disk
+        # never leaves a truncated result.json or a history.csv cut mid-table.
+        atomic_write_text(directory / RESULT_FILE, json.dumps(self.to_dict(), indent=2) + "\n")
         frame = self.history_frame()
         if frame.columns.empty:  # a header-less CSV is unreadable by pandas.read_csv
             frame = pd.DataFrame(columns=["round"])
-        frame.to_csv(directory / HISTORY_FILE, index=False)
+        atomic_write_text(directory / HISTORY_FILE, frame.to_csv(index=False))
         return directory
 
     @classmethod
@@ -169,7 +173,9 @@ class RunResult:
         if not path.is_file():
             raise FileNotFoundError(f"no {RESULT_FILE} in {directory}; is this a run folder "
                                     "written by RunResult.save?")
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        from tff_ser.rundir import read_json
+        return cls.from_dict(read_json(path, what="result file",
+                                       remedy="rerun the run that wrote it"))
 
     # ------------------------------------------------------------ summaries
 

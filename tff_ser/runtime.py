@@ -3,11 +3,12 @@
 TFF 0.87's default context starts a C++ ``worker_binary`` child on first use
 and never stops it: the child outlives Python (normal exit or SIGKILL) and
 keeps any inherited stdout/stderr pipe open, so ``cmd | tail`` or a CI step
-reading the pipe hangs (README, "The TFF worker").  tff_ser therefore installs
+reading the pipe hangs (docs/guide/engines.md, "The TFF worker").  tff_ser therefore installs
 its own local C++ context, built from the same TFF pieces, whose worker
 
-* is started with ``PR_SET_PDEATHSIG = SIGKILL``, so the kernel kills it when
-  the Python process dies for any reason, SIGKILL included;
+* is started with ``PR_SET_PDEATHSIG = SIGKILL`` (:func:`dies_with_parent`),
+  so the kernel kills it when the Python process dies for any reason, SIGKILL
+  included;
 * writes to a log file instead of inheriting the parent's pipes;
 * is stopped by :func:`shutdown`, which runs at interpreter exit;
 * is never replaced behind the caller's back: if it dies (the kernel's OOM
@@ -23,11 +24,11 @@ computations through tff_ser get the same context.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,15 +41,50 @@ _LOCK = threading.Lock()
 _STOPPED: set = set()
 _WORKERS: List[subprocess.Popen] = []
 _INSTALLED = False
-_PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:  # not Linux: the atexit hook still stops the worker
-        pass
+#: Run by ``python -I -c`` in front of a child program: asks the kernel to
+#: SIGKILL this process when its parent dies, checks the parent is still the
+#: one that started it (else it is gone already: exit), then becomes the program.
+_LAUNCHER = """\
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass  # not Linux: the parent's atexit hook still stops the child
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def quiet_logs() -> None:
+    """Silence TensorFlow's C++ start-up log and gRPC's info lines, before TensorFlow loads.
+
+    On a CPU machine TensorFlow prints three lines at error level ("Unable to
+    register cuDNN / cuFFT / cuBLAS factory") and, on the batched engine,
+    "SetPriority unimplemented": none is an error of the run.  Level 3
+    silences TF's C++ log (Python exceptions still carry real errors); gRPC
+    (TFF's link to its C++ workers) logs "skipping fork() handlers" at info
+    level.  A level set already is kept, and ``TFF_SER_VERBOSE=1`` keeps the
+    logs.  ``import tff_ser`` changes no environment: the CLI and the
+    notebooks' :func:`tff_ser.notebook.setup` call this; a script may too.
+    """
+    verbose = os.environ.get("TFF_SER_VERBOSE", "") not in ("", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if verbose else "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "INFO" if verbose else "ERROR")
+
+
+def dies_with_parent(argv: List[str]) -> List[str]:
+    """``argv`` started so that the kernel SIGKILLs it when this process dies.
+
+    Not a ``preexec_fn``: that makes :mod:`subprocess` fork the whole process
+    and run Python in the child before ``exec``, which is unsafe with the
+    threads TensorFlow and gRPC run (a CI run segfaulted there).  Without it
+    the child is started by ``vfork``/``posix_spawn`` and sets
+    ``PR_SET_PDEATHSIG`` itself before becoming ``argv``, keeping its pid.
+    """
+    return [sys.executable, "-I", "-c", _LAUNCHER, str(os.getpid()), *argv]
 
 
 def _worker_log():
@@ -88,7 +124,7 @@ def machine_info() -> dict:
     CPU, TensorFlow sums in another order -- oneDNN kernels on CPUs with
     AVX-512 VNNI / AMX, Eigen's cache-sized blocking elsewhere -- and training
     amplifies the last-bit differences into another draw of the same
-    distribution (README, "Reproducibility").  Every run records this dict in
+    distribution (docs/guide/reproducibility.md).  Every run records this dict in
     ``result.extra["machine"]`` so a reader can tell such draws apart.
 
     Returns
@@ -245,9 +281,9 @@ def serve_worker(port: int, *, log: Optional[str] = None) -> int:
     """
     out = open(log, "ab") if log else None
     process = subprocess.Popen(
-        [worker_binary_path(), f"--port={int(port)}"], stdin=subprocess.DEVNULL,
-        stdout=out, stderr=subprocess.STDOUT if out else None,
-        preexec_fn=_die_with_parent, close_fds=True)
+        dies_with_parent([worker_binary_path(), f"--port={int(port)}"]),
+        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
+        close_fds=True)
 
     def forward(signum, _frame):
         if process.poll() is None:
@@ -275,7 +311,7 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
     import grpc
     import portpicker
     from tensorflow_federated.python.core.impl.executor_stacks import (
-        executor_factory as tff_executor_factory, python_executor_stacks)
+        python_executor_stacks)
     from tensorflow_federated.python.core.impl.executors import (
         remote_executor, remote_executor_grpc_stub)
     from tensorflow_federated.python.core.impl.types import placements
@@ -289,10 +325,10 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
         port = portpicker.pick_unused_port()
         log = _worker_log()
         process = subprocess.Popen(
-            [binary_path, f"--port={port}",
-             f"--max_concurrent_computation_calls={max_concurrent_computation_calls}"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent, close_fds=True)
+            dies_with_parent([
+                binary_path, f"--port={port}",
+                f"--max_concurrent_computation_calls={max_concurrent_computation_calls}"]),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True)
         if state["log"] is not None:
             state["log"].close()
         state["log"] = log

@@ -1,6 +1,6 @@
 """Which software stack this process runs on, and what needs TensorFlow Federated.
 
-tff_ser supports two stacks from one code base (README, "Two stacks"):
+tff_ser supports two stacks from one code base (docs/install.md):
 
 * **reference** -- Python 3.11, TensorFlow 2.14, Keras 2, TFF 0.87
   (``requirements/lock.txt``): every engine; TFF's own process is the
@@ -23,7 +23,7 @@ from typing import Dict, Optional
 REFERENCE_STACK_HINT = (
     "TFF 0.87 is installed only on the reference stack (Python 3.11, TensorFlow 2.14, "
     "Keras 2): `make setup` (STACK=reference, the default) on Python 3.11, or on Colab the "
-    "pinned '2025.07' runtime (README, 'Two stacks')")
+    "pinned '2025.07' runtime (docs/install.md)")
 
 
 class TffNotInstalled(ImportError):

@@ -100,7 +100,8 @@ class Comparison:
                     "no difference claimed)")
         tests = ["95 % intervals " + ("overlap" if self.intervals_overlap else "separate")]
         if self.paired_p is not None:
-            tests.append(f"paired t-test over {self.paired_n} seeds p = {self.paired_p:.3f}")
+            p = "p < 0.001" if self.paired_p < 0.001 else f"p = {self.paired_p:.3f}"
+            tests.append(f"paired t-test over {self.paired_n} seeds {p}")
         verdict = "a difference" if self.differs else "no difference shown"
         return f"{base} ({'; '.join(tests)}): {verdict}"
 

@@ -39,6 +39,13 @@ KEEP = ("tensorflow", "keras", "numpy", "scipy", "pandas", "pyarrow", "scikit-le
 NO_DEPS = ("dp-accounting",)
 
 
+#: tff_ser editable through a path entry, as `make setup` does: Colab's working directory
+#: /content holds the clone /content/tff_ser, which the default editable finder would lose to
+#: as an empty namespace package (tests/test_install.py).
+EDITABLE = ("--no-deps", "--no-build-isolation", "--config-settings", "editable_mode=compat",
+            "-e")
+
+
 def installed(name: str):
     try:
         return md.version(name)
@@ -78,7 +85,7 @@ def install_current(dry_run: bool = False) -> None:
     for name in NO_DEPS:
         wanted = [r for r in requirements() if r.lower().startswith(name)]
         pip("--no-deps", *wanted, dry_run=dry_run)
-    pip("--no-deps", "--no-build-isolation", "-e", ROOT, dry_run=dry_run)
+    pip(*EDITABLE, ROOT, dry_run=dry_run)
     after = {name: installed(name) for name in KEEP}
     changed = {n: (before[n], after[n]) for n in KEEP if before[n] != after[n]}
     if changed:
@@ -93,7 +100,7 @@ def install_reference(dry_run: bool = False) -> None:
                  "Runtime version -> 2025.07, or leave out --reference for the current stack.")
     pip("-r", os.path.join(ROOT, "requirements", "lock.txt"), dry_run=dry_run)
     pip("--no-deps", "tensorflow-federated==0.87.0", dry_run=dry_run)
-    pip("--no-deps", "--no-build-isolation", "-e", ROOT, dry_run=dry_run)
+    pip(*EDITABLE, ROOT, dry_run=dry_run)
     print("installed the reference stack: Runtime -> Restart session once, then run the "
           "notebook from the top", flush=True)
 

@@ -7,8 +7,8 @@ mode) compared on accuracy and macro-F1 with :func:`tff_ser.stats.compare`
 
 Usage::
 
-    python tools/compare_results.py results/per_speaker_mlp results/stacks/per_speaker_mlp_current \\
-        --labels reference current --out results/stacks/per_speaker_mlp.md
+    python tools/compare_results.py results/paper000_per_speaker results/stacks/paper000_per_speaker_current \\
+        --labels reference current --out results/stacks/paper000_per_speaker.md
 """
 from __future__ import annotations
 

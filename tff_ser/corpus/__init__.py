@@ -9,8 +9,14 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Union
 
-from tff_ser.corpus.records import (CREMAD_LEVELS, CREMAD_SENTENCES, EMOTION_NAMES,
-                                    EMOTIONS_4, EMOTIONS_6, Clip, label_index)
+# the records' names, re-exported for ``from tff_ser.corpus import ...``
+from tff_ser.corpus.records import CREMAD_LEVELS as CREMAD_LEVELS
+from tff_ser.corpus.records import CREMAD_SENTENCES as CREMAD_SENTENCES
+from tff_ser.corpus.records import EMOTION_NAMES as EMOTION_NAMES
+from tff_ser.corpus.records import EMOTIONS_4 as EMOTIONS_4
+from tff_ser.corpus.records import EMOTIONS_6 as EMOTIONS_6
+from tff_ser.corpus.records import Clip as Clip
+from tff_ser.corpus.records import label_index as label_index
 
 #: Where tff_ser looks for data when no directory is given (``TFF_SER_DATA``
 #: overrides it).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Optional
 
 import numpy as np
@@ -35,7 +36,7 @@ SILENCE_PEAK_DBFS = -80.0
 
 #: Problem kinds :func:`probe_audio` reports.
 PROBLEM_KINDS = ("missing", "empty", "lfs-pointer", "truncated-header",
-                 "not-audio", "no-samples", "unreadable")
+                 "not-audio", "no-samples", "unreadable", "path-encoding")
 
 
 class AudioError(ValueError):
@@ -171,6 +172,19 @@ def _classify(path: str) -> tuple[Optional[AudioProblem], Optional[AudioInfo]]:
     head = _read_head(path)
     if size <= _LFS_POINTER_MAX_BYTES and head.startswith(LFS_POINTER_PREFIX):
         return _lfs_problem(path, head, size), None
+    encoding = sys.getfilesystemencoding()
+    try:
+        path.encode(encoding)
+    except UnicodeEncodeError:
+        # the audio decoder takes the path as text; bytes the file system's
+        # encoding cannot spell fail there, whatever the file holds
+        shown = path.encode(encoding, "surrogateescape").decode(encoding, "replace")
+        return AudioProblem(
+            path, "path-encoding",
+            f"{shown}: the path holds bytes that are not valid {encoding} (shown as \ufffd), "
+            "so the audio decoder cannot open it; the file itself may be fine. Rename the "
+            "file or the folder holding it to a valid name (e.g. `convmv -f latin1 -t utf8`)."
+        ), None
     try:
         info = soundfile.info(path)
     except Exception as exc:  # libsndfile raises several types; all mean "unreadable"
@@ -199,6 +213,65 @@ def _classify(path: str) -> tuple[Optional[AudioProblem], Optional[AudioInfo]]:
         ), None
     return None, AudioInfo(path, int(info.samplerate), int(info.channels),
                            int(info.frames))
+
+
+#: Clips shorter than this are suspicious (CREMA-D's sentences last 1-5 s).
+MIN_CLIP_SECONDS = 0.2
+
+
+def _wav_data_chunk(path: str):
+    """``(riff_size, data_offset, data_size)`` from a RIFF/WAVE header, or None."""
+    import struct
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        riff_size = struct.unpack("<I", head[4:8])[0]
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                return riff_size, f.tell(), size
+            f.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def suspicious_audio(path, info: Optional[AudioInfo] = None) -> Optional[str]:
+    """Why a readable clip looks damaged or useless, or None.
+
+    The decoder reads these without complaint, so a loader keeps them and
+    records them (``CorpusLoad.suspicious``):
+
+    * a WAV whose ``data`` chunk promises more bytes than the file holds
+      (a copy cut off mid-file: a clip cut to half its bytes decodes as a
+      valid, shorter clip);
+    * a RIFF size field that disagrees with the file size;
+    * a clip shorter than :data:`MIN_CLIP_SECONDS`.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    try:
+        chunk = _wav_data_chunk(path)
+    except OSError:
+        chunk = None
+    if chunk is not None:
+        riff_size, offset, data_size = chunk
+        present = size - offset
+        if data_size > present and data_size != 0xFFFFFFFF:
+            return (f"{path} is cut short: its WAV header promises {data_size} bytes of "
+                    f"samples but the file holds {present} ({100 * present / data_size:.0f} %); "
+                    "the copy was probably interrupted. Re-copy it, or delete it to leave "
+                    "the clip out")
+        if riff_size + 8 not in (size, size - 1) and riff_size != 0xFFFFFFFF:
+            return (f"{path}: its RIFF header says {riff_size + 8} bytes but the file has "
+                    f"{size}; it may be cut or have bytes appended. Re-copy it")
+    if info is None:
+        info = audio_info(path)
+    if info.duration < MIN_CLIP_SECONDS:
+        return (f"{path} lasts only {info.duration:.2f} s (under {MIN_CLIP_SECONDS} s); "
+                "check that it is a whole utterance")
+    return None
 
 
 def probe_audio(path) -> Optional[AudioProblem]:

@@ -100,6 +100,8 @@ class CheckReport:
     skipped: list = dataclasses.field(default_factory=list)
     silent: list = dataclasses.field(default_factory=list)
     silence_dbfs: float = SILENCE_PEAK_DBFS
+    #: Clips kept but damaged-looking (a WAV cut short, ...): ``CorpusLoad.suspicious``.
+    suspicious: list = dataclasses.field(default_factory=list)
 
     @property
     def n_clips(self) -> int:
@@ -118,8 +120,8 @@ class CheckReport:
 
     @property
     def problems(self) -> list:
-        """Every skipped file and every silent clip as ``(path, reason)``."""
-        return list(self.skipped) + [
+        """Every skipped file, suspicious clip and silent clip as ``(path, reason)``."""
+        return list(self.skipped) + list(self.suspicious) + [
             Skipped(path, f"{path} is silent (peak {_db(peak)} dBFS, below "
                           f"{self.silence_dbfs:g} dBFS); it decodes but carries "
                           "no speech; delete it or expect a useless clip")
@@ -200,7 +202,7 @@ def check_directory(root, emotions: Union[str, Sequence[str]] = "all",
         durations=durations, sample_rates=dict(sorted(rates.items())),
         channels=dict(sorted(channels.items())), filtered=load.filtered,
         skipped=sorted(skipped, key=lambda s: s.path), silent=silent,
-        silence_dbfs=silence_dbfs)
+        silence_dbfs=silence_dbfs, suspicious=list(load.suspicious))
 
 
 def _db(value: float) -> str:

@@ -23,7 +23,7 @@ import re
 import statistics
 from typing import Iterable, NamedTuple, Optional, Sequence, Union
 
-from tff_ser.corpus.audio import AudioError, probe_audio
+from tff_ser.corpus.audio import AudioError, probe_audio, suspicious_audio
 from tff_ser.corpus.records import (CREMAD_LEVELS, CREMAD_SENTENCES, EMOTIONS_4,
                                     EMOTIONS_6, Clip)
 
@@ -79,6 +79,10 @@ class CorpusLoad:
     filtered : int
         Well-formed clips left out only because their emotion is not in
         ``emotions`` (not a problem).
+    suspicious : list of Skipped
+        ``(path, reason)`` of clips that are kept but look damaged (a WAV
+        cut short, a header that disagrees with the file size, a clip under
+        0.2 s): :func:`tff_ser.corpus.audio.suspicious_audio`.
     """
 
     clips: list
@@ -87,6 +91,7 @@ class CorpusLoad:
     corpus: str
     emotions: tuple = EMOTIONS_4
     filtered: int = 0
+    suspicious: list = dataclasses.field(default_factory=list)
 
     @property
     def speakers(self) -> list:
@@ -108,14 +113,15 @@ class CorpusLoad:
         if self.filtered:
             lines.append(f"  filtered (emotion not in {','.join(self.emotions)}): "
                          f"{self.filtered}")
-        if self.skipped:
-            lines.append(f"  skipped {len(self.skipped)} file(s) with problems:")
-            for item in self.skipped[:SUMMARY_MAX_LISTED]:
-                lines.append(f"    - {item.reason}")
-            if len(self.skipped) > SUMMARY_MAX_LISTED:
-                lines.append(f"    ... and {len(self.skipped) - SUMMARY_MAX_LISTED} "
-                             "more (see CorpusLoad.skipped)")
-        else:
+        for items, title in ((self.skipped, "skipped {} file(s) with problems:"),
+                             (self.suspicious, "kept {} suspicious clip(s):")):
+            if items:
+                lines.append("  " + title.format(len(items)))
+                lines += [f"    - {item.reason}" for item in items[:SUMMARY_MAX_LISTED]]
+            if len(items) > SUMMARY_MAX_LISTED:
+                lines.append(f"    ... and {len(items) - SUMMARY_MAX_LISTED} more (all listed "
+                             "in result.json under extra.corpus_problems)")
+        if not self.skipped and not self.suspicious:
             lines.append("  no problems found")
         return "\n".join(lines)
 
@@ -255,9 +261,12 @@ def read_demographics(path: str) -> dict:
     return sex
 
 
-def probe_clips(candidates: list, corpus_dir: str,
-                pointer_advice: str) -> tuple[list, list]:
+def probe_clips(candidates: list, corpus_dir: str, pointer_advice: str,
+                suspicious: Optional[list] = None) -> tuple[list, list]:
     """Split ``(path, clip)`` pairs into usable clips and skipped files.
+
+    Usable clips that look damaged are appended to ``suspicious`` as
+    ``Skipped(path, reason)`` (kept, and recorded).
 
     Raises
     ------
@@ -270,6 +279,10 @@ def probe_clips(candidates: list, corpus_dir: str,
         problem = probe_audio(path)
         if problem is None:
             clips.append(clip)
+            if suspicious is not None:
+                reason = suspicious_audio(path)
+                if reason:
+                    suspicious.append(Skipped(path, reason))
             continue
         pointers += problem.kind == "lfs-pointer"
         skipped.append(Skipped(path, problem.message))
@@ -380,8 +393,9 @@ def load_cremad(root, emotions: Union[str, Sequence[str]] = EMOTIONS_4,
     pointer_advice = ("Clone the CREMA-D repository with git-lfs installed and run "
                       "`git lfs pull` inside it (a GitHub zip download only has "
                       "pointers), then point tff_ser at its AudioWAV directory.")
+    suspicious: list = []
     if probe:
-        clips, audio_skipped = probe_clips(candidates, audio_dir, pointer_advice)
+        clips, audio_skipped = probe_clips(candidates, audio_dir, pointer_advice, suspicious)
         skipped.extend(audio_skipped)
     else:
         clips = [clip for _, clip in candidates]
@@ -389,4 +403,5 @@ def load_cremad(root, emotions: Union[str, Sequence[str]] = EMOTIONS_4,
     clips.sort(key=lambda c: c.clip_id)
     skipped.sort(key=lambda s: s.path)
     return CorpusLoad(clips=clips, skipped=skipped, root=audio_dir, corpus=corpus,
-                      emotions=emotions, filtered=filtered)
+                      emotions=emotions, filtered=filtered,
+                      suspicious=sorted(suspicious, key=lambda s: s.path))

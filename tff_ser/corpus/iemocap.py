@@ -191,11 +191,12 @@ def load_iemocap(root, emotions: Union[str, Sequence[str]] = EMOTIONS_4,
                         f"{utterance} is labelled in {label_file} but its wav "
                         f"file is missing from {wav_dir}"))
 
+    suspicious: list = []
     if probe:
         clips, audio_skipped = probe_clips(
             candidates, release,
             "Fetch the audio (`git lfs pull` in the repository it came from, or "
-            "re-extract the IEMOCAP release archive).")
+            "re-extract the IEMOCAP release archive).", suspicious)
         skipped.extend(audio_skipped)
     else:
         clips = [clip for _, clip in candidates]
@@ -203,7 +204,8 @@ def load_iemocap(root, emotions: Union[str, Sequence[str]] = EMOTIONS_4,
     clips.sort(key=lambda c: c.clip_id)
     skipped.sort(key=lambda s: s.path)
     return CorpusLoad(clips=clips, skipped=skipped, root=release, corpus=corpus,
-                      emotions=emotions, filtered=filtered)
+                      emotions=emotions, filtered=filtered,
+                      suspicious=sorted(suspicious, key=lambda s: s.path))
 
 
 def _listdir(path: str) -> list:

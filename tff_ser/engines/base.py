@@ -24,12 +24,69 @@ which :func:`choose_engine` uses to pick (``"auto"``) or to refuse.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Protocol, Tuple
+import dataclasses
+from typing import Dict, List, Optional, Protocol, Tuple
 
 import numpy as np
 
+
+@dataclasses.dataclass(frozen=True)
+class EngineEntry:
+    """A registered engine: where its class lives, and whether ``"auto"`` may pick it.
+
+    ``target`` is ``"module:Class"`` (imported on first use, so registering
+    costs no TensorFlow import); the class follows :class:`RoundEngine` and has
+    a ``unsupported_reason(task, config)`` classmethod.
+    """
+
+    target: str
+    auto: bool = True
+    needs_tff: bool = False
+
+    def load(self):
+        import importlib
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+#: Engine name -> entry, in the order ``engine="auto"`` tries them (TFF's process, the
+#: reference, is auto's last resort and is not tried in this loop).  One registration
+#: (:func:`register_engine`) adds an engine to ``train_federated``, the CLI and the configs.
+ENGINES: Dict[str, EngineEntry] = {
+    "batched": EngineEntry("tff_ser.engines.batched:BatchedEngine"),
+    "tf": EngineEntry("tff_ser.engines.plain_tf:PlainTFEngine"),
+    "tff": EngineEntry("tff_ser.engines.tff_process:TffEngine", auto=False, needs_tff=True),
+}
+
 #: Engine names ``train_federated(engine=...)`` accepts; "auto" picks one (:func:`choose_engine`).
 ENGINE_NAMES = ("auto", "tff", "batched", "tf")
+
+
+def register_engine(name: str, target: str, *, auto: bool = True,
+                    needs_tff: bool = False) -> None:
+    """Register an engine: ``train_federated(engine=name)`` then runs it.
+
+    Parameters
+    ----------
+    name : str
+        The engine's name (not ``"auto"``).
+    target : str
+        ``"module:Class"`` of a class implementing :class:`RoundEngine` and
+        ``unsupported_reason(task, config)``.
+    auto : bool
+        Whether ``engine="auto"`` may pick it (tried after the built-in fast
+        engines).  An engine must be proven equal to TFF's process by a test
+        before it is allowed here.
+    needs_tff : bool
+        Whether it needs TensorFlow Federated installed.
+    """
+    global ENGINE_NAMES
+    if name == "auto" or not name:
+        raise ValueError(f"{name!r} cannot name an engine")
+    if ":" not in target:
+        raise ValueError(f"target must be 'module:Class', got {target!r}")
+    ENGINES[name] = EngineEntry(target, auto=auto, needs_tff=needs_tff)
+    ENGINE_NAMES = ENGINE_NAMES + (name,) if name not in ENGINE_NAMES else ENGINE_NAMES
 
 
 class EngineUnsupported(ValueError):
@@ -96,6 +153,9 @@ def fast_engine_reason(engine: str, task, config, supported_optimizers, *,
     if config.algorithm not in algorithms:
         return (f"the {engine} engine implements {' and '.join(algorithms)}, not "
                 f"algorithm={config.algorithm!r}")
+    if config.algorithm_kwargs:
+        return (f"the {engine} engine implements the built-in algorithms' own arguments, not "
+                f"algorithm_kwargs={dict(config.algorithm_kwargs)}")
     if not config.weighted and not unweighted:
         return f"the {engine} engine implements weighted FedAvg, not weighted=False"
     if not (config.aggregator is None or isinstance(config.aggregator, str)) \
@@ -111,18 +171,13 @@ def fast_engine_reason(engine: str, task, config, supported_optimizers, *,
 
 
 def _engine_class(name: str):
-    if name == "tff":
+    entry = ENGINES.get(name)
+    if entry is None:
+        raise EngineUnsupported(f"engine must be one of {ENGINE_NAMES}, got {name!r}")
+    if entry.needs_tff:
         from tff_ser.stack import require_tff
-        require_tff("engine='tff' (TFF's own process)")
-        from tff_ser.engines.tff_process import TffEngine
-        return TffEngine
-    if name == "batched":
-        from tff_ser.engines.batched import BatchedEngine
-        return BatchedEngine
-    if name == "tf":
-        from tff_ser.engines.plain_tf import PlainTFEngine
-        return PlainTFEngine
-    raise EngineUnsupported(f"engine must be one of {ENGINE_NAMES}, got {name!r}")
+        require_tff(f"engine={name!r}" + (" (TFF's own process)" if name == "tff" else ""))
+    return entry.load()
 
 
 def unsupported_reason(name: str, task, config) -> Optional[str]:
@@ -145,7 +200,7 @@ def choose_engine(task, config, engine: str = "auto") -> str:
     An explicit engine that cannot train the task raises
     :class:`EngineUnsupported` naming what and why.
     """
-    if engine not in ENGINE_NAMES:
+    if engine != "auto" and engine not in ENGINES:
         raise EngineUnsupported(f"engine must be one of {ENGINE_NAMES}, got {engine!r}")
     if engine != "auto":
         reason = unsupported_reason(engine, task, config)
@@ -154,7 +209,9 @@ def choose_engine(task, config, engine: str = "auto") -> str:
                                     "Use engine='auto' or engine='tff' (the reference).")
         return engine
     reasons = []
-    for name in ("batched", "tf"):
+    for name, entry in ENGINES.items():
+        if not entry.auto:
+            continue
         reason = unsupported_reason(name, task, config)
         if reason is None:
             return name

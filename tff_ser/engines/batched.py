@@ -53,268 +53,20 @@ process after every round (dropout off) to 1e-5.
 """
 from __future__ import annotations
 
-import dataclasses
-import io
-import math
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tff_ser.engines import optimizers
-from tff_ser.fedconfig import FederatedConfig, client_order, sample_clients
-from tff_ser.layers import ReproducibleDropout
+from tff_ser.fedconfig import FederatedConfig
 from tff_ser.task import Task
 
-#: TFF 0.87 ``build_adam`` defaults, which :mod:`tff_ser.federated` uses on both sides.
-ADAM_BETA_1 = 0.9
-ADAM_BETA_2 = 0.999
-ADAM_EPSILON = 1e-7
-
-#: Client / server optimizers the engine implements, as in ``FederatedConfig``.
-SUPPORTED_OPTIMIZERS = ("adam", "sgd")
-
-_HIDDEN_ACTIVATIONS: Dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
-    "linear": tf.identity,
-    "relu": tf.nn.relu,
-    "tanh": tf.math.tanh,
-    "sigmoid": tf.math.sigmoid,
-    "elu": tf.nn.elu,
-}
-
-
-# --------------------------------------------------------------------------
-# the model, as a list of layers the engine knows how to batch
-# --------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class DenseLayer:
-    """A Keras Dense layer: ``activation(x @ kernel + bias)``."""
-
-    name: str
-    activation: str
-    use_bias: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class DropoutLayer:
-    """A Keras ``Dropout`` or tff_ser ``ReproducibleDropout`` layer (training only)."""
-
-    name: str
-    rate: float
-
-
-Layer = Union[DenseLayer, DropoutLayer]
-
-
-def sequential_layers(model: keras.Model) -> Tuple[Layer, ...]:
-    """The layers of a Sequential Dense/Dropout model with a softmax output.
-
-    Parameters
-    ----------
-    model : keras.Sequential
-        Built model, e.g. ``build_model("mlp")``.
-
-    Returns
-    -------
-    tuple of DenseLayer and DropoutLayer
-        In order; the last is a Dense layer with a softmax activation.
-
-    Raises
-    ------
-    NotImplementedError
-        For any other layer (Conv1D, LSTM, Flatten, ...), regularizers,
-        constraints or non-trainable weights: such models must be trained
-        with the TFF process (:func:`tff_ser.federated.train_federated`).
-    """
-    if not isinstance(model, keras.Sequential):
-        raise NotImplementedError(
-            f"BatchedFedAvg runs keras.Sequential models only; {model.name!r} is a "
-            f"{type(model).__name__}. Train it with tff_ser.federated.train_federated.")
-    layers: List[Layer] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            for attr in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                         "kernel_constraint", "bias_constraint"):
-                if getattr(layer, attr, None) is not None:
-                    raise NotImplementedError(
-                        f"layer {layer.name!r} has a {attr}, which BatchedFedAvg does not "
-                        "implement; train this model with tff_ser.federated.train_federated.")
-            layers.append(DenseLayer(layer.name, layer.activation.__name__, bool(layer.use_bias)))
-        elif type(layer) in (keras.layers.Dropout, ReproducibleDropout):
-            if getattr(layer, "noise_shape", None) is not None:
-                raise NotImplementedError(
-                    f"layer {layer.name!r} has a noise_shape, which BatchedFedAvg does not "
-                    "implement; train this model with tff_ser.federated.train_federated.")
-            layers.append(DropoutLayer(layer.name, float(layer.rate)))
-        else:
-            raise NotImplementedError(
-                f"BatchedFedAvg runs Dense and Dropout layers only; layer {layer.name!r} is a "
-                f"{type(layer).__name__}. Train model {model.name!r} with "
-                "tff_ser.federated.train_federated (the TFF process).")
-    if model.non_trainable_weights:
-        raise NotImplementedError(
-            f"model {model.name!r} has non-trainable weights, which BatchedFedAvg does not "
-            "aggregate; train it with tff_ser.federated.train_federated.")
-    if not layers or not isinstance(layers[-1], DenseLayer) or layers[-1].activation != "softmax":
-        raise NotImplementedError(
-            f"BatchedFedAvg needs a Dense softmax output layer last (the loss is Keras' "
-            f"SparseCategoricalCrossentropy on its logits); model {model.name!r} ends with "
-            f"{layers[-1] if layers else 'no layer'}.")
-    for layer in layers[:-1]:
-        if isinstance(layer, DenseLayer) and layer.activation not in _HIDDEN_ACTIVATIONS:
-            raise NotImplementedError(
-                f"hidden layer {layer.name!r} uses activation {layer.activation!r}; "
-                f"BatchedFedAvg implements {sorted(_HIDDEN_ACTIVATIONS)}.")
-    return tuple(layers)
-
-
-# --------------------------------------------------------------------------
-# state
-# --------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class EngineState:
-    """Everything a run needs to continue after ``round_num``.
-
-    Plain NumPy arrays and ints, so it pickles, and :meth:`save` /
-    :meth:`load` keep it in one ``.npz`` file.  Learning rates are not part
-    of the state: they come from the config of each :meth:`BatchedFedAvg.run_rounds`
-    call, as with ``set_learning_rates`` on a TFF state.
-
-    Parameters
-    ----------
-    round_num : int
-        Last completed round (0 before training).
-    trainable, non_trainable : list of ndarray
-        Server model weights in Keras' ``trainable_weights`` order (the order
-        of TFF's ``ModelWeights``).
-    server_step : int
-        Server optimizer steps taken (Adam's ``t``).
-    server_accumulator, server_preconditioner : list of ndarray
-        Server Adam's first and second moment per trainable weight; empty
-        for the SGD server.
-    """
-
-    round_num: int
-    trainable: List[np.ndarray]
-    non_trainable: List[np.ndarray]
-    server_step: int
-    server_accumulator: List[np.ndarray]
-    server_preconditioner: List[np.ndarray]
-    #: The aggregator's adaptive norms (``tff_ser.engines.aggregators``); empty for the plain mean.
-    aggregator_state: List[np.ndarray] = dataclasses.field(default_factory=list)
-
-    @property
-    def model_weights(self) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-        """``(trainable, non_trainable)``, what :func:`tff_ser.federated.evaluate_weights` takes."""
-        return self.trainable, self.non_trainable
-
-    def save(self, path: str) -> None:
-        """Write the state to ``path`` (an ``.npz`` file), atomically."""
-        arrays = {"round_num": np.int64(self.round_num), "server_step": np.int64(self.server_step)}
-        for group in ("trainable", "non_trainable", "server_accumulator", "server_preconditioner",
-                      "aggregator_state"):
-            for i, value in enumerate(getattr(self, group)):
-                arrays[f"{group}/{i}"] = np.asarray(value)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: str) -> "EngineState":
-        """Read a state written by :meth:`save`."""
-        with np.load(path) as data:
-            def group(name):
-                keys = sorted((k for k in data.files if k.startswith(name + "/")),
-                              key=lambda k: int(k.split("/")[1]))
-                return [data[k] for k in keys]
-            return cls(round_num=int(data["round_num"]), trainable=group("trainable"),
-                       non_trainable=group("non_trainable"), server_step=int(data["server_step"]),
-                       server_accumulator=group("server_accumulator"),
-                       server_preconditioner=group("server_preconditioner"),
-                       aggregator_state=group("aggregator_state"))
-
-
-# --------------------------------------------------------------------------
-# one round's clients, clip order and batches, as index arrays
-# --------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class RoundPlan:
-    """What every sampled client trains on in one round.
-
-    ``clip_index[s, k, b]`` is the row of ``task.x`` that client ``s`` sees
-    at position ``b`` of its local step ``k``; ``clip_mask`` is 1 for real
-    clips and 0 for padding (partial last batches, clients with fewer steps).
-    """
-
-    clients: Tuple[str, ...]
-    clip_index: np.ndarray   # (clients, max_steps, batch_size) int32
-    clip_mask: np.ndarray    # (clients, max_steps, batch_size) float32
-    num_examples: np.ndarray  # (clients,) float32: clips seen over all local epochs
-    last_step: np.ndarray    # (clients,) int32: index of each client's last local step
-    num_steps: int           # local steps of the busiest sampled client
-
-
-def max_local_steps(client_sizes: Sequence[int], local_epochs: int, batch_size: int) -> int:
-    """Local steps of the largest client: ``ceil(NLE * clips / BS)``."""
-    return max(math.ceil(local_epochs * int(n) / batch_size) for n in client_sizes)
-
-
-def plan_round(task: Task, config: FederatedConfig, round_num: int, *,
-               max_steps: Optional[int] = None) -> RoundPlan:
-    """The batches of round ``round_num``, exactly as :mod:`tff_ser.federated` builds them.
-
-    Parameters
-    ----------
-    task : Task
-    config : FederatedConfig
-        Uses ``client_fraction``, ``local_epochs``, ``batch_size`` and ``seed``.
-    round_num : int
-        1-based round.
-    max_steps : int, optional
-        Pad the step axis to this length (default: the largest training
-        client's step count), so every round of a run has the same shapes
-        and the round function is compiled once.
-    """
-    client_ids = sorted(task.train_clients)
-    position = {cid: i for i, cid in enumerate(client_ids)}
-    bs = config.batch_size
-    if max_steps is None:
-        max_steps = max_local_steps([len(task.train_clients[c]) for c in client_ids],
-                                    config.local_epochs, bs)
-    sampled = sample_clients(client_ids, config.client_fraction, round_num, config.seed)
-    clip_index = np.zeros((len(sampled), max_steps * bs), dtype=np.int32)
-    clip_mask = np.zeros((len(sampled), max_steps * bs), dtype=np.float32)
-    num_examples = np.zeros(len(sampled), dtype=np.float32)
-    for s, cid in enumerate(sampled):
-        clips = np.asarray(task.train_clients[cid])
-        order = client_order(len(clips), config.local_epochs, config.seed, round_num, position[cid])
-        if len(order) > max_steps * bs:
-            raise ValueError(f"client {cid!r} needs {math.ceil(len(order) / bs)} local steps but "
-                             f"max_steps={max_steps}; leave max_steps unset")
-        clip_index[s, :len(order)] = clips[order]
-        clip_mask[s, :len(order)] = 1.0
-        num_examples[s] = len(order)
-    shape = (len(sampled), max_steps, bs)
-    steps = np.ceil(num_examples / bs).astype(np.int32)
-    return RoundPlan(clients=tuple(sampled), clip_index=clip_index.reshape(shape),
-                     clip_mask=clip_mask.reshape(shape), num_examples=num_examples,
-                     last_step=steps - 1, num_steps=int(steps.max()))
-
-
-def dropout_seed(seed: int, round_num: int) -> np.ndarray:
-    """Base seed of a round's dropout masks (steps and layers are folded in on the graph)."""
-    state = np.random.SeedSequence([int(seed), int(round_num), 0xD50]).generate_state(2)
-    return state.astype(np.int64)
-
+from tff_ser.engines.batched_graph import (_AGGREGATE_XLA, SUPPORTED_OPTIMIZERS,
+                                           _aggregate_and_apply,
+                                           _ClientSlots, _fedavg_round, sequential_layers)
+from tff_ser.engines.state import EngineState, dropout_seed, max_local_steps, plan_round
 
 # --------------------------------------------------------------------------
 # the engine
@@ -390,11 +142,32 @@ class BatchedFedAvg:
         """Engine for ``task.model`` at the task's input shape and classes."""
         return cls(task.model, task.input_shape, task.num_classes, **kwargs)
 
+    @classmethod
+    def shared(cls, task: Task) -> "BatchedFedAvg":
+        """This process's engine for ``task``'s model and shapes, made once.
+
+        Its traced round functions depend on the model, the shapes, the
+        optimizers and the client count, not on the learning rates, seed or
+        rounds; so every run of a process (the HPO grid's points, an
+        experiment's seeds) compiles once.  The last :data:`SHARED_ENGINES`
+        (model, shape) pairs are kept.
+        """
+        key = (task.model, tuple(task.input_shape), int(task.num_classes))
+        try:
+            hash(key)
+        except TypeError:  # an unhashable model description: no sharing
+            return cls.for_task(task)
+        engine = _SHARED.pop(key, None) or cls.for_task(task)
+        _SHARED[key] = engine  # most recent last
+        while len(_SHARED) > SHARED_ENGINES:
+            _SHARED.pop(next(iter(_SHARED)))
+        return engine
+
     # ---------------------------------------------------------------- state
 
     def initial_state(self, config: FederatedConfig) -> EngineState:
         """Round-0 state: the seeded initial model (as
-        :func:`tff_ser.federated.initial_model_weights` builds it) and a fresh
+        :func:`tff_ser.fedconfig.initial_model_weights` builds it) and a fresh
         server optimizer."""
         model = self._build(seed=config.seed)
         trainable = [w.numpy() for w in model.trainable_weights]
@@ -546,172 +319,8 @@ class BatchedFedAvg:
         return self._functions[key]
 
 
-# --------------------------------------------------------------------------
-# the round, as TensorFlow
-# --------------------------------------------------------------------------
-
-class _ClientSlots:
-    """Every sampled client's working copy of the model and its client optimizer.
-
-    Variables, so the optimizer updates them in place: a fresh 20 MB tensor
-    per weight per step (73 clients) costs more than the arithmetic.
-    """
-
-    def __init__(self, weight_shapes: Sequence[Tuple[int, ...]], num_clients: int):
-        self.num_clients = num_clients
-
-        def slot(shape, trainable=False):
-            return tf.Variable(tf.zeros((num_clients,) + tuple(shape)), trainable=trainable)
-
-        self.weights = [slot(s, trainable=True) for s in weight_shapes]
-        self.accumulators = [slot(s) for s in weight_shapes]
-        self.preconditioners = [slot(s) for s in weight_shapes]
-
-
-def _per_client(v: tf.Tensor, rank: int) -> tf.Tensor:
-    """(clients,) -> (clients, 1, ..., 1) broadcastable against a rank-``rank`` tensor."""
-    return tf.reshape(v, [-1] + [1] * (rank - 1))
-
-
-def _logits(layers: Sequence[Layer], weights: Sequence[tf.Tensor], inputs: tf.Tensor,
-            seed: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-    """Logits of the softmax layer for (clients, batch, features) inputs, training mode."""
-    h = inputs
-    w = 0
-    for position, layer in enumerate(layers):
-        if isinstance(layer, DenseLayer):
-            h = tf.linalg.matmul(h, weights[w])
-            w += 1
-            if layer.use_bias:
-                h = h + weights[w][:, tf.newaxis, :]
-                w += 1
-            if position != len(layers) - 1:
-                h = _HIDDEN_ACTIVATIONS[layer.activation](h)
-        elif layer.rate > 0.0:
-            layer_seed = tf.stack([seed[0], seed[1] + tf.cast(step, tf.int64) * len(layers)
-                                   + position])
-            keep = tf.random.stateless_uniform(tf.shape(h), layer_seed) >= layer.rate
-            h = h * tf.cast(keep, h.dtype) * (1.0 / (1.0 - layer.rate))
-    return h
-
-
-def _adam_constants():
-    return (tf.constant(ADAM_BETA_1, tf.float32), tf.constant(ADAM_BETA_2, tf.float32),
-            tf.constant(ADAM_EPSILON, tf.float32))
-
-
-def _all_finite(tensors: Sequence[tf.Tensor], axis_from: int) -> tf.Tensor:
-    flags = [tf.reduce_all(tf.math.is_finite(t), axis=list(range(axis_from, t.shape.rank)))
-             for t in tensors]
-    return tf.reduce_all(tf.stack(flags), axis=0)
-
-
-def _aggregate_and_apply(server_optimizer, weights, moments, step, trained, num_examples,
-                         server_lr):
-    """TFF's weighted mean of client updates, then the server optimizer step.
-
-    Returns ``(weights, moments, step, client_weight, counted)``; ``counted``
-    is 1 for clients whose update was finite (TFF keeps only their metrics).
-    """
-    # Client updates as TFF computes them: initial - trained, zeroed (weight 0) if non-finite.
-    deltas = [w[tf.newaxis] - t for w, t in zip(weights, trained)]
-    finite = _all_finite(deltas, axis_from=1)
-    client_weight = tf.where(finite, num_examples, 0.0)
-    deltas = [tf.where(_per_client(finite, d.shape.rank), d, tf.zeros_like(d)) for d in deltas]
-    total_weight = tf.reduce_sum(client_weight)
-    mean_update = [tf.reduce_sum(d * _per_client(client_weight, d.shape.rank), axis=0)
-                   / total_weight for d in deltas]
-    # The server optimizer treats the mean update as a gradient; TFF's finalizer
-    # rejects (skips) a non-finite one.
-    accept = tf.reduce_all(_all_finite(mean_update, axis_from=0))
-    new_step = step + 1
-    if server_optimizer == "adam":
-        # TFF 0.87's build_adam, term for term (tff_ser.engines.optimizers)
-        new_weights, accumulator, preconditioner = optimizers.apply(
-            optimizers.optimizer_spec("adam"), server_lr, new_step, weights, moments[0],
-            moments[1], mean_update)
-        new_moments = (accumulator, preconditioner)
-    else:
-        new_weights = [w - server_lr * g for w, g in zip(weights, mean_update)]
-        new_moments = moments
-
-    def keep(new, old):
-        return tuple(tf.where(accept, n, o) for n, o in zip(new, old))
-
-    return (keep(new_weights, weights),
-            (keep(new_moments[0], moments[0]), keep(new_moments[1], moments[1])),
-            tf.where(accept, new_step, step), client_weight, tf.cast(finite, tf.float32))
-
-
-# The aggregation reads every client's weights once; XLA makes that one fused pass.
-_AGGREGATE_XLA = tf.function(_aggregate_and_apply, jit_compile=True)
-
-
-def _after(dependencies, tensors):
-    with tf.control_dependencies(dependencies):
-        return [tf.identity(t) for t in tensors]
-
-
-def _fedavg_round(layers, client_optimizer, server_optimizer, slots, aggregate, x, y, weights,
-                  moments, step, clip_index, clip_mask, num_examples, last_step, num_steps,
-                  seed, client_lr, server_lr):
-    beta_1, beta_2, epsilon = _adam_constants()
-    for var, w in zip(slots.weights, weights):
-        var.assign(tf.broadcast_to(w[tf.newaxis], var.shape))
-    if client_optimizer == "adam":
-        # TFF builds a fresh client optimizer every round.
-        for var in slots.accumulators + slots.preconditioners:
-            var.assign(tf.zeros(var.shape))
-    loss_sum = tf.zeros([slots.num_clients])
-    correct = tf.zeros([slots.num_clients])
-    for k in tf.range(num_steps):
-        index, mask = clip_index[:, k], clip_mask[:, k]
-        inputs, labels = tf.gather(x, index), tf.gather(y, index)
-        count = tf.reduce_sum(mask, axis=1)
-        with tf.GradientTape() as tape:
-            logits = _logits(layers, slots.weights, inputs, seed, k)
-            per_clip = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits) * mask
-            # Keras' SUM_OVER_BATCH_SIZE over each client's real clips only.
-            objective = tf.reduce_sum(tf.reduce_sum(per_clip, axis=1) / tf.maximum(count, 1.0))
-        grads = tape.gradient(objective, slots.weights)
-        hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
-                       tf.float32)
-        loss_sum += tf.reduce_sum(per_clip, axis=1)
-        correct += tf.reduce_sum(hits * mask, axis=1)
-        # Local steps are a prefix of the step axis, so every client still
-        # training takes its (k+1)-th Adam step here: one scalar step size
-        # serves all.  A client past its last step has a zero gradient; with
-        # its first moment zeroed too (below), Adam leaves its weights exactly
-        # as they are (w - lr * 0 / (sqrt(v) + eps) == w), and SGD does anyway.
-        # Updates wait for every gradient: updating in place while a backward
-        # product still reads the weights would copy them first.
-        grads = _after(grads, grads)
-        if client_optimizer == "adam":
-            t = tf.cast(k + 1, tf.float32)
-            beta_1_power, beta_2_power = tf.math.pow(beta_1, t), tf.math.pow(beta_2, t)
-            for w, a, p, g in zip(slots.weights, slots.accumulators, slots.preconditioners,
-                                  grads):
-                tf.raw_ops.ResourceApplyAdam(
-                    var=w.handle, m=a.handle, v=p.handle, beta1_power=beta_1_power,
-                    beta2_power=beta_2_power, lr=client_lr, beta1=beta_1, beta2=beta_2,
-                    epsilon=epsilon, grad=g)
-            # A dense masked pass, only at steps where some client stops: a
-            # sparse row update would leave the variable copying at every update.
-            stops = tf.logical_and(tf.equal(last_step, k), k + 1 < num_steps)
-            if tf.reduce_any(stops):
-                carry_on = 1.0 - tf.cast(stops, tf.float32)
-                for a in slots.accumulators:
-                    a.assign(a * _per_client(carry_on, a.shape.rank))
-        else:
-            for w, g in zip(slots.weights, grads):
-                tf.raw_ops.ResourceApplyGradientDescent(var=w.handle, alpha=client_lr, delta=g)
-    new_weights, new_moments, new_step, client_weight, counted = aggregate(
-        server_optimizer, list(weights), (list(moments[0]), list(moments[1])), step,
-        [w.read_value() for w in slots.weights], num_examples, server_lr)
-    # TFF resets the training metrics of a client whose update was non-finite.
-    metrics = tf.stack([tf.reduce_sum(loss_sum * counted), tf.reduce_sum(correct * counted),
-                        tf.reduce_sum(client_weight)])
-    return new_weights, new_moments, new_step, metrics
+SHARED_ENGINES = 2
+_SHARED: Dict[tuple, BatchedFedAvg] = {}
 
 
 class BatchedEngine:
@@ -733,13 +342,15 @@ class BatchedEngine:
 
     def __init__(self, task: Task, config: FederatedConfig):
         self.task, self.config = task, config
-        self.engine = BatchedFedAvg.for_task(task)
+        self.engine = BatchedFedAvg.shared(task)
+        self._compiled_before = self.engine.compile_seconds
         self.state: Optional[EngineState] = None
         self.path: Optional[str] = None
 
     @property
     def compile_seconds(self) -> float:
-        return self.engine.compile_seconds
+        """This run's tracing and compiling (0 when an earlier run of the process compiled)."""
+        return self.engine.compile_seconds - self._compiled_before
 
     def resume(self, checkpoint_dir: str) -> int:
         self.path = os.path.join(checkpoint_dir, "engine_state.npz")

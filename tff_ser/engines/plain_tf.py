@@ -65,7 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 from tff_ser.engines import aggregators, optimizers
-from tff_ser.engines.batched import EngineState
+from tff_ser.engines.state import EngineState
 from tff_ser.fedconfig import FederatedConfig, initial_model_weights, round_clip_rows
 from tff_ser.task import Task
 

@@ -144,12 +144,15 @@ def process_key(config: FederatedConfig, num_train_clients: int) -> tuple:
     dp = ((config.noise_multiplier, config.dp_clip,
            sampled_per_round(num_train_clients, config.client_fraction))
           if config.is_dp else None)
+    from tff_ser.algorithms import get_algorithm
+    algorithm = get_algorithm(config.algorithm)
     # FedProx in TFF 0.87 keeps no client learning rate in its state: it is
     # part of the computation, so it is part of the key.
-    client_lr = config.client_lr if config.algorithm == "fedprox" else None
+    client_lr = config.client_lr if algorithm.client_lr_in_computation else None
     return (config.client_optimizer, config.client_optimizer_kwargs, client_lr,
             config.server_optimizer,
-            config.server_optimizer_kwargs, config.algorithm, config.proximal_strength,
+            config.server_optimizer_kwargs, config.algorithm, algorithm.build,
+            config.algorithm_kwargs, algorithm.key(config), config.proximal_strength,
             config.weighted, config.aggregator, dp)
 
 
@@ -158,8 +161,9 @@ def build_processes(model, input_shape: tuple, num_classes: int,
                     client_optimizer: str = "adam", server_optimizer: str = "adam"):
     """The training process and the federated evaluation process for ``config``.
 
-    ``tff.learning.algorithms.build_{weighted,unweighted}_fed_avg`` (or
-    ``..._fed_prox`` with ``proximal_strength``), the client and server
+    The registered algorithm ``config.algorithm`` (:mod:`tff_ser.algorithms`:
+    TFF's ``build_{weighted,unweighted}_fed_avg``, ``..._fed_prox`` with
+    ``proximal_strength``, or a user's), the client and server
     optimizers and the aggregator of ``config``
     (:class:`~tff_ser.fedconfig.FederatedConfig`; without one, FedAvg with
     ``client_optimizer`` / ``server_optimizer``).  ``num_train_clients`` fixes
@@ -182,23 +186,16 @@ def build_processes(model, input_shape: tuple, num_classes: int,
     from tff_ser.runtime import get_tff
     tff = get_tff()
     model_fn = make_model_fn(model_def, input_shape, num_classes)
+    from tff_ser.algorithms import build_process, get_algorithm
+    in_computation = get_algorithm(config.algorithm).client_lr_in_computation
     client_opt = build_optimizer(
-        tff, config.client_optimizer, config.client_lr if config.algorithm == "fedprox" else 0.001,
+        tff, config.client_optimizer, config.client_lr if in_computation else 0.001,
         config.optimizer_kwargs("client"))
     server_opt = build_optimizer(tff, config.server_optimizer, 0.001,
                                  config.optimizer_kwargs("server"))
     aggregator = build_aggregator(tff, config, num_train_clients)
-    algorithms = tff.learning.algorithms
-    kwargs = dict(client_optimizer_fn=client_opt, server_optimizer_fn=server_opt,
-                  model_aggregator=aggregator)
-    if config.algorithm == "fedprox":
-        build = algorithms.build_weighted_fed_prox if config.weighted \
-            else algorithms.build_unweighted_fed_prox
-        train = build(model_fn, proximal_strength=float(config.proximal_strength), **kwargs)
-    else:
-        build = algorithms.build_weighted_fed_avg if config.weighted \
-            else algorithms.build_unweighted_fed_avg
-        train = build(model_fn, **kwargs)
+    train = build_process(model_fn, config, client_optimizer_fn=client_opt,
+                          server_optimizer_fn=server_opt, model_aggregator=aggregator)
     evaluate = tff.learning.algorithms.build_fed_eval(model_fn)
     with _CACHE_LOCK:
         _PROCESS_CACHE[key] = (train, evaluate)

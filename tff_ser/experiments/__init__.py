@@ -2,13 +2,14 @@
 
 The public API (what notebooks and users import from here):
 
-* :func:`get_experiment`, :data:`EXPERIMENTS`, :func:`default_out_dir` -- the
-  registered experiments and where their results go;
+* :func:`get_experiment`, :data:`EXPERIMENTS`, :func:`default_out_dir`,
+  :func:`register_experiment` -- the registered experiments (each baseline
+  of :mod:`tff_ser.baselines` registers its own) and where their results go;
+* :class:`ExperimentConfig` -- the base class of every experiment's config;
 * :func:`run_experiment` -- run one, writing its results folder;
 * :func:`with_overrides` -- a config with some settings changed;
-* :func:`results_view`, :func:`seed_summary`, :func:`paper001_comparison`,
-  :func:`per_speaker_comparison`, :func:`f1_by_clients`,
-  :func:`paper000_comparison`, :func:`describe_corpus` -- the tables.
+* :func:`results_view`, :func:`seed_summary`, :func:`describe_corpus` -- the
+  tables (a paper's own comparison tables live in its baseline).
 
 Imported lazily, so ``tff-ser`` starts without pandas.
 """
@@ -16,17 +17,13 @@ _API = {
     "EXPERIMENTS": "tff_ser.experiments.registry",
     "get_experiment": "tff_ser.experiments.registry",
     "default_out_dir": "tff_ser.experiments.registry",
+    "register_experiment": "tff_ser.experiments.registry",
+    "ExperimentConfig": "tff_ser.experiments.configs",
     "with_overrides": "tff_ser.experiments.configs",
     "run_experiment": "tff_ser.experiments.runner",
-    "results_view": "tff_ser.experiments.runner",
-    "seed_summary": "tff_ser.experiments.runner",
-    "paper001_comparison": "tff_ser.experiments.runner",
-    "per_speaker_comparison": "tff_ser.experiments.runner",
-    "f1_by_clients": "tff_ser.experiments.runner",
-    "paper000_comparison": "tff_ser.experiments.runner",
-    "algorithm_comparison": "tff_ser.experiments.runner",
-    "paper004_comparison": "tff_ser.experiments.runner",
-    "describe_corpus": "tff_ser.experiments.runner",
+    "results_view": "tff_ser.experiments.report",
+    "seed_summary": "tff_ser.experiments.report",
+    "describe_corpus": "tff_ser.corpus.summary",
 }
 
 __all__ = sorted(_API)

@@ -11,9 +11,10 @@ import dataclasses
 import os
 import shlex
 import sys
-from typing import Optional
+import re
+from typing import Dict, Optional
 
-from tff_ser.experiments import configs
+from tff_ser.plugins import DiscoveredRegistry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,33 +41,41 @@ class Experiment:
         return self.quick if quick else self.full
 
 
-EXPERIMENTS = {e.name: e for e in (
-    Experiment("exp1_baseline_vs_federated", configs.EXP1_BASELINE_VS_FEDERATED,
-               configs.EXP1_BASELINE_VS_FEDERATED_QUICK,
-               "paper 001 Tables 1-3: dense/conv1d/lstm x {baseline, 4 IID clients, "
-               "4 single-emotion clients}, 20 rounds"),
-    Experiment("exp2_client_count", configs.EXP2_CLIENT_COUNT, configs.EXP2_CLIENT_COUNT_QUICK,
-               "paper 001 Fig 7: macro F1 against k = 1..8 IID clients, dense and conv1d, "
-               "10 rounds"),
-    Experiment("exp3_per_speaker_001", configs.EXP3_PER_SPEAKER_001,
-               configs.EXP3_PER_SPEAKER_001_QUICK,
-               "paper 001 future work: dense/conv1d/lstm with one client per speaker "
-               "(73 clients), 20 rounds, plain-TF engine; baselines from exp1"),
-    Experiment("paper004_fedavg", configs.PAPER004_FEDAVG, configs.PAPER004_FEDAVG_QUICK,
-               "paper 004 Fig 2: FedAvg (SGD 0.01, server lr 1.0), CNN and LSTM on 40-d "
-               "log-Mel, K {5, 10} x E {1, 5} x B {10, 20} class-balanced clients, 200 rounds, UAR"),
-    Experiment("per_speaker_mlp", configs.PER_SPEAKER_MLP, configs.PER_SPEAKER_MLP_QUICK,
-               "paper 000 IV.A: one client per speaker, MLP at NGE 50 NLE 5 LR 0.01 BS 16 "
-               "CD 0.5, against the centralized MLP"),
-    Experiment("per_speaker_algorithms", configs.PER_SPEAKER_ALGORITHMS,
-               configs.PER_SPEAKER_ALGORITHMS_QUICK,
-               "beyond the papers: paper 000's per-speaker MLP across FedAvg, FedAdam, FedYogi, "
-               "FedProx, compressed FedAvg and DP-FedAvg at 3 noise levels (epsilon, bytes)"),
-)}
+#: Registered experiments by name (``tff-ser experiment NAME``); names follow
+#: ``paper<NNN>_<what>`` (``paper001_exp1``, ``paper000_per_speaker``).
+EXPERIMENTS: Dict[str, Experiment] = DiscoveredRegistry()
 
-#: The README's main job (``tff-ser run`` / ``make run``): paper 000's per-speaker
+#: How an experiment's name reads: the baseline it belongs to, then what it is.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*_[a-z0-9_]+$")
+
+
+def register_experiment(experiment: Experiment, *, replace: bool = False) -> Experiment:
+    """Register ``experiment`` (``tff-ser experiment NAME``, notebooks, the registry).
+
+    Its name must follow ``<baseline>_<what>`` (lower case), start with the
+    name of its configs, and not be taken (unless ``replace=True``).
+    """
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"register_experiment takes an Experiment; got {type(experiment).__name__}")
+    name = experiment.name
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"experiment names read '<baseline>_<what>' in lower case "
+                         f"(e.g. 'mypaper_table2'); got {name!r}")
+    for variant in (experiment.full, experiment.quick):
+        if getattr(variant, "name", name) != name:
+            raise ValueError(f"experiment {name!r} holds a config named {variant.name!r}; "
+                             "give both variants the experiment's name")
+    if dict.__contains__(EXPERIMENTS, name) and not replace \
+            and dict.__getitem__(EXPERIMENTS, name) != experiment:
+        raise ValueError(f"experiment {name!r} is registered already; pass replace=True to "
+                         "register it again")
+    dict.__setitem__(EXPERIMENTS, name, experiment)
+    return experiment
+
+
+#: The main job (``tff-ser run`` / ``make run``): paper 000's per-speaker
 #: federation at full size, 3 seeds, beside the centralized MLP.
-MAIN_JOB = "per_speaker_mlp"
+MAIN_JOB = "paper000_per_speaker"
 
 #: Where the main job writes (always retrained; never a committed results folder).
 MAIN_JOB_OUT = os.path.join("results", "_scratch", "main_job")
@@ -168,7 +177,7 @@ def _cmd_experiment(args) -> int:
 
 
 def _print_outcome(outcome) -> None:
-    from tff_ser.experiments.runner import PARTIAL_FILE, results_view
+    from tff_ser.experiments.report import PARTIAL_FILE, results_view
     print(outcome.corpus)
     if outcome.missing:
         print(f"not finished: {len(outcome.results)} run(s) saved, still missing: "
@@ -188,7 +197,7 @@ def _print_outcome(outcome) -> None:
 
 def main_job_table(outcome):
     """The main job's short table: per setting, mean ± sd over seeds and the F1 interval."""
-    from tff_ser.experiments.runner import results_view
+    from tff_ser.experiments.report import results_view
     view = results_view(outcome.table)
     return view[["model", "setup", "clients", "seeds", "accuracy", "UAR", "F1 (macro)",
                  "F1 95 % CI", "train time (s)"]]
@@ -200,7 +209,7 @@ MAIN_JOB_JOBS = -1
 
 def run_main_job(data_dir: Optional[str] = None, out: Optional[str] = None,
                  progress: bool = False) -> int:
-    """The README's main job: paper 000's per-speaker federation, a real result in minutes.
+    """The main job: paper 000's per-speaker federation, a real result in minutes.
 
     Trains :data:`MAIN_JOB` at full size (one client per training speaker, 73
     clients on the generated corpus; the MLP at paper 000's best point NGE 50,
@@ -211,7 +220,8 @@ def run_main_job(data_dir: Optional[str] = None, out: Optional[str] = None,
     that training works), prints the table, the reading over seeds, where the
     figures are and what to run next.  Returns 0.
     """
-    from tff_ser.experiments.runner import _comparison_pairs, run_experiment, seed_comparisons
+    from tff_ser.experiments.report import seed_comparisons
+    from tff_ser.experiments.runner import run_experiment
     experiment = get_experiment(MAIN_JOB)
     out = out or MAIN_JOB_OUT
     command = "tff-ser run" + (f" --data-dir {shlex.quote(data_dir)}" if data_dir else "")
@@ -223,7 +233,8 @@ def run_main_job(data_dir: Optional[str] = None, out: Optional[str] = None,
     print(f"\n{config.paper}: one client per training speaker vs the centralized MLP")
     print(outcome.corpus)
     print(main_job_table(outcome).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
-    for line in seed_comparisons(outcome.table, _comparison_pairs(config, outcome.table)):
+    conditions = list(dict.fromkeys(outcome.table["condition"]))
+    for line in seed_comparisons(outcome.table, config.comparison_pairs(conditions)):
         print(line[2:])
     print(f"\nwall time {outcome.wall_seconds:.0f} s")
     print(f"summary:  {outcome.summary_path}")

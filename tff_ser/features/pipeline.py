@@ -162,6 +162,10 @@ class FeatureSet:
         Kept clips worth a remark (zero-padded short clips).
     sr : int
         Sample rate the clips were decoded at.
+    corpus_problems : dict, optional
+        :func:`tff_ser.corpus.problems.corpus_problems` of the load these
+        clips came from, when the caller set it (experiments record it in
+        every result).
     """
 
     x: np.ndarray
@@ -171,6 +175,7 @@ class FeatureSet:
     params: Dict[str, Any]
     notes: List[Tuple[Clip, str]] = dataclasses.field(default_factory=list)
     sr: int = 16000
+    corpus_problems: Optional[Dict[str, Any]] = None
 
     def __post_init__(self):
         if len(self.x) != len(self.clips):
@@ -439,7 +444,8 @@ def _assemble(clips: List[Clip], outcomes: List[ClipOutcome], kind: str,
         counts: Dict[str, int] = {}
         for _, reason in skipped:
             counts[reason.split(":", 1)[0]] = counts.get(reason.split(":", 1)[0], 0) + 1
-        log.warning("%d of %d clips skipped for %s features (%s); see FeatureSet.skipped",
+        log.warning("%d of %d clips skipped for %s features (%s); every result.json lists "
+                    "them under extra.corpus_problems",
                     len(skipped), len(clips), kind,
                     ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     if notes:

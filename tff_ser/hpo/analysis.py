@@ -28,7 +28,7 @@ def _require(table: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"the grid table lacks columns {missing}; it needs {list(columns)} "
-                         "(tff_ser.hpo.study.grid_table builds it)")
+                         "(tff_ser.hpo.readout.grid_table builds it)")
     if table.empty:
         raise ValueError("the grid table is empty: no grid point has finished yet")
 

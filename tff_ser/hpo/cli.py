@@ -30,14 +30,16 @@ def _common(p, *, storage_required: bool = False):
                         "journal live here")
     p.add_argument("--storage", default=None, required=storage_required,
                    help="journal file path or RDB URL (postgresql://user:pass@host/db needs "
-                        "`pip install psycopg2-binary`); default <dir>/study.journal")
+                        "`pip install psycopg2-binary`); default $TFF_SER_HPO_STORAGE, else "
+                        "<dir>/study.journal")
     p.add_argument("--study", default=None, help="study name (default paper000_grid[_quick])")
 
 
 def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``hpo run|worker|report`` under the ``tff-ser`` parser's subparsers."""
     from tff_ser.hpo.objective import DEFAULT_CHECKPOINT_EVERY, DEFAULT_SERVER_LR, ENGINES
-    from tff_ser.hpo.study import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, SAMPLERS
+    from tff_ser.hpo.storage import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL
+    from tff_ser.hpo.readout import SAMPLERS
     p = subparsers.add_parser("hpo", help="paper 000's 576-point hyperparameter grid (Optuna)")
     sub = p.add_subparsers(dest="hpo_cmd", required=True)
 
@@ -47,9 +49,10 @@ def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
                      help="local worker processes (0: evaluate in this process)")
     run.add_argument("--threads", type=int, default=None,
                      help="TensorFlow threads per worker (default: cores / workers)")
-    run.add_argument("--data-dir", default=None, help="corpus directory (default: see README)")
+    run.add_argument("--data-dir", default=None, help="corpus directory (default: data/generated, or data/CREMA-D where it exists)")
     run.add_argument("--engine", choices=ENGINES, default="batched",
-                     help="batched (default, with trajectories) or tff (reference, slow)")
+                     help="batched (Dense/Dropout models, default) or tf (any model), both with "
+                          "trajectories; tff (one full run per point: the reference, slow)")
     run.add_argument("--server-lr", type=float, default=DEFAULT_SERVER_LR,
                      help="server Adam learning rate, fixed over the grid")
     run.add_argument("--seed", type=int, default=0, help="training seed")
@@ -100,6 +103,12 @@ def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
     confirm.add_argument("--data-dir", default=None)
     confirm.set_defaults(handler=_cmd_confirm)
 
+    repair = sub.add_parser(
+        "repair", help="cut a study journal with a bad record back to its sound records "
+                       "(the cut lines are kept in <journal>.torn)")
+    _common(repair)
+    repair.set_defaults(handler=_cmd_repair)
+
     privacy = sub.add_parser(
         "privacy", help="beyond paper 000: recipe x DP noise x CD, objectives accuracy, "
                         "epsilon and bytes (3-objective Pareto front)")
@@ -117,7 +126,7 @@ def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
 
 def _cmd_privacy(args) -> int:
     import dataclasses
-    from tff_ser.experiments.common import prepare_task
+    from tff_ser.task import prepare_task
     from tff_ser.hpo.privacy_study import (QUICK_PRIVACY_SPACE, PrivacySpace, run_privacy_study,
                                            write_privacy_report)
     space = QUICK_PRIVACY_SPACE if args.quick else PrivacySpace()
@@ -151,7 +160,8 @@ def _cmd_confirm(args) -> int:
             split_seed=args.split_seed if args.split_seed is not None
             else confirm.DEFAULT_SPLIT_SEED, data_dir=args.data_dir, command=_command_line())
     except ValueError as exc:
-        print(f"cannot confirm the grid in {storage}: {exc}", file=sys.stderr)
+        from tff_ser.hpo.storage import mask_url
+        print(f"cannot confirm the grid in {mask_url(storage)}: {exc}", file=sys.stderr)
         return 2
     chosen = outcome["answers"]["chosen"]
     print(f"chosen on the selection speakers: "
@@ -164,10 +174,12 @@ def _cmd_confirm(args) -> int:
 def _locate(args):
     """(space, directory, storage, study name) from the common arguments."""
     from tff_ser.hpo.space import get_grid
-    from tff_ser.hpo.study import DEFAULT_DIRS, STUDY_NAMES, default_storage
+    from tff_ser.hpo.storage import DEFAULT_DIRS, STUDY_NAMES, default_storage
     space = get_grid(args.quick)
     directory = args.dir or DEFAULT_DIRS[space.name]
-    storage = args.storage or default_storage(directory)
+    import os
+    from tff_ser.hpo.workers import STORAGE_ENV
+    storage = args.storage or os.environ.get(STORAGE_ENV) or default_storage(directory)
     return space, directory, storage, args.study or STUDY_NAMES[space.name]
 
 
@@ -178,17 +190,26 @@ def _command_line() -> str:
 
 def _cmd_run(args) -> int:
     from tff_ser.hpo.objective import RunSettings
-    from tff_ser.hpo.study import report_study, run_grid, study_counts
+    from tff_ser.hpo.storage import mask_url
+    from tff_ser.hpo.readout import report_study, study_counts
+    from tff_ser.hpo.workers import run_grid
+    from tff_ser.rundir import check_writable
     space, directory, storage, name = _locate(args)
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    check_writable(directory, need_bytes=2_000_000 if args.quick else 200_000_000,
+                   what="HPO folder (--dir)")
     settings = RunSettings(seed=args.seed, server_lr=args.server_lr, engine=args.engine)
     print(f"grid {space.name}: {len(space)} points, {len(space.trajectories())} trajectories; "
-          f"study {name!r} in {storage}; {args.workers} worker(s)", flush=True)
+          f"study {name!r} in {mask_url(storage)}; {args.workers} worker(s)", flush=True)
     outcome = run_grid(quick=args.quick, storage=storage, directory=directory,
                        workers=args.workers, data_dir=args.data_dir, settings=settings,
                        study_name=name, threads=args.threads, progress=not args.no_progress)
     counts = study_counts(outcome.study)
+    states = {k: v for k, v in counts.items() if k != "points_complete"}
     print(f"corpus: {outcome.corpus}")
-    print(f"enqueued {outcome.enqueued} new point(s); trials by state {counts}; "
+    print(f"enqueued {outcome.enqueued} new point(s); points complete "
+          f"{counts['points_complete']} of {len(space)}; trials by state {states}; "
           f"wall time {outcome.wall_seconds:.0f} s", flush=True)
     if counts["points_complete"] < len(space):
         print(f"{len(space) - counts['points_complete']} point(s) unfinished; see "
@@ -207,7 +228,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_worker(args) -> int:
-    from tff_ser.hpo.study import run_worker
+    from tff_ser.hpo.workers import run_worker
     _, directory, storage, name = _locate(args)
     t0 = time.perf_counter()
     summary = run_worker(storage, name, directory=directory, data_dir=args.data_dir,
@@ -222,8 +243,24 @@ def _cmd_worker(args) -> int:
     return 0
 
 
+def _cmd_repair(args) -> int:
+    import os
+    from tff_ser.hpo.journal import check_journal, repair_journal
+    from tff_ser.hpo.storage import is_rdb_url
+    _, _, storage, _ = _locate(args)
+    if is_rdb_url(storage):
+        raise ValueError("hpo repair mends journal files; an RDB storage is its database's "
+                         "to repair")
+    if not os.path.isfile(storage):
+        raise FileNotFoundError(f"no study journal at {storage}; pass --dir or --storage")
+    done = repair_journal(storage, cut_middle=True)
+    check = check_journal(storage)
+    print(done or f"{storage}: sound, {check.records} record(s); nothing to repair")
+    return 0
+
+
 def _cmd_report(args) -> int:
-    from tff_ser.hpo.study import SAMPLERS, report_study
+    from tff_ser.hpo.readout import SAMPLERS, report_study
     _, directory, storage, name = _locate(args)
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     unknown = [s for s in samplers if s not in SAMPLERS]
@@ -235,7 +272,8 @@ def _cmd_report(args) -> int:
                              samplers=samplers, sampler_seeds=range(args.sampler_seeds),
                              budget=args.budget, command=_command_line())
     except ValueError as exc:  # no such study, or no point finished yet
-        print(f"cannot report on study {name!r} in {storage}: {exc}", file=sys.stderr)
+        from tff_ser.hpo.storage import mask_url
+        print(f"cannot report on study {name!r} in {mask_url(storage)}: {exc}", file=sys.stderr)
         return 2
     for key, path in files.items():
         print(f"{key}: {path}")

@@ -27,7 +27,7 @@ Steps (:func:`run_confirmation`):
 
 1. :func:`rescore` -- every grid point's Acc on the selection and on the
    test speakers, from the grid's per-speaker scores
-   (:func:`tff_ser.hpo.study.per_speaker_table`);
+   (:func:`tff_ser.hpo.readout.per_speaker_table`);
 2. :func:`candidates` -- the top ``top`` points by selection Acc, every
    Pareto point of (selection Acc, CT), and paper 000 protocol's Table I and
    Table II points;
@@ -119,7 +119,7 @@ def _subset_mean(per_speaker: pd.DataFrame, speakers: Sequence[str]) -> pd.Serie
 def rescore(table: pd.DataFrame, per_speaker: pd.DataFrame, split: SpeakerSplit) -> pd.DataFrame:
     """The grid table with Acc on the selection (``accuracy_selection``) and test speakers.
 
-    ``per_speaker`` is :func:`tff_ser.hpo.study.per_speaker_table` (index =
+    ``per_speaker`` is :func:`tff_ser.hpo.readout.per_speaker_table` (index =
     trial).  The mean over both subsets' speakers must give back the grid's
     Acc (a check that the scores belong together).
     """
@@ -422,8 +422,9 @@ def run_confirmation(*, quick: bool = False, grid_dir: Optional[str] = None,
     from tff_ser.hpo import grid_location
     from tff_ser.hpo.objective import RunSettings
     from tff_ser.hpo.space import GridSpace
-    from tff_ser.hpo.study import (grid_table, load_study, load_study_task, per_speaker_table,
-                                   study_settings)
+    from tff_ser.hpo.readout import grid_table, per_speaker_table
+    from tff_ser.hpo.storage import load_study, study_settings
+    from tff_ser.hpo.workers import load_study_task
     seeds = tuple(int(s) for s in seeds)
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct integers >= 0; got {seeds}")
@@ -451,7 +452,7 @@ def run_confirmation(*, quick: bool = False, grid_dir: Optional[str] = None,
     task, fingerprint, corpus = load_study_task(settings, data_dir=data_dir)
     run = RunSettings(**{k: v for k, v in settings["run"].items()
                          if k in {f.name for f in dataclasses.fields(RunSettings)}})
-    from tff_ser.hpo.study import TRAJECTORY_DIR
+    from tff_ser.hpo.storage import TRAJECTORY_DIR, mask_url
     runs = confirm_points(task, cands, seeds=seeds, space=space, settings=run, out_dir=out,
                           trajectory_dir=os.path.join(where.directory, TRAJECTORY_DIR),
                           split=split, fingerprint=fingerprint, log=log)
@@ -460,7 +461,7 @@ def run_confirmation(*, quick: bool = False, grid_dir: Optional[str] = None,
     seed0 = runs[runs["seed"] == settings["run"]["seed"]]
     grid_acc = {point_key(r): float(r[ACC]) for _, r in table.iterrows()}
     diffs = [abs(float(r[ACC]) - grid_acc[point_key(r)]) for _, r in seed0.iterrows()]
-    info = {"command": command, "study": study_name, "storage": where.storage,
+    info = {"command": command, "study": study_name, "storage": mask_url(where.storage),
             "grid_dir": where.directory,
             "wall_seconds": time.perf_counter() - t0,
             "seed0_max_diff": max(diffs) if diffs else float("nan"),

@@ -3,7 +3,7 @@
 Objectives
 ----------
 * **Acc** -- mean over the validation clients (the 18 held-out speakers) of
-  each client's accuracy, :func:`tff_ser.federated.evaluate_weights`'s
+  each client's accuracy, :func:`tff_ser.evaluation.evaluate_weights`'s
   ``client_mean_accuracy`` (paper 000: "the average accuracy of these 18
   clients").
 * **CT** -- the sum of the per-round training times of the NGE rounds:
@@ -24,13 +24,16 @@ one such run on disk under ``<trajectory root>/<key>/``:
 
 * ``meta.json`` -- what the run is (point, seed, server optimizer, task
   fingerprint); a different run in the same folder is refused;
-* ``state.npz`` -- the :class:`~tff_ser.engines.EngineState` after the last
-  saved round (deleted once the trajectory reaches the grid's largest NGE);
+* ``run/`` -- the checkpoint folder of :func:`tff_ser.federated.train_federated`,
+  which trains every round: its ``engine_state.npz`` (the
+  :class:`~tff_ser.engines.EngineState` after the last saved round; deleted
+  once the trajectory reaches the grid's largest NGE), ``history.json`` and
+  ``run_config.json``; a larger NGE extends the same run;
 * ``progress.json`` -- per-round rows (``seconds`` etc.) up to the saved
   round, the validation metrics at every NGE milestone passed, and the
   segments of rounds saved (who computed which rounds);
 * ``computations.jsonl`` -- one line per chunk of rounds actually computed,
-  appended as soon as the chunk is done (saved or not), so tests and
+  appended as each chunk is done, just before its state is saved, so tests and
   reports can count recomputation;
 * ``lock`` -- ``fcntl.flock`` target: one process extends a trajectory at a
   time, and a second one asking for the same or a smaller NGE waits and then
@@ -39,8 +42,9 @@ one such run on disk under ``<trajectory root>/<key>/``:
 A grid point with NGE = n extends its trajectory to round n if needed,
 evaluating at every milestone it passes, and reads Acc at n and CT = the sum
 of the first n round times.  The state is saved every ``checkpoint_every``
-rounds and at every milestone, so a killed worker loses at most that many
-rounds.  ``progress.json`` is written before ``state.npz``; on load,
+rounds and at the point's NGE, so a killed worker loses at most that many
+rounds.  ``progress.json`` is written before the state (by
+:class:`TrajectoryRecorder`, a ``train_federated`` callback); on load,
 anything past the state's round is dropped, so the two always agree.
 """
 from __future__ import annotations
@@ -53,14 +57,14 @@ import json
 import os
 import socket
 import time
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from tff_ser.hpo.space import VARIABLES, trajectory_key
 
 #: Engines a grid point can be evaluated on.
-ENGINES = ("batched", "tff")
+ENGINES = ("batched", "tf", "tff")
 
 #: Server optimizer learning rate used throughout the grid (see
 #: :data:`SERVER_LR_NOTE`); the grid's LR is the client learning rate.
@@ -74,8 +78,11 @@ SERVER_LR_NOTE = (
 #: Save the trajectory state at least this often (rounds).
 DEFAULT_CHECKPOINT_EVERY = 10
 
-META_FILE, STATE_FILE, PROGRESS_FILE = "meta.json", "state.npz", "progress.json"
+META_FILE, PROGRESS_FILE = "meta.json", "progress.json"
 COMPUTATIONS_FILE, LOCK_FILE = "computations.jsonl", "lock"
+#: ``train_federated``'s checkpoint folder of a trajectory, and its state file there.
+RUN_DIR = "run"
+STATE_FILE = os.path.join(RUN_DIR, "engine_state.npz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +97,10 @@ class RunSettings:
         Server optimizer learning rate (Adam, fixed over the grid).
     client_optimizer, server_optimizer : {"adam", "sgd"}
         Paper 001's setup: Adam on both sides.
-    engine : {"batched", "tff"}
-        ``"batched"``: :class:`~tff_ser.engines.BatchedFedAvg` with
-        trajectories (default); ``"tff"``: :func:`tff_ser.federated.train_federated`,
+    engine : {"batched", "tf", "tff"}
+        ``"batched"`` (Dense/Dropout models such as paper 000's MLP, default)
+        or ``"tf"`` (any model): trajectories, extended point by point;
+        ``"tff"``: :func:`tff_ser.federated.train_federated` on TFF's process,
         one full run per point, as a reference.
     """
 
@@ -198,20 +206,15 @@ def settings_digest(settings: RunSettings, fingerprint: Mapping) -> str:
 # per-process engine
 # --------------------------------------------------------------------------
 
-_ENGINES: Dict[tuple, object] = {}
-
-
 def engine_for(task):
-    """One :class:`~tff_ser.engines.BatchedFedAvg` per (model, shapes) per process.
+    """This process's :class:`~tff_ser.engines.BatchedFedAvg` for ``task`` (compiled once).
 
     Its compiled round functions are reused by every grid point the process
-    evaluates (they depend on the client count and batch shapes, not on LR).
+    evaluates (they depend on the client count and batch shapes, not on LR);
+    ``train_federated(engine="batched")`` uses the same one.
     """
-    key = (task.model, tuple(task.input_shape), task.num_classes)
-    if key not in _ENGINES:
-        from tff_ser.engines import BatchedFedAvg
-        _ENGINES[key] = BatchedFedAvg.for_task(task)
-    return _ENGINES[key]
+    from tff_ser.engines.batched import BatchedFedAvg
+    return BatchedFedAvg.shared(task)
 
 
 # --------------------------------------------------------------------------
@@ -257,12 +260,8 @@ def trajectory_busy(directory: str) -> bool:
 
 
 def _write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from tff_ser.rundir import atomic_write_json
+    atomic_write_json(path, obj)
 
 
 def _read_json(path: str, default):
@@ -317,15 +316,17 @@ def _check_meta(directory: str, meta: dict) -> None:
             "folder to start that trajectory over")
 
 
-def _evaluate(task, state) -> dict:
-    from tff_ser.federated import evaluate_weights
-    ev = evaluate_weights(task, state.model_weights)
-    pooled = ev["pooled"]
-    return {"client_mean_accuracy": float(ev["client_mean_accuracy"]),
+def _evaluate(task, weights) -> dict:
+    from tff_ser.evaluation import evaluate_weights
+    ev = evaluate_weights(task, weights)
+    return _milestone(ev["pooled"], ev["client_mean_accuracy"], ev["per_client_accuracy"])
+
+
+def _milestone(pooled: Mapping, client_mean_accuracy: float, per_client: Mapping) -> dict:
+    return {"client_mean_accuracy": float(client_mean_accuracy),
             # each validation client's (speaker's) accuracy: Acc on any subset of
             # the held-out speakers (the selection / test split of tff_ser.hpo.confirm)
-            "per_client_accuracy": {str(k): float(v)
-                                    for k, v in ev["per_client_accuracy"].items()},
+            "per_client_accuracy": {str(k): float(v) for k, v in per_client.items()},
             "accuracy": float(pooled["accuracy"]),
             "f1_macro": float(pooled["f1_macro"]),
             "balanced_accuracy": float(pooled.get("balanced_accuracy", float("nan")))}
@@ -333,9 +334,15 @@ def _evaluate(task, state) -> dict:
 
 def extend_trajectory(directory: str, task, config, rounds: int, *,
                       milestones: Sequence[int], final_round: int,
-                      meta: Mapping, engine=None,
+                      meta: Mapping, engine: str = "batched",
                       checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY) -> PointResult:
     """Make sure the trajectory in ``directory`` reaches ``rounds``; score that round.
+
+    The rounds are trained by :func:`tff_ser.federated.train_federated`, the
+    one training loop of the package, with its checkpoint folder under
+    ``directory/run`` (extended to a larger NGE by the next point) and a
+    :class:`TrajectoryRecorder` callback that evaluates the milestones on the
+    way and keeps ``progress.json`` and ``computations.jsonl``.
 
     Parameters
     ----------
@@ -355,8 +362,8 @@ def extend_trajectory(directory: str, task, config, rounds: int, *,
     meta : mapping
         What the trajectory is (point, settings, task fingerprint under
         ``"task"``); a folder holding another trajectory is refused.
-    engine : BatchedFedAvg, optional
-        Default: the process's engine for ``task`` (:func:`engine_for`).
+    engine : str
+        ``train_federated``'s engine (default ``"batched"``).
     checkpoint_every : int
         Save the state at least every this many rounds.
 
@@ -364,7 +371,6 @@ def extend_trajectory(directory: str, task, config, rounds: int, *,
     -------
     PointResult
     """
-    from tff_ser.engines import EngineState
     if rounds < 1 or rounds > final_round:
         raise ValueError(f"rounds (NGE) must be in [1, {final_round}]; got {rounds}")
     if checkpoint_every < 1:
@@ -373,21 +379,12 @@ def extend_trajectory(directory: str, task, config, rounds: int, *,
     os.makedirs(directory, exist_ok=True)
     with file_lock(os.path.join(directory, LOCK_FILE)):
         _check_meta(directory, dict(meta))
-        state_path = os.path.join(directory, STATE_FILE)
         progress = read_progress(directory)
         computed = 0
         if str(rounds) not in progress["milestones"]:
-            state = EngineState.load(state_path) if os.path.exists(state_path) else None
-            saved_round = state.round_num if state is not None else 0
-            progress = _consistent_progress(progress, saved_round)
-            if saved_round >= rounds:
-                raise RuntimeError(
-                    f"trajectory {directory} is saved at round {saved_round} but holds no "
-                    f"evaluation at round {rounds}; delete the folder to recompute it")
-            engine = engine or engine_for(task)
-            computed = _advance(directory, task, config, state, progress, engine,
-                                target=rounds, marks=marks, final_round=final_round,
-                                checkpoint_every=checkpoint_every)
+            progress, computed = _train_to(directory, task, config, rounds, marks=marks,
+                                           final_round=final_round, engine=engine,
+                                           checkpoint_every=checkpoint_every)
         rows = progress["rows"][:rounds]
         if len(rows) != rounds or [r["round"] for r in rows] != list(range(1, rounds + 1)):
             raise RuntimeError(f"trajectory {directory} lacks rows for rounds 1..{rounds}; "
@@ -402,41 +399,80 @@ def extend_trajectory(directory: str, task, config, rounds: int, *,
                        trajectory=os.path.basename(os.path.normpath(directory)))
 
 
-def _advance(directory, task, config, state, progress, engine, *, target, marks, final_round,
-             checkpoint_every) -> int:
-    """Train from the saved round to ``target``, evaluating and saving on the way.
+class TrajectoryRecorder:
+    """``train_federated`` callback that keeps a trajectory's ``progress.json``.
 
-    Mutates ``progress``; returns the number of rounds trained.
+    Every round's row is kept; a milestone round before the last is evaluated
+    (:func:`_evaluate`; the last round's evaluation is ``train_federated``'s
+    own final one); at every round ``train_federated`` saves its state
+    (every ``checkpoint_every`` rounds and the last) the rows, milestones and
+    the segment computed are written -- before the state, so a kill between
+    the two leaves progress ahead, which the next load cuts back -- and the
+    chunk is appended to ``computations.jsonl``.
     """
-    state_path = os.path.join(directory, STATE_FILE)
-    progress_path = os.path.join(directory, PROGRESS_FILE)
-    who = worker_identity()
-    current = state.round_num if state is not None else 0
-    segment_start = current + 1
-    computed = 0
-    while current < target:
-        stop = min([m for m in marks if m > current] + [target,
-                   (current // checkpoint_every + 1) * checkpoint_every])
-        state, rows = engine.run_rounds(task, config, start_round=current + 1, end_round=stop,
-                                        state=state)
-        _append_line(os.path.join(directory, COMPUTATIONS_FILE),
-                     {"start": current + 1, "end": stop, **who, "time": time.time()})
-        computed += stop - current
-        current = stop
-        progress["rows"].extend(rows)
-        if current in marks:
-            progress["milestones"][str(current)] = _evaluate(task, state)
-        progress["segments"].append({"start": segment_start, "end": current, **who})
-        segment_start = current + 1
-        # Rows first: a kill between the two writes leaves progress ahead of
-        # the state, which the next load cuts back.
-        _write_json(progress_path, progress)
-        if current >= final_round:
-            if os.path.exists(state_path):
-                os.remove(state_path)
-        else:
-            state.save(state_path)
-    return computed
+
+    def __init__(self, directory: str, task, progress: dict, *, marks: Sequence[int],
+                 last: int, checkpoint_every: int):
+        self.directory, self.task = directory, task
+        self.marks, self.last, self.checkpoint_every = set(marks), last, checkpoint_every
+        self.progress = _consistent_progress(progress, 0)  # until restore() says otherwise
+        self._given = progress
+        self.who = worker_identity()
+        self.chunk_start = 1
+        self.computed = 0
+
+    def restore(self, history: List[dict]) -> None:
+        """Called by ``train_federated`` on resume with the saved rounds' rows."""
+        self.progress = _consistent_progress(self._given, len(history))
+        self.chunk_start = len(history) + 1
+
+    def __call__(self, round_num: int, row: dict, weights) -> None:
+        self.progress["rows"].append(row)
+        self.computed += 1
+        if round_num in self.marks and round_num != self.last:
+            self.progress["milestones"][str(round_num)] = _evaluate(self.task, weights)
+        if round_num == self.last or round_num % self.checkpoint_every == 0:
+            _append_line(os.path.join(self.directory, COMPUTATIONS_FILE),
+                         {"start": self.chunk_start, "end": round_num, **self.who,
+                          "time": time.time()})
+            self.progress["segments"].append({"start": self.chunk_start, "end": round_num,
+                                              **self.who})
+            self.chunk_start = round_num + 1
+            _write_json(os.path.join(self.directory, PROGRESS_FILE), self.progress)
+
+
+def _train_to(directory, task, config, rounds, *, marks, final_round, engine,
+              checkpoint_every):
+    """Train the trajectory from its saved round to ``rounds``; its progress and rounds trained."""
+    from tff_ser.federated import train_federated
+    run_dir = os.path.join(directory, RUN_DIR)
+    recorder = TrajectoryRecorder(directory, task, read_progress(directory), marks=marks,
+                                  last=rounds, checkpoint_every=checkpoint_every)
+    try:
+        # allow_nonfinite: a diverging grid point is scored (its Acc is low), not failed
+        result = train_federated(task, dataclasses.replace(config, rounds=rounds, eval_every=0),
+                                 checkpoint_dir=run_dir, checkpoint_every=checkpoint_every,
+                                 progress=False, federated_eval=False, engine=engine,
+                                 callbacks=[recorder], allow_nonfinite=True)
+    except ValueError as exc:
+        if "past rounds=" not in str(exc):
+            raise
+        raise RuntimeError(f"trajectory {directory} is saved past round {rounds} but holds no "
+                           f"evaluation at round {rounds}; delete the folder to recompute it") \
+            from exc
+    # The last round's milestone is train_federated's final evaluation.  Written
+    # after the state: a kill between the two leaves the state at ``rounds``
+    # without it, and the next call trains no round and evaluates again.
+    final = result.final_metrics
+    recorder.progress["milestones"][str(rounds)] = _milestone(
+        final["validation"], final["validation_client_mean_accuracy"],
+        final["validation_per_client_accuracy"])
+    _write_json(os.path.join(directory, PROGRESS_FILE), recorder.progress)
+    if rounds >= final_round:  # no point needs more rounds: drop the state, keep the rows
+        for name in os.listdir(run_dir):
+            if name.endswith(".npz"):
+                os.remove(os.path.join(run_dir, name))
+    return recorder.progress, recorder.computed
 
 
 # --------------------------------------------------------------------------
@@ -477,7 +513,8 @@ def evaluate_point(task, point: Mapping, settings: RunSettings, *,
     if settings.engine == "tff":
         return _evaluate_with_tff(task, config)
     if trajectory_root is None:
-        raise ValueError("the batched engine keeps trajectories on disk; pass trajectory_root")
+        raise ValueError(f"the {settings.engine} engine keeps trajectories on disk; pass "
+                         "trajectory_root")
     fingerprint = fingerprint or task_fingerprint(task)
     key = trajectory_key(point)
     meta = {"trajectory": key, **{k: point[k] for k in point if k != "rounds"},
@@ -485,7 +522,7 @@ def evaluate_point(task, point: Mapping, settings: RunSettings, *,
     return extend_trajectory(os.path.join(trajectory_root, key), task, config, config.rounds,
                              milestones=milestones or (config.rounds,),
                              final_round=final_round or config.rounds, meta=meta,
-                             checkpoint_every=checkpoint_every)
+                             engine=settings.engine, checkpoint_every=checkpoint_every)
 
 
 def _evaluate_with_tff(task, config) -> PointResult:

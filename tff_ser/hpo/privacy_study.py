@@ -198,7 +198,7 @@ def write_privacy_report(out_dir, study, space: PrivacySpace, *, task, command: 
                          wall_seconds: float) -> Dict[str, object]:
     """``privacy_study.csv``, ``privacy_projection.png`` and ``summary.md`` of a finished study."""
     import pathlib
-    from tff_ser.experiments.runner import markdown_table
+    from tff_ser.hpo.report import markdown_table
     from tff_ser.plots import save_figure
     out = pathlib.Path(out_dir)
     table = study_table(study)

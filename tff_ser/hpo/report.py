@@ -232,14 +232,14 @@ def write_report(out_dir, table: pd.DataFrame, *, space: GridSpace, info: Mappin
     ----------
     out_dir : path-like
     table : DataFrame
-        One row per finished grid point (:func:`tff_ser.hpo.study.grid_table`).
+        One row per finished grid point (:func:`tff_ser.hpo.readout.grid_table`).
     space : GridSpace
     info : mapping
         Provenance for the summary: ``corpus``, ``command``, ``engine``,
         ``server_lr``, ``seed``, ``study``, ``storage``, ``wall_seconds``,
         ``compute_seconds`` (training seconds actually spent on trajectories).
     traces : DataFrame, optional
-        Sampler comparison traces (:func:`tff_ser.hpo.study.compare_samplers`).
+        Sampler comparison traces (:func:`tff_ser.hpo.readout.compare_samplers`).
     naive_model : mapping, optional
         TFF round-time model (:func:`load_naive_model`) for the naive estimate.
     client_sizes : sequence of int, optional
@@ -322,7 +322,7 @@ def _summary_markdown(table, *, space, info, t1, t2, sens_summary, sampler_md, n
         f"- study: `{info.get('study')}` in `{info.get('storage')}`",
         f"- wall time of the study (first trial start to last finish): "
         f"{_hours(float(info.get('wall_seconds') or 0.0))}",
-        f"- Acc = mean accuracy over the validation clients (held-out speakers); CT = sum of "
+        "- Acc = mean accuracy over the validation clients (held-out speakers); CT = sum of "
         "the NGE per-round training times (compilation, evaluation and checkpointing "
         "excluded).",
         f"- total CT over the grid (every point trained on its own, as the paper counts): "

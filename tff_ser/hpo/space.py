@@ -37,7 +37,12 @@ TRAJECTORY_VARIABLES = ("local_epochs", "client_lr", "batch_size", "client_fract
 
 @dataclasses.dataclass(frozen=True)
 class GridSpace:
-    """A grid over :data:`VARIABLES`, each with its levels.
+    """A grid over :data:`VARIABLES`, each with its levels, and the task it tunes.
+
+    The HPO is generic: any registered model, any partition of the training
+    speakers into clients, any levels.  Paper 000's grid
+    (:data:`PAPER_000_GRID`) is one configuration: the MLP, one client per
+    speaker.
 
     Parameters
     ----------
@@ -48,11 +53,21 @@ class GridSpace:
     size : {"full", "small"}
         Corpus size the grid is meant for (the quick grid runs on the
         12-speaker test corpus).
+    model : str
+        A registered model (:data:`tff_ser.models.MODELS`) the grid trains.
+    partition : str
+        How the training speakers' clips become clients
+        (:data:`tff_ser.task.PARTITION_CHOICES`).
+    clients : int
+        k, for the partitions that take one (not ``"by_speaker"``).
     """
 
     name: str
     levels: Mapping[str, Tuple]
     size: str = "full"
+    model: str = "mlp"
+    partition: str = "by_speaker"
+    clients: int = 4
 
     def __post_init__(self):
         missing = [v for v in VARIABLES if v not in self.levels]
@@ -67,6 +82,12 @@ class GridSpace:
             raise ValueError(f"rounds (NGE) must be >= 1; got {self.levels['rounds']}")
         if self.size not in ("full", "small"):
             raise ValueError(f"size must be 'full' or 'small'; got {self.size!r}")
+        from tff_ser.task import PARTITION_CHOICES
+        if self.partition not in PARTITION_CHOICES:
+            raise ValueError(f"partition must be one of {PARTITION_CHOICES}; got "
+                             f"{self.partition!r}")
+        if int(self.clients) < 1:
+            raise ValueError(f"clients must be >= 1; got {self.clients}")
         # Frozen dataclass: normalise to sorted tuples through object.__setattr__.
         object.__setattr__(self, "levels",
                            {v: tuple(sorted(self.levels[v])) for v in VARIABLES})
@@ -120,13 +141,16 @@ class GridSpace:
         return all(v in point and point[v] in self.levels[v] for v in VARIABLES)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "size": self.size,
+        return {"name": self.name, "size": self.size, "model": self.model,
+                "partition": self.partition, "clients": int(self.clients),
                 "levels": {v: list(self.levels[v]) for v in VARIABLES}}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "GridSpace":
+        """Inverse of :meth:`to_dict` (a study saved without a task recipe is paper 000's)."""
         return cls(name=d["name"], levels={k: tuple(v) for k, v in d["levels"].items()},
-                   size=d.get("size", "full"))
+                   size=d.get("size", "full"), model=d.get("model", "mlp"),
+                   partition=d.get("partition", "by_speaker"), clients=int(d.get("clients", 4)))
 
 
 #: Paper 000's grid, equations (2)-(6): 576 points.
