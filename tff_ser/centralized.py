@@ -94,10 +94,15 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
     model = model_def.build(task.input_shape, task.num_classes, seed=config.seed)
     opt = (keras.optimizers.Adam(config.lr) if config.optimizer == "adam"
            else keras.optimizers.SGD(config.lr))
-    model.compile(optimizer=opt, loss=model_def.make_loss(),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                           *model_def.make_metrics()],
-                  steps_per_execution=STEPS_PER_EXECUTION)
+    distilling = getattr(task, "teacher", None) is not None
+    if distilling:
+        from tff_ser.distillation import DistilledFit
+        fit_epoch = DistilledFit(task, model, opt, seed=config.seed)
+    else:
+        model.compile(optimizer=opt, loss=model_def.make_loss(),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                               *model_def.make_metrics()],
+                      steps_per_execution=STEPS_PER_EXECUTION)
     idx = task.train_indices
     x, y = task.x[idx], task.y[idx]
     rng = np.random.default_rng([config.seed, 11])
@@ -106,13 +111,16 @@ def train_centralized(task: Task, config: CentralizedConfig, *, progress: bool =
                       unit="epoch", disable=not progress):
         order = rng.permutation(len(idx))
         t0 = time.perf_counter()
-        h = model.fit(x[order], y[order], batch_size=config.batch_size, epochs=1,
-                      shuffle=False, verbose=0)
+        if distilling:  # the same batches in the same order, minimising paper 002's loss
+            loss, accuracy = fit_epoch(idx[order], config.batch_size)
+        else:
+            h = model.fit(x[order], y[order], batch_size=config.batch_size, epochs=1,
+                          shuffle=False, verbose=0)
+            loss, accuracy = h.history["loss"][-1], h.history["accuracy"][-1]
         seconds = time.perf_counter() - t0
         per_epoch.append(seconds)
         row = {"round": epoch, "seconds": seconds,
-               "train_loss": float(h.history["loss"][-1]),
-               "train_accuracy": float(h.history["accuracy"][-1])}
+               "train_loss": float(loss), "train_accuracy": float(accuracy)}
         if config.eval_every and epoch % config.eval_every == 0 and task.val_clients:
             ev = evaluate_keras(task, model)
             row["val_accuracy"] = ev["pooled"]["accuracy"]

@@ -180,9 +180,21 @@ def _engine_class(name: str):
     return entry.load()
 
 
+#: Engines that train a :class:`tff_ser.distillation.DistillationTask` (a teacher-guided loss).
+DISTILLING_ENGINES = ("tf",)
+
+
+def distillation_reason(name: str, task) -> Optional[str]:
+    """Why engine ``name`` cannot distil ``task`` (``None``: no distillation, or it can)."""
+    if getattr(task, "teacher", None) is None or name in DISTILLING_ENGINES:
+        return None
+    return (f"the {name} engine has no teacher-guided loss; knowledge distillation "
+            f"(paper 002) runs on the {' or '.join(DISTILLING_ENGINES)} engine")
+
+
 def unsupported_reason(name: str, task, config) -> Optional[str]:
     """Why engine ``name`` cannot train ``task`` with ``config`` (``None``: it can)."""
-    return _engine_class(name).unsupported_reason(task, config)
+    return distillation_reason(name, task) or _engine_class(name).unsupported_reason(task, config)
 
 
 def choose_engine(task, config, engine: str = "auto") -> str:
@@ -216,6 +228,9 @@ def choose_engine(task, config, engine: str = "auto") -> str:
         if reason is None:
             return name
         reasons.append(reason)
+    reason = distillation_reason("tff", task)
+    if reason:
+        raise EngineUnsupported(f"no engine can train this run: {'; '.join(reasons)}")
     from tff_ser.stack import require_tff
     require_tff(f"this run ({reasons[-1]})")
     return "tff"

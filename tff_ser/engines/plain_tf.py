@@ -103,7 +103,10 @@ class PlainTFFedAvg:
         # The model's extra metrics, over every clip of a round (TFF sums their
         # states over the clients before it finalizes them).
         self.metrics = task.model_def.make_metrics()
-        trainable, non_trainable = self.model.trainable_variables, self.model.non_trainable_variables
+        # what a client trains and the server averages: the model's weights, plus a
+        # subclass's own (distillation's embedding projection)
+        self.train_variables = list(self.model.trainable_variables) + self._extra_trainable()
+        trainable, non_trainable = self.train_variables, self.model.non_trainable_variables
 
         def like(v, name):
             return tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=name)
@@ -136,14 +139,23 @@ class PlainTFFedAvg:
 
     # ------------------------------------------------------------ graph parts
 
+    def _extra_trainable(self) -> list:
+        """Variables trained and averaged beside the model's own (none here)."""
+        return []
+
+    def _batch_loss(self, rows, labels):
+        """The model's predictions on clips ``rows`` and the loss a local step minimises."""
+        model = self.model
+        predictions = model(tf.gather(self.x, rows), training=True)
+        return predictions, tf.add_n([self.loss_fn(labels, predictions)] + list(model.losses))
+
     def _step(self, rows, t, client_lr):
         """One local step on the clips ``rows``; ``t`` is the client optimizer's step (1-based)."""
-        model, spec = self.model, self.client_spec
-        inputs, labels = tf.gather(self.x, rows), tf.gather(self.y, rows)
+        spec = self.client_spec
+        labels = tf.gather(self.y, rows)
         with tf.GradientTape() as tape:
-            predictions = model(inputs, training=True)
-            loss = tf.add_n([self.loss_fn(labels, predictions)] + list(model.losses))
-        variables = model.trainable_variables
+            predictions, loss = self._batch_loss(rows, labels)
+        variables = self.train_variables
         grads = tape.gradient(loss, variables)
         if self.config.algorithm == "fedprox":
             # TFF 0.87's proximal term, as written there: mu * (initial - current).
@@ -180,7 +192,7 @@ class PlainTFFedAvg:
 
     def _client_update(self, full_rows, last_rows, client_lr, seed):
         model = self.model
-        for var, server in zip(model.trainable_variables + model.non_trainable_variables,
+        for var, server in zip(self.train_variables + model.non_trainable_variables,
                                self.server_trainable + self.server_non_trainable):
             var.assign(server)
         # TFF builds a fresh client optimizer every round.
@@ -200,7 +212,7 @@ class PlainTFFedAvg:
         if tf.shape(last_rows)[0] > 0:
             l_k, h_k, n_k = self._step(last_rows, steps + 1, client_lr)
             loss_sum, hits, n = loss_sum + l_k, hits + h_k, n + n_k
-        deltas = [s - w for s, w in zip(self.server_trainable, model.trainable_variables)]
+        deltas = [s - w for s, w in zip(self.server_trainable, self.train_variables)]
         weight = n if self.config.weighted else tf.constant(1.0)
         if not self.agg.plain:
             # TFF zeroes a non-finite update (weight 0 when weighted) before its aggregator
@@ -330,6 +342,8 @@ class PlainTFEngine:
     """:class:`PlainTFFedAvg` behind the round-engine protocol (:mod:`tff_ser.engines.base`)."""
 
     name = "tf"
+    #: trains a :class:`tff_ser.distillation.DistillationTask` (:mod:`tff_ser.engines.distill`)
+    distills = True
 
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
@@ -341,7 +355,11 @@ class PlainTFEngine:
 
     def __init__(self, task: Task, config: FederatedConfig):
         self.task, self.config = task, config
-        self.engine = PlainTFFedAvg(task, config)
+        if getattr(task, "teacher", None) is not None:
+            from tff_ser.engines.distill import DistillationFedAvg
+            self.engine = DistillationFedAvg(task, config)
+        else:
+            self.engine = PlainTFFedAvg(task, config)
         self.path: Optional[str] = None
 
     @property
@@ -351,6 +369,8 @@ class PlainTFEngine:
     def start(self) -> None:
         trainable, non_trainable = initial_model_weights(
             self.task.model, self.task.input_shape, self.task.num_classes, self.config.seed)
+        if hasattr(self.engine, "extra_initial"):
+            trainable = trainable + self.engine.extra_initial(self.config.seed)
         accumulator, preconditioner = optimizers.initial_slots(self.engine.server_spec, trainable)
         self.engine.set_state(EngineState(0, trainable, non_trainable, 0, accumulator,
                                           preconditioner))
@@ -370,7 +390,9 @@ class PlainTFEngine:
         self.engine.get_state(round_num).save(self.path)
 
     def weights(self) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-        return ([v.numpy() for v in self.engine.server_trainable],
+        """The model's server weights (without a distillation projection)."""
+        own = len(self.engine.model.trainable_variables)
+        return ([v.numpy() for v in self.engine.server_trainable[:own]],
                 [v.numpy() for v in self.engine.server_non_trainable])
 
     def federated_eval(self) -> dict:

@@ -1,0 +1,28 @@
+"""Paper 002, Nguyen et al., *Enhancing Speech Emotion Recognition through Knowledge Distillation*: the baseline.
+
+Registers the students ``conv1d_student`` and ``dense_student``
+(:mod:`.models`); the distillation itself is :mod:`tff_ser.distillation`
+(any teacher, any student, centralized and federated).  What is built, what
+is not yet measured, and why the system is audio-only: this folder's README.md.
+"""
+import pathlib
+
+from tff_ser.baselines import Baseline, register_baseline
+from tff_ser.models import FEATURE_SHAPES, ModelSpec, register_model
+
+_SHAPE = FEATURE_SHAPES["paper001"]
+for _spec in (
+        ModelSpec("conv1d_student", "tff_ser.baselines.paper002.models:conv1d_student_002",
+                  "paper001", _SHAPE, "002 II.B",
+                  "student of conv1d: 2 x Conv1D (64/32) -> Dense 256 -> softmax, 0.80 M "
+                  "parameters"),
+        ModelSpec("dense_student", "tff_ser.baselines.paper002.models:dense_student_002",
+                  "paper001", _SHAPE, "002 II.B",
+                  "student of dense: Conv1D 128 -> Dense 512 -> softmax, 6.44 M parameters")):
+    register_model(_spec)
+
+BASELINE = register_baseline(Baseline(
+    "paper002", "Nguyen et al., Enhancing Speech Emotion Recognition through Knowledge "
+                "Distillation",
+    models=("conv1d_student", "dense_student"), experiments=(),
+    readme=pathlib.Path(__file__).with_name("README.md")))
