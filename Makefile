@@ -23,7 +23,7 @@ TFF_WHEEL := tensorflow-federated==0.87.0
 STAMP  := $(VENV)/.installed
 # Editable install through a path entry (setuptools' compat mode): the real package then wins
 # over a folder named tff_ser beside a user's script (a clone's own name), which the default
-# finder loses to as a namespace package (tests/test_install.py).  setuptools is pinned because
+# finder loses to as a namespace package (tests/integration/test_install.py).  setuptools is pinned because
 # it calls this mode transitional.
 EDITABLE := --config-settings editable_mode=compat
 
@@ -129,7 +129,7 @@ docs: $(TOOLS)/.installed
 # The built site opened in headless Chromium (Debian's `chromium`; CI installs it): a missing
 # site or browser fails here instead of skipping.
 docs-test: docs $(STAMP)
-	TFF_SER_DOCS_REQUIRED=1 $(VENV)/bin/python -m pytest tests/test_docs.py
+	TFF_SER_DOCS_REQUIRED=1 $(VENV)/bin/python -m pytest tests/integration/test_docs.py
 
 # pyflakes' errors (pyproject.toml, [tool.ruff]) and the import-layer contract (setup.cfg).
 lint: $(TOOLS)/.installed $(STAMP)

@@ -16,7 +16,7 @@ each warmed up on every worker count first, then interleaved round by round
 (1, n, 1, n, ...) so load from other processes hits both alike.  The weights
 after the measured rounds are compared too (they must agree to float32
 rounding; dropout and Adam near a random-label optimum amplify that: the
-equality test is ``tests/test_multi_worker.py``), and the cores kept busy
+equality test is ``tests/integration/test_multi_worker.py``), and the cores kept busy
 (CPU seconds of this process and its workers per second of the round).
 Features and labels are random (timing does not depend on them).
 

@@ -1,7 +1,15 @@
-"""Shared fixtures; and the guard that no TFF worker outlives the test session."""
+"""Shared fixtures for tests/unit and tests/integration; and the guard that no TFF worker outlives the session.
+
+This directory is on the import path of every test (pytest's rootdir conftest), so the shared
+helpers are ``from helpers import synthetic_task, train_with_round_weights, notebook_outputs``
+(``tests/helpers.py``).
+"""
 import json
 import os
+import pathlib
 import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # tests/helpers.py for both halves
 
 import psutil
 import pytest

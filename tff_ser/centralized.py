@@ -64,7 +64,7 @@ class CentralizedConfig:
 
 #: Training steps Keras runs per call into its compiled train function.  The same
 #: steps on the same batches in the same order (weights equal bit for bit to one
-#: step per call, ``tests/test_centralized.py``), without Python's per-step
+#: step per call, ``tests/integration/test_training_on_generated_corpus.py``), without Python's per-step
 #: overhead: 1.9x faster for the MLP (5 epochs of the full corpus, 16.3 s -> 8.8 s).
 STEPS_PER_EXECUTION = 64
 

@@ -17,7 +17,7 @@ Three choices the paper leaves open, made here and named in :class:`KDConfig`:
 * **L_CE** is the student's own loss (default sparse categorical
   cross-entropy, as Eq. 3), plus its regularization losses; so with
   ``alpha = 0`` and ``feature_weight = 0`` distillation *is* ordinary training
-  of the student (``tests/test_distillation.py`` checks it bit for bit on the
+  of the student (``tests/integration/test_distillation.py`` checks it bit for bit on the
   federated engine).
 * **Embeddings.**  ``f`` is the output of a named layer of each model
   (default ``"embedding_layer"``, the layer before the softmax in every
@@ -187,7 +187,7 @@ def distillation_task(task: Task, student, teacher: TeacherOutputs,
     return DistillationTask(model=student, x=task.x, y=task.y,
                             train_clients=task.train_clients, val_clients=task.val_clients,
                             class_names=task.class_names, info=dict(task.info),
-                            teacher=teacher, kd=kd)
+                            normalizer=task.normalizer, teacher=teacher, kd=kd)
 
 
 def kd_loss(labels, student_probs, teacher_probs, kd: KDConfig, *, ce=None,

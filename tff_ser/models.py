@@ -68,7 +68,7 @@ class SeededInitializers:
     current stack the seeded initializers are :class:`~tff_ser.layers.Keras2GlorotUniform`
     and :class:`~tff_ser.layers.Keras2Orthogonal`, which compute Keras 2.14's
     values: the same seed builds the same initial model on both stacks
-    (``tests/test_stack.py`` checks them against weights saved on the
+    (``tests/unit/test_stack.py`` checks them against weights saved on the
     reference stack).
     """
 

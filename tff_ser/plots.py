@@ -454,3 +454,30 @@ def _require_columns(table: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"the table has no column(s) {missing}; it has {list(table.columns)}")
+
+
+def plot_stream(starts: Sequence[float], ends: Sequence[float], probabilities: np.ndarray,
+                class_names: Sequence[str], *,
+                segments: Optional[Sequence[Tuple[float, float, str]]] = None,
+                title: str = "Per-window class probabilities") -> Figure:
+    """Each class's probability at each window's centre over time, with the true segments.
+
+    ``starts``/``ends``/``probabilities`` as :class:`tff_ser.stream.StreamScores`;
+    ``segments``: ``(start_s, end_s, label)`` of the recording's parts, shaded
+    and labelled above the curves.
+    """
+    probabilities = np.asarray(probabilities)
+    centres = (np.asarray(starts) + np.asarray(ends)) / 2
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for j, name in enumerate(class_names):
+        ax.plot(centres, probabilities[:, j], marker="o", markersize=3, label=name)
+    for i, (a, b, label) in enumerate(segments or ()):
+        ax.axvspan(a, b, color="0.85" if i % 2 else "0.93", zorder=0)
+        ax.text((a + b) / 2, 1.02, label, ha="center", va="bottom")
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("Time (s), window centre")
+    ax.set_ylabel("Probability")
+    ax.legend(loc="upper right", ncol=len(class_names), fontsize="small")
+    ax.set_title(title, pad=18)
+    return fig

@@ -120,7 +120,7 @@ def machine_info() -> dict:
     """What a run's floating-point results depend on besides its seed.
 
     The same seed gives the same metrics on the same machine and software
-    (``tests/test_centralized.py``, ``tests/test_federated.py``).  On another
+    (``tests/integration/test_training_on_generated_corpus.py``, ``tests/integration/test_federated.py``).  On another
     CPU, TensorFlow sums in another order -- oneDNN kernels on CPUs with
     AVX-512 VNNI / AMX, Eigen's cache-sized blocking elsewhere -- and training
     amplifies the last-bit differences into another draw of the same
@@ -580,7 +580,7 @@ def set_workers(workers=None) -> tuple:
     each round's clients are split evenly across the workers, which train
     them concurrently; their partial sums are merged and the server step runs
     once.  The weights equal one worker's to float32 rounding (the sum is
-    taken in another order; ``tests/test_multi_worker.py``: 1e-5).  Local
+    taken in another order; ``tests/integration/test_multi_worker.py``: 1e-5).  Local
     workers are children of this process with the guarantees of the single
     one (they die with it, their logs are anonymous files, a dead one raises
     :class:`WorkerDied`); remote ones are started by ``tff-ser worker``.

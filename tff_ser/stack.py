@@ -11,7 +11,7 @@ tff_ser supports two stacks from one code base (docs/install.md):
   aggregator themselves.
 
 Nothing here imports TensorFlow or TFF at import time; ``import tff_ser``
-never imports TFF (``tests/test_stack.py``).
+never imports TFF (``tests/unit/test_stack.py``).
 """
 from __future__ import annotations
 

@@ -40,6 +40,10 @@ class Task:
         Emotion codes, e.g. ``("NEU", "HAP", "SAD", "ANG")``.
     info : dict
         Free-form provenance (corpus name, partition, seed) copied into results.
+    normalizer : Standardizer, optional
+        The standardization fitted on the training clients' clips (set by
+        :func:`make_task`): apply it to new inputs of a model trained on this task
+        (``tff_ser.stream.score_stream(..., normalize=task.normalizer.transform)``).
     """
 
     model: object
@@ -49,6 +53,7 @@ class Task:
     val_clients: Partition
     class_names: Sequence[str] = EMOTIONS_4
     info: dict = dataclasses.field(default_factory=dict)
+    normalizer: Optional[object] = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.model, str):
@@ -112,16 +117,19 @@ def make_task(features, model, train_clients: Mapping[str, np.ndarray],
     y = features.labels(emotions)
     train_clients = {k: np.asarray(v) for k, v in train_clients.items()}
     val_clients = {k: np.asarray(v) for k, v in (val_clients or {}).items()}
+    normalizer = None
     if standardize:
         from tff_ser.features.normalize import Standardizer
         train_idx = np.sort(np.concatenate(list(train_clients.values())))
-        x = Standardizer().fit(x[train_idx]).transform(x).astype(np.float32)
+        normalizer = Standardizer().fit(x[train_idx])
+        x = normalizer.transform(x).astype(np.float32)
     info = dict(info or {})
     corpora = sorted({c.corpus for c in features.clips})
     info.setdefault("corpus", corpora[0] if len(corpora) == 1 else corpora)
     info.setdefault("feature_kind", features.kind)
     return Task(model=model, x=x, y=y, train_clients=train_clients,
-                val_clients=val_clients, class_names=tuple(emotions), info=info)
+                val_clients=val_clients, class_names=tuple(emotions), info=info,
+                normalizer=normalizer)
 
 
 # --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ What the notebooks' first cell runs on Colab, from the repository's root
   never reinstalls them: no runtime restart.  dp-accounting is installed
   without its dependencies because its ``attrs<24`` pin would downgrade the
   runtime's attrs (its other dependencies are on Colab already); it works
-  with attrs 26 (``tests/test_colab_install.py``).  Under a minute.
+  with attrs 26 (``tests/integration/test_colab_install.py``).  Under a minute.
 * **Reference stack** (``--reference``, Python 3.11 runtimes such as the
   pinned "2025.07" one): ``requirements/lock.txt`` and TFF 0.87 with
   ``--no-deps`` (TF 2.14 replaces the runtime's, so the session must be
@@ -41,7 +41,7 @@ NO_DEPS = ("dp-accounting",)
 
 #: tff_ser editable through a path entry, as `make setup` does: Colab's working directory
 #: /content holds the clone /content/tff_ser, which the default editable finder would lose to
-#: as an empty namespace package (tests/test_install.py).
+#: as an empty namespace package (tests/integration/test_install.py).
 EDITABLE = ("--no-deps", "--no-build-isolation", "--config-settings", "editable_mode=compat",
             "-e")
 

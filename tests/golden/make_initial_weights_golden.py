@@ -2,7 +2,7 @@
 
 The seeded initial weights of every preset model, as fingerprints (shape,
 first values, sum, sum of squares per weight), so that
-``tests/test_stack.py`` can check that the current stack (Keras 3) builds the
+``tests/unit/test_stack.py`` can check that the current stack (Keras 3) builds the
 same initial model from the same seed.  Run: ``.venv/bin/python
 tests/golden/make_initial_weights_golden.py`` (reference stack only).
 """

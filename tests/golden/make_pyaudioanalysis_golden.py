@@ -1,6 +1,6 @@
 """Write ``pyaudioanalysis_0.3.14.npz``: pyAudioAnalysis' own 34 short-term features of a few clips.
 
-The golden file that ``tests/test_pyaudioanalysis_golden.py`` checks
+The golden file that ``tests/unit/test_pyaudioanalysis_golden.py`` checks
 ``tff_ser.features.pyaudioanalysis.short_term_features`` against.  Made with
 the real library, not with tff_ser:
 

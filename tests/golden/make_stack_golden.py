@@ -1,6 +1,6 @@
 """Writes tests/golden/stack_small_seed0.npz on the reference stack (TF 2.14, NumPy 1.25).
 
-What ``tests/test_stack.py`` checks the current stack (NumPy 2, librosa on
+What ``tests/unit/test_stack.py`` checks the current stack (NumPy 2, librosa on
 NumPy 2) against: the SHA-256 of every WAV of the small generated corpus at
 corpus seed 0 (byte-identical on both stacks), and every feature kind of its
 first four clips (equal to 1e-5 relative).  Run: ``.venv/bin/python

@@ -16,15 +16,15 @@ Engines
 ``"batched"`` -- :class:`~tff_ser.engines.batched.BatchedFedAvg`
     All sampled clients stacked on a leading client axis; Sequential models
     of Dense and Dropout layers (paper 000's MLP).  Proof:
-    ``tests/test_engine_equivalence.py``.
+    ``tests/integration/test_engine_equivalence.py``.
 ``"tf"`` -- :class:`~tff_ser.engines.plain_tf.PlainTFFedAvg`
     Plain TensorFlow, clients one after another in one traced function over
     one Keras model; every model, every named optimizer
     (:mod:`~tff_ser.engines.optimizers`), FedAvg and FedProx, and TFF's
     robust, compression and DP aggregators
     (:mod:`~tff_ser.engines.aggregators`); CPU or GPU, with or without TFF
-    installed.  Proofs: ``tests/test_plain_tf_engine.py``,
-    ``tests/test_recipes_without_tff.py``, ``tests/test_aggregators_without_tff.py``.
+    installed.  Proofs: ``tests/integration/test_plain_tf_engine.py``,
+    ``tests/integration/test_recipes_without_tff.py``, ``tests/integration/test_aggregators_without_tff.py``.
 
 ``engine="auto"`` (:func:`~tff_ser.engines.base.choose_engine`) takes the
 first of batched, tf that implements the model and configuration, and TFF's

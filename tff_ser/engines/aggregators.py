@@ -35,7 +35,7 @@ unseeded TensorFlow ops; here they are stateless draws from (run seed,
 round), so a run is reproducible.  Deterministic parts are equal to TFF's
 process to 1e-5 per round (noise 0; tensors below the quantization
 threshold); the noisy parts agree in distribution
-(``tests/test_aggregators_without_tff.py``).
+(``tests/integration/test_aggregators_without_tff.py``).
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ side files, wall time); an engine only has to
 Which rounds are trained is fixed outside the engines, in
 :mod:`tff_ser.fedconfig` (client sampling, clip order), so every engine
 trains the same clients on the same batches, and a test proves each fast
-engine equal to the TFF process (``tests/test_engine_equivalence.py``,
-``tests/test_plain_tf_engine.py``).
+engine equal to the TFF process (``tests/integration/test_engine_equivalence.py``,
+``tests/integration/test_plain_tf_engine.py``).
 
 Each engine class also answers ``unsupported_reason(task, config)``: ``None``
 when it implements the model and configuration, else the reason in words,

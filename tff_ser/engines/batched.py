@@ -48,7 +48,7 @@ each sampled client its own rows (clients in sorted order), so a run is
 reproducible and statistically the same as Keras' dropout (keep with
 probability ``1 - rate``, survivors scaled by ``1 / (1 - rate)``).
 
-``tests/test_engine_equivalence.py`` checks the weights against the TFF
+``tests/integration/test_engine_equivalence.py`` checks the weights against the TFF
 process after every round (dropout off) to 1e-5.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ variables beside the features and are gathered by the same rows as the batch
 sampling, client order, fresh client optimizer, weighted mean, server
 optimizer, aggregators, non-finite rejection, checkpoints -- is the tf
 engine's, so ``alpha = 0`` with no feature loss trains exactly the
-student's FedAvg (``tests/test_distillation.py``).  When the embedding sizes
+student's FedAvg (``tests/integration/test_distillation.py``).  When the embedding sizes
 differ, the student -> teacher projection is trained and averaged with the
 student; :meth:`tff_ser.engines.plain_tf.PlainTFEngine.weights` returns the
 student's weights alone.

@@ -8,7 +8,7 @@ process TFF builds with ``build_adam``, ``build_sgdm``, ``build_yogi``,
 ``build_adagrad`` and ``build_rmsprop`` -- on the server (state kept across
 rounds) and on the clients (a fresh optimizer every round).  Equality with
 TFF's process is tested per round on the reference stack
-(``tests/test_recipes_without_tff.py``).
+(``tests/integration/test_recipes_without_tff.py``).
 
 State is two lists of slots per weight, named as TFF names them:
 ``accumulator`` (first moment / momentum) and ``preconditioner`` (second

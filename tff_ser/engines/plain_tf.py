@@ -53,7 +53,7 @@ Dropout: the package's models use :class:`tff_ser.layers.ReproducibleDropout`,
 whose masks are a function of the layer's input, so the same seed gives the
 same run here too; masks agree with TFF's only as far as the inputs agree to
 the last bit, so with dropout on the engines are the same in distribution,
-not in every bit (``tests/test_plain_tf_engine.py``).
+not in every bit (``tests/integration/test_plain_tf_engine.py``).
 """
 from __future__ import annotations
 

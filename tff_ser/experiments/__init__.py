@@ -7,6 +7,7 @@ The public API (what notebooks and users import from here):
   of :mod:`tff_ser.baselines` registers its own) and where their results go;
 * :class:`ExperimentConfig` -- the base class of every experiment's config;
 * :func:`run_experiment` -- run one, writing its results folder;
+* :func:`load_kept_model` -- the trained model of a run that kept its weights (a teacher);
 * :func:`with_overrides` -- a config with some settings changed;
 * :func:`results_view`, :func:`seed_summary`, :func:`describe_corpus` -- the
   tables (a paper's own comparison tables live in its baseline).
@@ -21,6 +22,7 @@ _API = {
     "ExperimentConfig": "tff_ser.experiments.configs",
     "with_overrides": "tff_ser.experiments.configs",
     "run_experiment": "tff_ser.experiments.runner",
+    "load_kept_model": "tff_ser.experiments.runner",
     "results_view": "tff_ser.experiments.report",
     "seed_summary": "tff_ser.experiments.report",
     "describe_corpus": "tff_ser.corpus.summary",

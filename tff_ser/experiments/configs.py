@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
+from tff_ser.distillation import KDConfig
 from tff_ser.fedconfig import FederatedConfig
 
 #: The FL knobs (NGE, NLE, BS, CD, learning rates, optimizers, seed, eval_every):
@@ -50,6 +51,8 @@ class _ReadsFlKnobs:
 
 #: RunSpec fields that name a run or say who computed it, not what it computes.
 RUN_KEY_IGNORES = ("run_id", "condition", "engine")
+#: RunSpec fields left out of a run's key at their default (added after runs were saved).
+RUN_KEY_DEFAULTS = (("teacher", ""), ("kd", None), ("keep_weights", False))
 
 #: Run modes: the pooled-data baseline or FedAvg on TFF.
 CENTRALIZED = "centralized"
@@ -102,6 +105,15 @@ class RunSpec(_ReadsFlKnobs):
     condition : str
         The run's setting without its seed (``"dense-iid"``); every seed of it
         shares this, and tables aggregate over it.  Defaults to ``run_id``.
+    teacher : str
+        Knowledge distillation (paper 002): the condition of the run, in the
+        same experiment, whose trained model this run's student learns from
+        (its seed matched: ``<teacher>-s<seed>``); ``""`` for ordinary training.
+    kd : KDConfig, optional
+        The distillation loss (:class:`tff_ser.distillation.KDConfig`) with ``teacher``.
+    keep_weights : bool
+        Save the final weights beside ``result.json`` (``weights.npz``, not
+        committed): a teacher's, for the runs that distil from it.
     """
 
     run_id: str
@@ -115,11 +127,17 @@ class RunSpec(_ReadsFlKnobs):
     split_seed: int = 0
     engine: str = "tff"
     condition: str = ""
+    teacher: str = ""
+    kd: Optional[KDConfig] = None
+    keep_weights: bool = False
 
     def __post_init__(self):
         from tff_ser.engines.base import ENGINE_NAMES as ENGINES
         if not self.condition:
             object.__setattr__(self, "condition", self.run_id)
+        if bool(self.teacher) != (self.kd is not None):
+            raise ValueError(f"run {self.run_id!r}: a teacher and a KDConfig go together "
+                             f"(teacher={self.teacher!r}, kd={self.kd!r})")
         if self.mode not in (CENTRALIZED, FEDERATED):
             raise ValueError(f"mode must be {CENTRALIZED!r} or {FEDERATED!r}, got {self.mode!r}")
         if self.engine not in ENGINES:
@@ -134,8 +152,12 @@ class RunSpec(_ReadsFlKnobs):
     def key_dict(self) -> dict:
         """The settings a saved run must match to be read back: :meth:`to_dict`
         without the run's name (``run_id``, ``condition``) and ``engine``
-        (engines compute the same rounds, see ``tests/test_plain_tf_engine.py``)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_KEY_IGNORES}
+        (engines compute the same rounds, see ``tests/integration/test_plain_tf_engine.py``)."""
+        key = {k: v for k, v in self.to_dict().items() if k not in RUN_KEY_IGNORES}
+        for name, default in RUN_KEY_DEFAULTS:  # so runs saved before these fields still match
+            if key.get(name) == default:
+                key.pop(name)
+        return key
 
     def federated_config(self) -> FederatedConfig:
         """The :class:`tff_ser.fedconfig.FederatedConfig` of this run."""

@@ -39,7 +39,7 @@ RUNS_DIR = "runs"
 #: Columns of ``results.csv``, in order.
 TABLE_COLUMNS = ("run_id", "condition", "seed", "model", "setup", "mode", "partition",
                  "clients", "rounds", "accuracy", "precision_macro", "recall_macro",
-                 "f1_macro", "uar", "client_mean_accuracy", "train_seconds", "wall_seconds",
+                 "f1_macro", "f1_weighted", "uar", "client_mean_accuracy", "train_seconds", "wall_seconds",
                  "engine", "corpus", "train_speakers", "val_speakers", "train_clips",
                  "val_clips", "epsilon", "bytes_up", "bytes_down")
 
@@ -65,6 +65,7 @@ def table_row(spec: RunSpec, result) -> dict:
         "rounds": spec.rounds,
         "accuracy": val.get("accuracy"), "precision_macro": val.get("precision_macro"),
         "recall_macro": val.get("recall_macro"), "f1_macro": val.get("f1_macro"),
+        "f1_weighted": val.get("f1_weighted"),
         "uar": val.get("balanced_accuracy"),
         "client_mean_accuracy": result.final_metrics.get("validation_client_mean_accuracy"),
         "train_seconds": result.times.get("train_seconds"),

@@ -182,6 +182,8 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
     from tff_ser.task import task_from_features
     task = task_from_features(features, spec.model, partition=spec.partition, k=spec.clients,
                               seed=spec.seed, split_seed=spec.split_seed)
+    if spec.teacher:
+        task = _distillation_task(task, spec, run_dir)
     if spec.mode == CENTRALIZED:
         from tff_ser.centralized import train_centralized
         result = train_centralized(task, spec.centralized_config(), progress=progress)
@@ -193,9 +195,84 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
                                  engine=spec.engine)
         if checkpoint_dir:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if spec.keep_weights and run_dir is not None:
+        save_weights(run_dir / WEIGHTS_FILE, spec.model, result.weights)
     # The final weights (104 MB for the dense model) are not part of the record.
     result.extra.pop("weights", None)
     return result
+
+
+#: A run's final weights, kept for the runs that distil from it (``RunSpec.keep_weights``).
+WEIGHTS_FILE = "weights.npz"
+
+
+def save_weights(path: pathlib.Path, model: str, weights) -> None:
+    """Write ``(trainable, non_trainable)`` of preset ``model`` to ``path`` atomically."""
+    trainable, non_trainable = weights
+    arrays = {f"t{i}": w for i, w in enumerate(trainable)}
+    arrays.update({f"n{i}": w for i, w in enumerate(non_trainable)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, model=np.array(model), **arrays)
+    os.replace(tmp, path)
+
+
+def teacher_model_name(path: pathlib.Path) -> str:
+    """The preset model whose weights ``path`` (a ``weights.npz``) holds."""
+    with np.load(path) as saved:
+        return str(saved["model"])
+
+
+def load_kept_model(run_dir, *, input_shape=None, num_classes: int = 4):
+    """The trained Keras model of a run that kept its weights (``RunSpec.keep_weights``).
+
+    Raises FileNotFoundError naming the file when the run kept none.
+    """
+    from tff_ser.models import build_model
+    path = pathlib.Path(run_dir) / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: only runs with keep_weights=True (a "
+                                "teacher) keep their weights; rerun the experiment to make it")
+    with np.load(path) as saved:
+        name = str(saved["model"])
+        trainable = [saved[f"t{i}"] for i in range(sum(k.startswith("t") for k in saved.files))]
+        non_trainable = [saved[f"n{i}"]
+                         for i in range(sum(k.startswith("n") for k in saved.files))]
+    model = build_model(name, input_shape=input_shape, num_classes=num_classes, seed=0)
+    for var, value in zip(model.trainable_weights + model.non_trainable_weights,
+                          trainable + non_trainable):
+        var.assign(value)
+    return model
+
+
+def teacher_run_id(spec: RunSpec) -> str:
+    """The run a distilling ``spec`` learns from: its teacher's condition at the same seed."""
+    return f"{spec.teacher}-s{spec.seed}"
+
+
+def _distillation_task(task, spec: RunSpec, run_dir: Optional[pathlib.Path]):
+    """``task`` with ``spec.model`` distilling from the saved teacher run (paper 002)."""
+    from tff_ser.distillation import distillation_task, teacher_outputs
+    from tff_ser.models import MODELS
+    if run_dir is None:
+        raise ValueError(f"run {spec.run_id!r} distils from run {teacher_run_id(spec)!r} and "
+                         "needs the experiment's runs folder to find its weights")
+    path = run_dir.parent / teacher_run_id(spec) / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"run {spec.run_id!r} distils from run {teacher_run_id(spec)!r}, whose weights "
+            f"{path} are not saved; train the teacher first (run the experiment without "
+            f"--only, or with --only {teacher_run_id(spec)!r})")
+    teacher = load_kept_model(path.parent, input_shape=task.input_shape,
+                              num_classes=task.num_classes)
+    model = teacher_model_name(path)
+    if MODELS[model].feature_kind != MODELS[spec.model].feature_kind:
+        raise ValueError(f"teacher {model!r} reads {MODELS[model].feature_kind!r} features but "
+                         f"student {spec.model!r} reads {MODELS[spec.model].feature_kind!r}; "
+                         "a teacher scores the student's own inputs")
+    return distillation_task(task, spec.model, teacher_outputs(teacher, task.x, spec.kd,
+                                                               name=teacher_run_id(spec)),
+                             spec.kd)
 
 
 # ---------------------------------------------------------------------------
@@ -239,7 +316,7 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
     jobs : int
         Runs trained at once, each in its own process with
         ``cores // jobs`` TensorFlow threads (``-1``: one per core).  The
-        metrics do not depend on it (``tests/test_experiments.py``); small
+        metrics do not depend on it (``tests/integration/test_experiments.py``); small
         models such as the MLP train faster this way, since one run cannot
         keep two cores busy.  Per-round progress bars are off with ``jobs > 1``.
 
@@ -289,12 +366,17 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                 if not reuse:  # retrain from round 1, not from a killed run's checkpoint
                     shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
                 to_train.append((spec, fs, run_dir, key))
-        bar = tqdm(total=len(to_train), desc=config.name, unit="run", disable=not progress)
-        for run_id, result in _train_runs(to_train, config.name, checkpoint=checkpoint,
-                                          progress=progress, jobs=jobs):
-            results[run_id] = result
-            bar.set_postfix_str(run_id)
-            bar.update(1)
+        waves = _teachers_first(to_train, specs, out, features, fingerprint)
+        trained = {item[0].run_id for wave in waves for item in wave}
+        reused = [run_id for run_id in reused if run_id not in trained]  # a teacher retrained
+        bar = tqdm(total=sum(map(len, waves)), desc=config.name, unit="run",
+                   disable=not progress)
+        for wave in waves:
+            for run_id, result in _train_runs(wave, config.name, checkpoint=checkpoint,
+                                              progress=progress, jobs=jobs):
+                results[run_id] = result
+                bar.set_postfix_str(run_id)
+                bar.update(1)
         bar.close()
         done = [spec for spec in specs if spec.run_id in results]
         rows = [table_row(spec, results[spec.run_id]) for spec in done]
@@ -328,6 +410,36 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
         raise exc
     return ExperimentOutcome(config=config, out_dir=out, table=table, results=results,
                              figures=figures, corpus=corpus, wall_seconds=wall, reused=reused)
+
+
+def _teachers_first(to_train: List[tuple], specs, out: pathlib.Path, features,
+                    fingerprint) -> List[List[tuple]]:
+    """``to_train`` in two waves: the teachers the distilling runs need, then the rest.
+
+    A distilling run whose teacher's ``weights.npz`` is not on disk (a fresh
+    clone has the teacher's result but not its weights, which are not
+    committed) gets its teacher retrained first: same settings and seed, so
+    the same weights (``tests/integration/test_distillation.py``).
+    """
+    from tff_ser.models import MODELS
+    by_id = {spec.run_id: spec for spec in specs}
+    queued = {item[0].run_id for item in to_train}
+    teachers: Dict[str, tuple] = {}
+    for spec, *_ in to_train:
+        if not spec.teacher:
+            continue
+        tid = teacher_run_id(spec)
+        teacher = by_id.get(tid)
+        if teacher is None:
+            raise ValueError(f"run {spec.run_id!r} distils from {tid!r}, which is not a run of "
+                             "this experiment")
+        run_dir = out / RUNS_DIR / tid
+        if tid in queued or not (run_dir / WEIGHTS_FILE).is_file():
+            fs = features[MODELS[teacher.model].feature_kind]
+            teachers[tid] = (teacher, fs, run_dir, _run_key(teacher, fingerprint, fs))
+    first = [teachers[t] for t in teachers]
+    rest = [item for item in to_train if item[0].run_id not in teachers]
+    return [wave for wave in (first, rest) if wave]
 
 
 def _check_jobs(jobs) -> int:

@@ -276,7 +276,7 @@ def _needs_own_process(function) -> bool:
     TensorFlow is imported, openSMILE's C library corrupts the heap on its
     second or third clip (``malloc(): invalid size``, then SIGABRT or
     SIGSEGV); loaded before TensorFlow, or in a process without it, it is
-    fine (``tests/test_opensmile.py``).  Such clips are computed in spawned
+    fine (``tests/unit/test_opensmile.py``).  Such clips are computed in spawned
     worker processes, which do not import TensorFlow.
     """
     import sys

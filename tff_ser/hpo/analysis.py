@@ -5,7 +5,7 @@ Functions of arrays and tables only (no study, no files, no figures), so
 :mod:`tff_ser.hpo.plots` (figures) both import from here and not from each
 other.  The hypervolume is checked against Optuna's own (the values behind
 ``optuna.visualization.matplotlib.plot_hypervolume_history``) in
-``tests/test_hpo_analysis.py``.
+``tests/unit/test_hpo_analysis.py``.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Paper 001's models (Chau & Garces, Figs 4-6) on (100, 34) pyAudioAnalysis frames.
 
 Layer sizes follow the paper's Keras summaries exactly, and the parameter
-counts match them (``tests/test_models.py``).  The summaries give neither
+counts match them (``tests/unit/test_models.py``).  The summaries give neither
 activations nor dropout rates: hidden Conv1D and Dense layers use ReLU, as in
 the Tripathi et al. (2018) code the paper derives from; LSTMs keep tanh /
 sigmoid; dropout defaults to 0.2.

@@ -1,13 +1,15 @@
 """Paper 002, Nguyen et al., *Enhancing Speech Emotion Recognition through Knowledge Distillation*: the baseline.
 
 Registers the students ``conv1d_student`` and ``dense_student``
-(:mod:`.models`); the distillation itself is :mod:`tff_ser.distillation`
+(:mod:`.models`) and the experiment ``paper002_kd`` (:mod:`.configs`); the distillation itself is :mod:`tff_ser.distillation`
 (any teacher, any student, centralized and federated).  What is built, what
 is not yet measured, and why the system is audio-only: this folder's README.md.
 """
 import pathlib
 
 from tff_ser.baselines import Baseline, register_baseline
+from tff_ser.baselines.paper002 import configs
+from tff_ser.experiments.registry import Experiment, register_experiment
 from tff_ser.models import FEATURE_SHAPES, ModelSpec, register_model
 
 _SHAPE = FEATURE_SHAPES["paper001"]
@@ -21,8 +23,13 @@ for _spec in (
                   "student of dense: Conv1D 128 -> Dense 512 -> softmax, 6.44 M parameters")):
     register_model(_spec)
 
+register_experiment(Experiment(
+    "paper002_kd", configs.PAPER002_KD, configs.PAPER002_KD_QUICK,
+    "paper 002 Table II: conv1d teacher, conv1d_student with and without KD (logits; logits + "
+    "feature), federated on 73 speaker clients and centralized, 20 rounds"))
+
 BASELINE = register_baseline(Baseline(
     "paper002", "Nguyen et al., Enhancing Speech Emotion Recognition through Knowledge "
                 "Distillation",
-    models=("conv1d_student", "dense_student"), experiments=(),
+    models=("conv1d_student", "dense_student"), experiments=("paper002_kd",),
     readme=pathlib.Path(__file__).with_name("README.md")))

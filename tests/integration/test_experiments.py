@@ -611,7 +611,7 @@ def test_format_1_results_are_refused_naming_the_converter_which_brings_them_to_
     bad_doc["history"] = [dict(h, clients=h["clients"] - 1) for h in bad_doc["history"]]
     (bad / "result.json").write_text(json.dumps(bad_doc))
     import os
-    root = pathlib.Path(__file__).parents[1]
+    root = pathlib.Path(__file__).parents[2]
     done = subprocess.run([sys.executable, str(root / "tools" / "convert_results.py"),
                            str(tmp_path)], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(root)))

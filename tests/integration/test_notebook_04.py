@@ -10,9 +10,9 @@ import pathlib
 import nbformat
 import pandas as pd
 
-from notebook_helpers import notebook_outputs
+from helpers import notebook_outputs
 
-NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "04_hpo_grid.ipynb"
+NOTEBOOK = pathlib.Path(__file__).resolve().parents[2] / "notebooks" / "04_hpo_grid.ipynb"
 
 
 def _parameters_source(notebook):

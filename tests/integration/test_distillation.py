@@ -16,7 +16,7 @@ import pytest
 
 import keras
 
-from fl_helpers import synthetic_task
+from helpers import synthetic_task
 from tff_ser.centralized import CentralizedConfig, train_centralized
 from tff_ser.distillation import (DistillationTask, KDConfig, TeacherOutputs, distillation_task,
                                   kd_loss, teacher_outputs)
@@ -180,3 +180,28 @@ def test_paper_002_students_are_lighter_than_their_teachers_with_the_teachers_em
         s, t = build_model(student), build_model(teacher)
         assert s.get_layer("embedding_layer").output.shape[-1] \
             == t.get_layer("embedding_layer").output.shape[-1]
+
+
+def test_paper002_experiment_distils_and_a_fresh_clone_retrains_the_teacher_to_the_same_numbers(
+        tmp_path):
+    """The teacher's weights are not committed: a student trained later (a fresh clone) gets its
+    teacher retrained first, to the same weights, so the student's numbers repeat."""
+    from tff_ser.baselines.paper002.configs import PAPER002_KD_QUICK
+    from tff_ser.experiments.configs import with_overrides
+    from tff_ser.experiments.runner import WEIGHTS_FILE, run_experiment
+    config = with_overrides(PAPER002_KD_QUICK, rounds=1)
+    first = run_experiment(config, tmp_path, progress=False)
+    student = "conv1d_student-federated_kd-s0"
+    assert set(first.results) == {s.run_id for s in config.runs()}
+    assert first.results[student].config["task"]["distillation"]["teacher"] \
+        == "conv1d-federated-s0"
+    runs = tmp_path / "runs"
+    assert (runs / "conv1d-federated-s0" / WEIGHTS_FILE).is_file()
+    assert not (runs / student / WEIGHTS_FILE).exists()
+    (runs / "conv1d-federated-s0" / WEIGHTS_FILE).unlink()
+    (runs / student / "result.json").unlink()
+    again = run_experiment(config, tmp_path, progress=False, only=[student])
+    assert "conv1d-federated-s0" not in again.reused and student not in again.reused
+    assert again.results[student].final_metrics["validation"]["confusion_matrix"] \
+        == first.results[student].final_metrics["validation"]["confusion_matrix"]
+    assert "Paper 002 Table II" in (tmp_path / "summary.md").read_text()

@@ -11,7 +11,7 @@ import pytest
 
 from tff_ser.features.pyaudioanalysis import FEATURE_NAMES, short_term_features
 
-GOLDEN = pathlib.Path(__file__).with_name("golden") / "pyaudioanalysis_0.3.14.npz"
+GOLDEN = pathlib.Path(__file__).parents[1] / "golden" / "pyaudioanalysis_0.3.14.npz"
 
 
 def _golden():

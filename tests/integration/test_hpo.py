@@ -22,7 +22,7 @@ from tff_ser.hpo import report as R
 from tff_ser.hpo.space import (PAPER_000_DEFAULT, PAPER_000_GRID, QUICK_GRID, VARIABLES,
                                GridSpace, point_key, trajectory_key)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # --------------------------------------------------------------------------

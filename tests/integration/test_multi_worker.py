@@ -96,7 +96,7 @@ def test_a_run_cut_on_two_workers_resumes_on_one_to_the_same_weights(task, refer
 
 
 def test_a_worker_killed_mid_round_stops_the_run_with_its_cause(tmp_path):
-    from fl_helpers import synthetic_task
+    from helpers import synthetic_task
     from tff_ser.federated import FederatedConfig
     big = synthetic_task(n_train_clients=73, n_val_clients=2, per_client=20)
     cfg = FederatedConfig(rounds=3, local_epochs=2, batch_size=4, client_lr=0.001,

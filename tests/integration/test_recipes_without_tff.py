@@ -9,8 +9,8 @@ current stack, where TFF is not installed, the same cases train on the
 import numpy as np
 import pytest
 
-from fl_helpers import synthetic_task
-from fl_helpers import train_with_round_weights as _per_round_weights
+from helpers import synthetic_task
+from helpers import train_with_round_weights as _per_round_weights
 from tff_ser.engines.base import choose_engine
 from tff_ser.fedconfig import FederatedConfig, recipe
 from tff_ser.federated import train_federated

@@ -611,7 +611,7 @@ def test_a_child_started_by_dies_with_parent_is_the_program_and_dies_with_a_sigk
 
 def test_ctrl_c_inside_a_c_call_is_an_interrupt_saying_where_it_stopped(tmp_path):
     """SIGINT inside NumPy's __array__ under tf.constant surfaced as a SystemError (CI)."""
-    from fl_helpers import synthetic_task
+    from helpers import synthetic_task
     from tff_ser.errors import TrainingInterrupted, interrupt_in_chain
     from tff_ser.federated import FederatedConfig, train_federated
 

@@ -19,7 +19,7 @@ import subprocess
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SITE = ROOT / "build" / "site"
 REQUIRED = os.environ.get("TFF_SER_DOCS_REQUIRED", "") not in ("", "0")
 

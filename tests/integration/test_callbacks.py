@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fl_helpers import synthetic_task
+from helpers import synthetic_task
 from tff_ser.callbacks import EarlyStopping
 from tff_ser.fedconfig import FederatedConfig
 from tff_ser.federated import train_federated
@@ -78,7 +78,7 @@ def test_tensorboard_and_csv_loggers_record_every_round_and_a_resume_adds_no_dup
     import glob
     import pandas as pd
     import tensorflow as tf
-    from fl_helpers import synthetic_task
+    from helpers import synthetic_task
     from tff_ser.federated import FederatedConfig, train_federated
     task = synthetic_task(n_train_clients=3, n_val_clients=1, per_client=12)
     csv = tmp_path / "rounds.csv"

@@ -143,7 +143,7 @@ def test_same_seed_same_run_with_dropout():
     for x, y in zip(a.weights[0], b.weights[0]):
         np.testing.assert_array_equal(x, y)
     assert a.config["engine"] == "tf"
-    # A run SIGKILLed mid-way resumes and ends the same: tests/test_federated.py (engine "tf").
+    # A run SIGKILLed mid-way resumes and ends the same: tests/integration/test_federated.py (engine "tf").
     other = train_federated(task, dataclasses.replace(config, seed=2), engine="tf",
                             progress=False)
     assert not np.array_equal(other.weights[0][0], a.weights[0][0])

@@ -15,9 +15,9 @@ same test.
 import numpy as np
 import pytest
 
-from fl_helpers import max_abs_diff as _max_diff
-from fl_helpers import synthetic_task
-from fl_helpers import train_with_round_weights as _run
+from helpers import max_abs_diff as _max_diff
+from helpers import synthetic_task
+from helpers import train_with_round_weights as _run
 from tff_ser.engines.base import choose_engine
 from tff_ser.fedconfig import recipe
 from tff_ser.baselines.paper000.models import mlp_000

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-GOLDEN = pathlib.Path(__file__).with_name("golden")
+GOLDEN = pathlib.Path(__file__).parents[1] / "golden"
 
 
 def test_the_same_seed_builds_the_same_initial_model_on_both_stacks():

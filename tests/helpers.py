@@ -1,4 +1,10 @@
-"""A small, learnable task with the shapes of paper 000's per-speaker setting."""
+"""Helpers the unit and integration tests share (imported as ``helpers``; ``tests/conftest.py``
+puts ``tests/`` on the import path and holds the shared fixtures).
+
+* :func:`synthetic_task`: a small, learnable task with the shapes of paper 000's per-speaker setting;
+* :func:`train_with_round_weights`, :func:`max_abs_diff`: a run's weights round by round, compared;
+* :func:`notebook_outputs`: what an executed notebook printed and drew.
+"""
 import numpy as np
 
 from tff_ser.task import Task
@@ -33,3 +39,17 @@ def train_with_round_weights(task, config, engine):
 def max_abs_diff(a, b):
     """Largest absolute difference between two lists of arrays."""
     return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+def notebook_outputs(notebook):
+    """(all text output joined, number of PNG images) of an executed notebook."""
+    text, images = [], 0
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                text.append(out.text)
+            elif out.output_type in ("execute_result", "display_data"):
+                images += "image/png" in out.data
+                text.append(out.data.get("text/plain", ""))
+                text.append(out.data.get("text/markdown", ""))
+    return "\n".join(text), images

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from fl_helpers import synthetic_task
+from helpers import synthetic_task
 from tff_ser import communication, models
 from tff_ser.fedconfig import FederatedConfig, recipe
 from tff_ser.federated import train_federated

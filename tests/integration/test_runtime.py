@@ -84,8 +84,7 @@ def test_a_worker_killed_mid_round_stops_the_run_with_its_cause_and_the_checkpoi
     """
     import json
     import threading
-    sys.path.insert(0, os.path.dirname(__file__))
-    from fl_helpers import synthetic_task
+    from helpers import synthetic_task
     from tff_ser import runtime
     from tff_ser.federated import FederatedConfig, train_federated
     task = synthetic_task(n_train_clients=73, n_val_clients=2, per_client=20)

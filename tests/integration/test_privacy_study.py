@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from fl_helpers import synthetic_task
+from helpers import synthetic_task
 from tff_ser.hpo.privacy_study import (QUICK_PRIVACY_SPACE, PrivacySpace, pareto_mask_3d,
                                        plot_projection, run_privacy_study, study_table)
 

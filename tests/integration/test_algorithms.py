@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from fl_helpers import synthetic_task
+from helpers import synthetic_task
 from tff_ser.engines.base import EngineUnsupported, choose_engine
 from tff_ser.fedconfig import (OPTIMIZER_KWARGS, FederatedConfig,
                                check_config_for_task, recipe)
@@ -210,9 +210,9 @@ def test_any_tff_aggregator_factory_and_optimizer_object_can_be_passed():
 
 SCRIPT = r"""
 import json, os, signal, sys
-sys.path.insert(0, {here!r})
+sys.path[:0] = [{here!r}, {tests!r}]
 from test_algorithms import case_config
-from fl_helpers import synthetic_task
+from helpers import synthetic_task
 from tff_ser.federated import train_federated
 mode, out_dir = sys.argv[1], sys.argv[2]
 names = sys.argv[3:]
@@ -235,7 +235,7 @@ for name in names:
 
 
 def _spawn(*args):
-    return subprocess.Popen([sys.executable, "-c", SCRIPT.format(here=HERE), *args],
+    return subprocess.Popen([sys.executable, "-c", SCRIPT.format(here=HERE, tests=os.path.dirname(HERE)), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

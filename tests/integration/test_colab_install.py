@@ -24,11 +24,11 @@ import sys
 import nbformat
 import pytest
 
-from notebook_helpers import notebook_outputs
+from helpers import notebook_outputs
 
 pytestmark = pytest.mark.colab
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PINS = ROOT / "requirements" / "colab-default.txt"
 FAKE_COLAB = """import sys, types
 try:

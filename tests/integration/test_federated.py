@@ -11,7 +11,7 @@ import pytest
 
 from tff_ser.stack import has_tff
 
-from fl_helpers import synthetic_task
+from helpers import synthetic_task
 from tff_ser.federated import FederatedConfig, sample_clients, client_order, train_federated
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -121,8 +121,8 @@ def test_csv_and_a_mismatched_checkpoint_are_handled(tmp_path):
 
 RUN_SCRIPT = r"""
 import json, sys
-sys.path.insert(0, {here!r})
-from fl_helpers import synthetic_task
+sys.path[:0] = [{here!r}, {tests!r}]
+from helpers import synthetic_task
 from tff_ser.federated import FederatedConfig, train_federated
 ck, out, engine = sys.argv[1], sys.argv[2], sys.argv[3]
 task = synthetic_task()
@@ -136,7 +136,7 @@ json.dump({{"final": r.final_metrics["validation"], "resumed": r.times["resumed_
 
 
 def _run(args, **kw):
-    script = RUN_SCRIPT.format(here=HERE)
+    script = RUN_SCRIPT.format(here=HERE, tests=os.path.dirname(HERE))
     return subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, **kw)
 

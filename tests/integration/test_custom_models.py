@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import keras
 
-from fl_helpers import synthetic_task
+from helpers import synthetic_task
 from tff_ser import models
 from tff_ser.centralized import CentralizedConfig, train_centralized
 from tff_ser.engines.base import EngineUnsupported, choose_engine

@@ -8,7 +8,7 @@ import pytest
 
 from tff_ser.hpo import analysis
 
-HPO = pathlib.Path(__file__).resolve().parents[1] / "tff_ser" / "hpo"
+HPO = pathlib.Path(__file__).resolve().parents[2] / "tff_ser" / "hpo"
 
 
 def _optuna_hypervolume(points, reference):

@@ -12,9 +12,9 @@ import pathlib
 import nbformat
 import pytest
 
-from notebook_helpers import notebook_outputs
+from helpers import notebook_outputs
 
-NOTEBOOK_DIR = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = ("01_data_and_features.ipynb", "02_baseline_vs_federated.ipynb",
              "03_client_count_sweep.ipynb", "05_per_speaker_federation.ipynb",
              "06_algorithms_and_privacy.ipynb")
@@ -97,7 +97,7 @@ def test_colab_links_go_into_every_notebook_once_the_repository_is_known(tmp_pat
     import nbformat
     import importlib.util
     spec = importlib.util.spec_from_file_location(
-        "colab_links", pathlib.Path(__file__).parents[1] / "tools" / "colab_links.py")
+        "colab_links", pathlib.Path(__file__).parents[2] / "tools" / "colab_links.py")
     colab = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(colab)
     shutil.copytree(NOTEBOOK_DIR, tmp_path / "notebooks",
