@@ -134,6 +134,14 @@ def _add_train(sub):
                         "one client per speaker)")
     g.add_argument("--clients", type=positive_int, default=4, help="k for iid/single_emotion/...")
     g.add_argument("--alpha", type=positive_float, default=0.5, help="dirichlet concentration")
+    g.add_argument("--normalization", default="pooled",
+                   choices=("pooled", "federated", "per_client"),
+                   help="feature standardization: statistics of the training clips pooled (the "
+                        "papers'), the same from per-client sums (federated), or each client's "
+                        "own (per_client; a held-out speaker's from its own clips)")
+    g.add_argument("--enroll", type=positive_int, default=None,
+                   help="with --normalization per_client: a held-out speaker's first N clips "
+                        "give its statistics and are not scored")
     g.add_argument("--val-fraction", type=finite_float, default=0.2,
                    help="fraction of speakers held out (paper 000: 0.2 = 18 of 91)")
     g.add_argument("--split-seed", type=int, default=0,
@@ -314,7 +322,8 @@ def _cmd_train(args):
         return _train_folds(args, cfg, features, emotions, progress, problems)
     task = task_from_features(features, args.model, partition=args.partition, k=args.clients,
                               alpha=args.alpha, seed=args.seed, val_fraction=args.val_fraction,
-                              split_seed=args.split_seed, emotions=emotions)
+                              split_seed=args.split_seed, emotions=emotions,
+                              normalization=args.normalization, enroll=args.enroll)
     print(task.info.get("description", ""))
     results = {"federated": train_federated(task, cfg, checkpoint_dir=args.checkpoint_dir,
                                             engine=args.engine, progress=progress,
@@ -392,6 +401,7 @@ def _train_folds(args, cfg, features, emotions, progress, problems) -> int:
                                         partition=args.partition, k=args.clients,
                                         alpha=args.alpha, fold_seed=args.fold_seed,
                                         engine=args.engine, emotions=emotions,
+                                        normalization=args.normalization, enroll=args.enroll,
                                         progress=progress, out_dir=out,
                                         workers=args.workers,
                                         checkpoint_dir=os.path.join(args.checkpoint_dir, mode)

@@ -144,7 +144,8 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
                    emotions: Sequence[str] = EMOTIONS_4, progress: bool = True,
                    out_dir: Optional[str] = None, workers=None,
                    checkpoint_dir: Optional[str] = None,
-                   allow_nonfinite: bool = False) -> CrossValidation:
+                   allow_nonfinite: bool = False, normalization: str = "pooled",
+                   enroll: Optional[int] = None) -> CrossValidation:
     """Train and score ``model`` once per speaker fold; pool the held-out predictions.
 
     Parameters
@@ -176,6 +177,10 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
         A checkpoint folder made with other folds or settings is refused.
     allow_nonfinite : bool
         See :func:`tff_ser.federated.train_federated`.
+    normalization, enroll
+        How each fold standardizes its features (:func:`tff_ser.task.make_task`):
+        ``"pooled"``, ``"federated"`` or ``"per_client"`` (``enroll=k``: a held-out
+        speaker's first k clips give its statistics and are not scored).
     """
     from tff_ser.metrics import classification_metrics
     from tff_ser.task import task_for_speakers
@@ -187,6 +192,8 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
     settings = {"model": model_label(model),
                 "mode": mode, "folds": folds, "fold_seed": fold_seed, "partition": partition,
                 "k": k, "alpha": alpha, "engine": engine, **config.to_dict()}
+    if normalization != "pooled":  # (pooled folds' checkpoints stay valid)
+        settings.update(normalization=normalization, enroll=enroll)
     if checkpoint_dir:
         _check_fold_checkpoints(checkpoint_dir, settings, held_out)
     rows, predictions, results = [], [], []
@@ -197,7 +204,7 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
         train_speakers = sorted({c.speaker for c in clips} - set(val_speakers))
         task = task_for_speakers(features, model, train_speakers, val_speakers,
                                  partition=partition, k=k, alpha=alpha, seed=config.seed,
-                                 emotions=emotions,
+                                 emotions=emotions, normalization=normalization, enroll=enroll,
                                  info={"fold": i, "folds": folds, "fold_seed": fold_seed,
                                        "val_speaker_ids": list(val_speakers)})
         fold_dir = os.path.join(checkpoint_dir, f"fold_{i}") if checkpoint_dir else None

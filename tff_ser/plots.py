@@ -478,6 +478,6 @@ def plot_stream(starts: Sequence[float], ends: Sequence[float], probabilities: n
     ax.set_ylim(0, 1.1)
     ax.set_xlabel("Time (s), window centre")
     ax.set_ylabel("Probability")
-    ax.legend(loc="upper right", ncol=len(class_names), fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     ax.set_title(title, pad=18)
     return fig

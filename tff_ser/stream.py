@@ -161,3 +161,23 @@ def concatenate_clips(clips, *, sr: int = 16000, gap_s: float = 0.25):
         segments.append((t, t + len(audio) / sr, clip.emotion))
         t += len(audio) / sr
     return np.concatenate(pieces), segments
+
+
+def held_out_recording(features, task, *, speaker: Optional[str] = None, sr: int = 16000):
+    """One held-out speaker's clips, one per class of ``task`` in class order, joined.
+
+    ``features`` and ``task`` as built for training (``task.val_clients``
+    index ``features.clips``); ``speaker`` defaults to the first held-out one.
+    Returns ``(signal, segments, speaker)`` as :func:`concatenate_clips`.
+    """
+    if not task.val_clients:
+        raise ValueError("the task has no held-out speakers to take a recording from")
+    speaker = speaker or sorted(task.val_clients)[0]
+    if speaker not in task.val_clients:
+        raise ValueError(f"{speaker!r} is not a held-out speaker of this task; held out: "
+                         f"{sorted(task.val_clients)}")
+    clips = [features.clips[i] for i in task.val_clients[speaker]]
+    chosen = [next(c for c in clips if c.emotion == e) for e in task.class_names
+              if any(c.emotion == e for c in clips)]
+    signal, segments = concatenate_clips(chosen, sr=sr)
+    return signal, segments, speaker

@@ -107,29 +107,88 @@ class Task:
 def make_task(features, model, train_clients: Mapping[str, np.ndarray],
               val_clients: Optional[Mapping[str, np.ndarray]] = None, *,
               emotions: Sequence[str] = EMOTIONS_4, standardize: bool = True,
-              info: Optional[dict] = None) -> Task:
+              info: Optional[dict] = None, normalization: str = "pooled",
+              enroll: Optional[int] = None) -> Task:
     """Build a :class:`Task` from a :class:`~tff_ser.features.pipeline.FeatureSet`.
 
-    Normalisation statistics come from the training clients' clips only, so
-    nothing about the validation speakers leaks into training.
+    Features are standardized per feature (:mod:`tff_ser.features.normalize`),
+    as ``normalization`` says:
+
+    * ``"pooled"`` (default, the papers' reproduction): statistics of the
+      training clients' clips pooled -- data a real federation could not pool;
+    * ``"federated"``: the same statistics from each training client's count,
+      sums and sums of squares added up (only aggregates leave a client;
+      equal to pooled up to rounding, and to TFF's ``federated_sum`` of them:
+      ``tests/integration/test_normalization.py``);
+    * ``"per_client"``: every client with its own statistics, a held-out
+      speaker too: from its own unlabeled clips (transductive), or with
+      ``enroll=k`` from its first k clips, which are then not scored.
+
+    Statistics never come from a held-out speaker's clips except that
+    speaker's own (``per_client``).
     """
+    from tff_ser.features.normalize import NORMALIZATIONS, Standardizer, moments
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
+                         f"{normalization!r}")
+    if enroll is not None and normalization != "per_client":
+        raise ValueError("enroll=k takes a held-out speaker's first k clips for its own "
+                         "statistics: it needs normalization='per_client'")
     x = features.x.astype(np.float32)
     y = features.labels(emotions)
     train_clients = {k: np.asarray(v) for k, v in train_clients.items()}
     val_clients = {k: np.asarray(v) for k, v in (val_clients or {}).items()}
     normalizer = None
-    if standardize:
-        from tff_ser.features.normalize import Standardizer
+    if standardize and normalization == "pooled":
         train_idx = np.sort(np.concatenate(list(train_clients.values())))
         normalizer = Standardizer().fit(x[train_idx])
         x = normalizer.transform(x).astype(np.float32)
+    elif standardize and normalization == "federated":
+        sums = [moments(x[idx]) for idx in train_clients.values()]
+        normalizer = Standardizer().fit_moments(*(sum(part) for part in zip(*sums)))
+        x = normalizer.transform(x).astype(np.float32)
+    elif standardize:
+        x, val_clients = _per_client_standardized(x, train_clients, val_clients, enroll)
     info = dict(info or {})
+    if normalization != "pooled":  # (pooled runs' records stay as they were)
+        info["normalization"] = normalization
+        if normalization == "per_client":
+            info["enroll"] = enroll
+            info["held_out_statistics"] = (f"first {enroll} clips (not scored)" if enroll
+                                           else "its own unlabeled clips (transductive)")
+            if enroll:
+                scored = int(sum(len(v) for v in val_clients.values()))
+                info["val_clips"] = scored
+                if "description" in info:
+                    info["description"] += (f"; each held-out speaker's first {enroll} clips "
+                                            f"give its statistics and are not scored ({scored} "
+                                            "scored)")
     corpora = sorted({c.corpus for c in features.clips})
     info.setdefault("corpus", corpora[0] if len(corpora) == 1 else corpora)
     info.setdefault("feature_kind", features.kind)
     return Task(model=model, x=x, y=y, train_clients=train_clients,
                 val_clients=val_clients, class_names=tuple(emotions), info=info,
                 normalizer=normalizer)
+
+
+def _per_client_standardized(x, train_clients, val_clients, enroll):
+    """``x`` with every client's clips standardized by that client's own statistics."""
+    from tff_ser.features.normalize import Standardizer
+    x = x.copy()
+    for idx in train_clients.values():
+        x[idx] = Standardizer().fit(x[idx]).transform(x[idx])
+    scored = {}
+    for cid, idx in val_clients.items():
+        stats_idx, keep = idx, idx
+        if enroll:
+            if len(idx) <= enroll:
+                raise ValueError(f"held-out speaker {cid!r} has {len(idx)} clips: enroll={enroll} "
+                                 "would leave none to score; use a smaller enroll")
+            stats_idx, keep = idx[:enroll], idx[enroll:]
+        scaler = Standardizer().fit(x[stats_idx])
+        x[idx] = scaler.transform(x[idx])
+        scored[cid] = keep
+    return x, scored
 
 
 # --------------------------------------------------------------------------
@@ -224,7 +283,8 @@ def task_for_speakers(features, model, train_speakers: Sequence[str],
                       held_out_speakers: Sequence[str], *, partition: str = "by_speaker",
                       k: int = 4, alpha: float = 0.5, seed: int = 0,
                       emotions: Sequence[str] = EMOTIONS_4,
-                      info: Optional[dict] = None) -> "Task":
+                      info: Optional[dict] = None, normalization: str = "pooled",
+                      enroll: Optional[int] = None) -> "Task":
     """The Task of one speaker split: the single split and every fold are built here.
 
     The training speakers' clips are partitioned into clients
@@ -251,12 +311,13 @@ def task_for_speakers(features, model, train_speakers: Sequence[str],
         f"in {record['k']} {partition} clients ({record['train_clips']} clips), "
         f"{record['val_speakers']} held-out speakers ({record['val_clips']} clips)"))
     return make_task(features, model, train_clients, val_clients, emotions=emotions,
-                     info=record)
+                     info=record, normalization=normalization, enroll=enroll)
 
 
 def task_from_features(features, model, *, partition: str = "by_speaker", k: int = 4,
                        alpha: float = 0.5, seed: int = 0, val_fraction: float = 0.2,
-                       split_seed: int = 0, emotions: Sequence[str] = EMOTIONS_4):
+                       split_seed: int = 0, emotions: Sequence[str] = EMOTIONS_4,
+                       normalization: str = "pooled", enroll: Optional[int] = None):
     """Split speakers (train / held-out), partition the training clips, build the Task.
 
     ``split_seed`` fixes the held-out speakers independently of ``seed`` (which
@@ -268,7 +329,8 @@ def task_from_features(features, model, *, partition: str = "by_speaker", k: int
                                           seed=split_seed)
     return task_for_speakers(features, model, train_spk, val_spk, partition=partition, k=k,
                              alpha=alpha, seed=seed, emotions=emotions,
-                             info=_split_info(split_seed))
+                             info=_split_info(split_seed), normalization=normalization,
+                             enroll=enroll)
 
 
 def _split_info(split_seed: int) -> dict:
@@ -280,7 +342,8 @@ def prepare_task(model, *, partition: str = "by_speaker", k: int = 4, alpha: flo
                  data_dir: Optional[str] = None, size: str = "full", seed: int = 0,
                  val_fraction: float = 0.2, split_seed: int = 0,
                  emotions: Sequence[str] = EMOTIONS_4, progress: bool = True,
-                 corpus_seed: int = 0, feature_kind: Optional[str] = None):
+                 corpus_seed: int = 0, feature_kind: Optional[str] = None,
+                 normalization: str = "pooled", enroll: Optional[int] = None):
     """Load, featurise and partition a corpus for ``model``: the one-call path to a Task.
 
     ``model`` is a preset name or a :class:`tff_ser.models.KerasModel` of your
@@ -295,4 +358,4 @@ def prepare_task(model, *, partition: str = "by_speaker", k: int = 4, alpha: flo
                                 emotions=emotions, progress=progress, feature_kind=feature_kind)
     return task_from_features(features, model, partition=partition, k=k, alpha=alpha,
                               seed=seed, val_fraction=val_fraction, split_seed=split_seed,
-                              emotions=emotions)
+                              emotions=emotions, normalization=normalization, enroll=enroll)

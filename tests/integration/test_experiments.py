@@ -111,7 +111,8 @@ def test_paper001_future_work_runs_dense_conv1d_lstm_with_one_client_per_speaker
 def test_every_registered_experiment_has_a_full_and_a_quick_config():
     assert set(registry.EXPERIMENTS) == {"paper001_exp1", "paper001_exp2",
                                          "paper001_per_speaker", "paper004_fedavg",
-                                         "paper000_per_speaker", "paper000_algorithms"}
+                                         "paper000_per_speaker", "paper000_algorithms",
+                                         "paper002_kd", "paper002_kd_sensitivity"}
     for name, e in registry.EXPERIMENTS.items():
         assert e.config(False).name == e.config(True).name == name
         assert not e.config(False).quick and e.config(True).quick

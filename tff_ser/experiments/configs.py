@@ -52,7 +52,8 @@ class _ReadsFlKnobs:
 #: RunSpec fields that name a run or say who computed it, not what it computes.
 RUN_KEY_IGNORES = ("run_id", "condition", "engine")
 #: RunSpec fields left out of a run's key at their default (added after runs were saved).
-RUN_KEY_DEFAULTS = (("teacher", ""), ("kd", None), ("keep_weights", False))
+RUN_KEY_DEFAULTS = (("teacher", ""), ("kd", None), ("keep_weights", False),
+                    ("normalization", "pooled"), ("enroll", None))
 
 #: Run modes: the pooled-data baseline or FedAvg on TFF.
 CENTRALIZED = "centralized"
@@ -114,6 +115,11 @@ class RunSpec(_ReadsFlKnobs):
     keep_weights : bool
         Save the final weights beside ``result.json`` (``weights.npz``, not
         committed): a teacher's, for the runs that distil from it.
+    normalization : {"pooled", "federated", "per_client"}
+        How the task standardizes its features (:func:`tff_ser.task.make_task`).
+    enroll : int, optional
+        With ``"per_client"``: a held-out speaker's first k clips give its
+        statistics and are not scored.
     """
 
     run_id: str
@@ -130,6 +136,8 @@ class RunSpec(_ReadsFlKnobs):
     teacher: str = ""
     kd: Optional[KDConfig] = None
     keep_weights: bool = False
+    normalization: str = "pooled"
+    enroll: Optional[int] = None
 
     def __post_init__(self):
         from tff_ser.engines.base import ENGINE_NAMES as ENGINES
@@ -206,6 +214,10 @@ class ExperimentConfig(_ReadsFlKnobs):
     #: Fewer seeds for some models, as ``((model, n), ...)``: that model runs the
     #: first ``n`` of :attr:`seeds` (a full-size LSTM run costs over an hour).
     seed_counts: Tuple[Tuple[str, int], ...] = ()
+    #: Feature standardization of every run: "pooled" (the papers'), "federated" or
+    #: "per_client" (with ``enroll``: a held-out speaker's first k clips give its statistics).
+    normalization: str = "pooled"
+    enroll: Optional[int] = None
 
     def __post_init__(self):
         seeds = tuple(self.seeds)
@@ -239,7 +251,7 @@ class ExperimentConfig(_ReadsFlKnobs):
                     partition=partition, clients=clients, setup=setup,
                     fl=dataclasses.replace(fl or self.fl, seed=seed),
                     federated_eval=self.federated_eval, split_seed=self.split_seed,
-                    engine=self.engine)
+                    engine=self.engine, normalization=self.normalization, enroll=self.enroll)
             for seed in self.seeds_for(model))
 
     def conditions(self) -> Tuple[RunSpec, ...]:

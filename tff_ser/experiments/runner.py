@@ -181,7 +181,8 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
     """
     from tff_ser.task import task_from_features
     task = task_from_features(features, spec.model, partition=spec.partition, k=spec.clients,
-                              seed=spec.seed, split_seed=spec.split_seed)
+                              seed=spec.seed, split_seed=spec.split_seed,
+                              normalization=spec.normalization, enroll=spec.enroll)
     if spec.teacher:
         task = _distillation_task(task, spec, run_dir)
     if spec.mode == CENTRALIZED:

@@ -62,6 +62,19 @@ class Standardizer:
         self.std = np.where(std < self.min_std, 1.0, std)
         return self
 
+    def fit_moments(self, count, total, total_sq) -> "Standardizer":
+        """Mean and std from sufficient statistics: clips x frames counted, per-feature sums and
+        sums of squares (:func:`moments`), e.g. summed over federated clients -- only these
+        aggregates leave a client.  Equal to :meth:`fit` on the pooled data up to rounding."""
+        count = float(count)
+        if not count > 0:
+            raise ValueError("fit_moments needs a positive count (no clips were summed)")
+        total, total_sq = np.asarray(total, np.float64), np.asarray(total_sq, np.float64)
+        self.mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - self.mean ** 2, 0.0))
+        self.std = np.where(std < self.min_std, 1.0, std)
+        return self
+
     def transform(self, x) -> np.ndarray:
         """``(x - mean) / std`` with the fitted statistics, as float32."""
         if not self.fitted:
@@ -96,3 +109,22 @@ class Standardizer:
         scaler = cls(min_std=state.get("min_std", 1e-8))
         scaler.mean, scaler.std = mean, std
         return scaler
+
+
+#: How a task standardizes its features (:func:`tff_ser.task.make_task`):
+#: ``"pooled"`` -- statistics of the training clients' clips pooled (the papers'
+#: reproduction; a real federation could not pool them); ``"federated"`` -- the same
+#: statistics from per-client sums, sums of squares and counts (only aggregates leave a
+#: client); ``"per_client"`` -- each client (and each held-out speaker) with its own.
+NORMALIZATIONS = ("pooled", "federated", "per_client")
+
+
+def moments(x):
+    """``(count, sum, sum of squares)`` of ``x`` over every axis but the last (float64).
+
+    What one client contributes to the ``"federated"`` statistics.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    axes = tuple(range(x.ndim - 1))
+    count = float(np.prod([x.shape[a] for a in axes]))
+    return count, x.sum(axis=axes), np.square(x).sum(axis=axes)

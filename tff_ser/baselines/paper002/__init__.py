@@ -1,7 +1,7 @@
 """Paper 002, Nguyen et al., *Enhancing Speech Emotion Recognition through Knowledge Distillation*: the baseline.
 
 Registers the students ``conv1d_student`` and ``dense_student``
-(:mod:`.models`) and the experiment ``paper002_kd`` (:mod:`.configs`); the distillation itself is :mod:`tff_ser.distillation`
+(:mod:`.models`) and the experiments ``paper002_kd`` and ``paper002_kd_sensitivity`` (:mod:`.configs`); the distillation itself is :mod:`tff_ser.distillation`
 (any teacher, any student, centralized and federated).  What is built, what
 is not yet measured, and why the system is audio-only: this folder's README.md.
 """
@@ -28,8 +28,14 @@ register_experiment(Experiment(
     "paper 002 Table II: conv1d teacher, conv1d_student with and without KD (logits; logits + "
     "feature), federated on 73 speaker clients and centralized, 20 rounds"))
 
+register_experiment(Experiment(
+    "paper002_kd_sensitivity", configs.PAPER002_KD_SENSITIVITY,
+    configs.PAPER002_KD_SENSITIVITY_QUICK,
+    "paper 002 II.C: conv1d_student distilled federated across alpha {0.25, 0.5, 0.75} x "
+    "T {1, 2, 4} (logits + feature), one seed"))
+
 BASELINE = register_baseline(Baseline(
     "paper002", "Nguyen et al., Enhancing Speech Emotion Recognition through Knowledge "
                 "Distillation",
-    models=("conv1d_student", "dense_student"), experiments=("paper002_kd",),
+    models=("conv1d_student", "dense_student"), experiments=("paper002_kd", "paper002_kd_sensitivity"),
     readme=pathlib.Path(__file__).with_name("README.md")))

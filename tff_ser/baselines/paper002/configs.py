@@ -18,7 +18,7 @@ interval over seeds, with the paired differences KD makes.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import pandas as pd
 
@@ -92,7 +92,8 @@ class DistillationExperiment(ExperimentConfig):
             if mode == FEDERATED:
                 plans.append((f"{s}-{tag}_kd_logits", s, "kd_logits", teacher, logits_only,
                               False))
-            plans.append((f"{s}-{tag}_kd", s, "kd", teacher, self.kd, False))
+            # the distilled student keeps its weights too (notebook 08 streams with it)
+            plans.append((f"{s}-{tag}_kd", s, "kd", teacher, self.kd, True))
             for condition, model, setup, from_run, kd, keep in plans:
                 out.append(tuple(
                     dataclasses.replace(spec, teacher=from_run, kd=kd, keep_weights=keep)
@@ -139,6 +140,55 @@ def paper002_comparison(table: pd.DataFrame, config: DistillationExperiment) -> 
     return pd.DataFrame(rows)
 
 
+@dataclasses.dataclass(frozen=True)
+class KDSensitivity(DistillationExperiment):
+    """The student distilled federated across alpha x T (paper 002 took alpha 0.5, T 2 from Hinton et al.).
+
+    One teacher run per seed, then one distilled student per (alpha, T), with
+    the feature loss of :attr:`kd` (Eq. 6) and the same seeds.
+    """
+
+    name: str = "paper002_kd_sensitivity"
+    paper: str = "paper 002, II.C (KD loss weights): alpha x T sensitivity"
+    alphas: Tuple[float, ...] = (0.25, 0.5, 0.75)
+    temperatures: Tuple[float, ...] = (1.0, 2.0, 4.0)
+
+    def conditions(self):
+        t, s, p, k = self.teacher_model, self.student_model, self.partition, self.clients
+        teacher = f"{t}-federated"
+        out = [tuple(dataclasses.replace(spec, keep_weights=True)
+                     for spec in self._spec(teacher, t, FEDERATED, p, k, "teacher"))]
+        for alpha in self.alphas:
+            for temperature in self.temperatures:
+                kd = dataclasses.replace(self.kd, alpha=alpha, temperature=temperature)
+                out.append(tuple(
+                    dataclasses.replace(spec, teacher=teacher, kd=kd)
+                    for spec in self._spec(f"{s}-a{alpha:g}-T{temperature:g}", s, FEDERATED,
+                                           p, k, f"alpha {alpha:g}, T {temperature:g}")))
+        return tuple(out)
+
+    def column_label(self, spec) -> str:
+        return spec.setup
+
+    def comparison_pairs(self, conditions: Sequence[str]) -> List[tuple]:
+        base = f"{self.student_model}-a0.5-T2"
+        return [(c, base) for c in conditions if c != base and c.startswith(self.student_model)
+                and base in conditions]
+
+    def paper_section(self, table) -> List[str]:
+        summary = seed_summary(table, metrics=("uar",))
+        rows = []
+        for alpha in self.alphas:
+            row = {"alpha": f"{alpha:g}"}
+            for temperature in self.temperatures:
+                hit = summary[summary["condition"]
+                              == f"{self.student_model}-a{alpha:g}-T{temperature:g}"]
+                row[f"T = {temperature:g}"] = mean_sd(hit.iloc[0], "uar") if len(hit) else ""
+            rows.append(row)
+        return ["## KD sensitivity (BACC = UAR of the distilled student)", "",
+                markdown_table(pd.DataFrame(rows))]
+
+
 # ---------------------------------------------------------------------------
 # the declared experiments: full size and quick
 # ---------------------------------------------------------------------------
@@ -148,3 +198,8 @@ PAPER002_KD = DistillationExperiment(seeds=(0, 1, 2))
 PAPER002_KD_QUICK = with_overrides(
     PAPER002_KD, size="small", max_speakers=12, rounds=2, eval_every=0, federated_eval=False,
     quick=True, seeds=(0,), centralized=False)
+
+PAPER002_KD_SENSITIVITY = KDSensitivity(seeds=(0,), centralized=False)
+PAPER002_KD_SENSITIVITY_QUICK = with_overrides(
+    PAPER002_KD_SENSITIVITY, size="small", max_speakers=12, rounds=2, eval_every=0,
+    federated_eval=False, quick=True, alphas=(0.5,), temperatures=(1.0, 2.0))
