@@ -481,3 +481,30 @@ def plot_stream(starts: Sequence[float], ends: Sequence[float], probabilities: n
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     ax.set_title(title, pad=18)
     return fig
+
+
+def plot_per_speaker_ecdf(accuracies: Mapping[str, Sequence[float]], *,
+                          title: str = "Accuracy of each held-out speaker") -> Figure:
+    """The held-out speakers' accuracies as one ECDF per setting.
+
+    ``accuracies``: label -> one accuracy per speaker.  A curve to the right is
+    better for every speaker; its lower tail is the speakers a mean hides.
+    """
+    if not accuracies:
+        raise ValueError("no per-speaker accuracies to draw")
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for label, values in accuracies.items():
+        v = np.sort(np.asarray(values, dtype=float))
+        if len(v) == 0:
+            continue
+        ax.step(np.concatenate([[v[0]], v]), np.arange(len(v) + 1) / len(v), where="post",
+                label=f"{label} (n = {len(v)})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("Held-out speaker's accuracy (fraction of its clips)")
+    ax.set_ylabel("Fraction of speakers at or below")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title(title)
+    return fig

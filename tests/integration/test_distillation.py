@@ -197,7 +197,8 @@ def test_paper002_experiment_distils_and_a_fresh_clone_retrains_the_teacher_to_t
         == "conv1d-federated-s0"
     runs = tmp_path / "runs"
     assert (runs / "conv1d-federated-s0" / WEIGHTS_FILE).is_file()
-    assert not (runs / student / WEIGHTS_FILE).exists()
+    assert (runs / student / WEIGHTS_FILE).is_file()  # the distilled student's (notebook 08)
+    assert not (runs / "conv1d_student-federated_kd_logits-s0" / WEIGHTS_FILE).exists()
     (runs / "conv1d-federated-s0" / WEIGHTS_FILE).unlink()
     (runs / student / "result.json").unlink()
     again = run_experiment(config, tmp_path, progress=False, only=[student])

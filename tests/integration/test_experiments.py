@@ -403,9 +403,17 @@ def test_exp1_quick_with_one_model_fills_all_three_setups(data_root, tmp_path):
     single = outcome.results["conv1d-single_emotion-s0"]
     # each single-emotion client holds one emotion: the paper's skewed setup
     assert single.config["task"]["partition"] == "single_emotion"
-    assert set(outcome.figures) == {"confusion_matrices", "metrics"}
+    assert set(outcome.figures) == {"confusion_matrices", "metrics", "per_speaker"}
     text = outcome.summary_path.read_text()
     assert "Paper 001 Tables 1-3 beside ours" in text and "`pytest exp1 conv1d`" in text
+    # each held-out speaker's own number: the spread, the worst decile, the split by sex
+    assert "## Per speaker" in text and "worst decile" in text
+    row = table.iloc[2]
+    per = single.final_metrics["validation_per_client_accuracy"]
+    assert row["speaker_acc_min"] == pytest.approx(min(per.values()))
+    assert row["speaker_acc_p10"] <= outcome.results["conv1d-iid-s0"].final_metrics[
+        "validation_client_mean_accuracy"]
+    assert table[["speaker_acc_female", "speaker_acc_male"]].notna().all().all()
     comparison = paper001_comparison(table)
     assert list(comparison["paper F1"]) == [0.16, 0.37, 0.09]
 

@@ -41,7 +41,8 @@ TABLE_COLUMNS = ("run_id", "condition", "seed", "model", "setup", "mode", "parti
                  "clients", "rounds", "accuracy", "precision_macro", "recall_macro",
                  "f1_macro", "f1_weighted", "uar", "client_mean_accuracy", "train_seconds", "wall_seconds",
                  "engine", "corpus", "train_speakers", "val_speakers", "train_clips",
-                 "val_clips", "epsilon", "bytes_up", "bytes_down")
+                 "val_clips", "epsilon", "bytes_up", "bytes_down", "speaker_acc_sd",
+                 "speaker_acc_p10", "speaker_acc_min", "speaker_acc_female", "speaker_acc_male")
 
 #: Scores summarised over seeds (mean ± sd, 95 % t-interval) in the summary tables.
 SEED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "uar",
@@ -52,8 +53,22 @@ SEED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "uar"
 TIME_FORMATS = {"train time (s)": ".1f", "paper time (s)": ".0f", "ours time (s)": ".1f"}
 
 
-def table_row(spec: RunSpec, result) -> dict:
-    """The ``results.csv`` row of one finished run."""
+def per_speaker_stats(per_speaker: dict, speaker_sex: Optional[dict] = None) -> dict:
+    """Spread of the held-out speakers' accuracies: sd, worst decile (10th percentile), minimum,
+    and the mean over female and over male speakers where ``speaker_sex`` knows them."""
+    values = np.array(list(per_speaker.values()), dtype=float)
+    out = {"speaker_acc_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+           "speaker_acc_p10": float(np.percentile(values, 10)) if len(values) else None,
+           "speaker_acc_min": float(values.min()) if len(values) else None}
+    for sex, column in (("F", "speaker_acc_female"), ("M", "speaker_acc_male")):
+        group = [v for spk, v in per_speaker.items()
+                 if str((speaker_sex or {}).get(spk) or "").upper()[:1] == sex]
+        out[column] = float(np.mean(group)) if group else None
+    return out
+
+
+def table_row(spec: RunSpec, result, speaker_sex: Optional[dict] = None) -> dict:
+    """The ``results.csv`` row of one finished run (``speaker_sex``: speaker -> "F"/"M")."""
     val = result.final_metrics.get("validation", {})
     info = result.config.get("task", {})
     engine = result.config.get("engine") if spec.mode != CENTRALIZED else None
@@ -78,6 +93,8 @@ def table_row(spec: RunSpec, result) -> dict:
         "epsilon": (result.final_metrics.get("privacy") or {}).get("epsilon"),
         "bytes_up": (result.final_metrics.get("communication") or {}).get("bytes_up"),
         "bytes_down": (result.final_metrics.get("communication") or {}).get("bytes_down"),
+        **per_speaker_stats(result.final_metrics.get("validation_per_client_accuracy") or {},
+                            speaker_sex),
     }
 
 
@@ -180,12 +197,43 @@ def draw_figures(config, specs: Sequence[RunSpec], results: dict, table: pd.Data
         common = sorted(set.intersection(*(set(c) for c in seeds)))
         panels.setdefault(model, {})[label] = (
             common, [float(np.mean([c[r] for c in seeds])) for r in common])
+    speakers: Dict[str, Dict[str, list]] = {}
+    for run_id, r in results.items():
+        for spk, acc in (r.final_metrics.get("validation_per_client_accuracy") or {}).items():
+            label = f"{by_id[run_id].model}, {config.column_label(by_id[run_id])}"
+            speakers.setdefault(label, {}).setdefault(spk, []).append(acc)
+    if speakers:
+        save("per_speaker", plots.plot_per_speaker_ecdf(
+            {label: [float(np.mean(v)) for v in per.values()] for label, per in speakers.items()},
+            title=f"{config.name}: accuracy of each held-out speaker ({corpus_note}"
+                  + ("; mean over seeds" if len(config.seeds) > 1 else "") + ")"))
     if panels:
         save("learning_curves", plots.plot_learning_curves(
             panels, ylabel="Held-out accuracy (fraction of clips)",
             title=f"{config.name}: accuracy per round (federated) / epoch (centralized)"
                   + ("; mean over seeds" if len(config.seeds) > 1 else "")))
     return figures
+
+
+def per_speaker_section(table: pd.DataFrame) -> List[str]:
+    """``summary.md``'s per-speaker table: the spread the pooled score hides."""
+    if "speaker_acc_min" not in table.columns or table["speaker_acc_min"].isna().all():
+        return []
+    metrics = ("client_mean_accuracy", "speaker_acc_sd", "speaker_acc_p10", "speaker_acc_min",
+               "speaker_acc_female", "speaker_acc_male")
+    rows = []
+    for _, r in seed_summary(table, metrics=metrics).iterrows():
+        rows.append({"model": r["model"], "setup": r["setup"], "seeds": int(r["seeds"]),
+                     "mean": mean_sd(r, "client_mean_accuracy"),
+                     "sd across speakers": r["speaker_acc_sd"],
+                     "worst decile": r["speaker_acc_p10"], "minimum": r["speaker_acc_min"],
+                     "female": r["speaker_acc_female"], "male": r["speaker_acc_male"]})
+    return ["## Per speaker", "",
+            "Accuracy of each held-out speaker: their mean (± sd over seeds), their sd, the "
+            "worst decile (10th percentile) and the minimum, and the mean over female and over "
+            "male speakers (blank where the corpus records no sex); each averaged over seeds. "
+            "Figure `per_speaker.png`: the speakers' accuracies as an ECDF.", "",
+            markdown_table(pd.DataFrame(rows)), ""]
 
 
 def plural(n: int, word: str) -> str:
@@ -411,6 +459,7 @@ def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
         "`fit`), evaluation excluded.", "",
         markdown_table(results_view(table), formats=TIME_FORMATS), "",
     ]
+    lines += per_speaker_section(table)
     lines += _differences_section(config, table)
     lines += list(config.paper_section(table)) + [""]
     if figures:

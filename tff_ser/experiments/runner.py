@@ -380,7 +380,8 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                 bar.update(1)
         bar.close()
         done = [spec for spec in specs if spec.run_id in results]
-        rows = [table_row(spec, results[spec.run_id]) for spec in done]
+        speaker_sex = {c.speaker: c.sex for fs in features.values() for c in fs.clips}
+        rows = [table_row(spec, results[spec.run_id], speaker_sex) for spec in done]
         results = {spec.run_id: results[spec.run_id] for spec in done}
         table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
         if missing:
