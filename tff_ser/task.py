@@ -171,6 +171,36 @@ def make_task(features, model, train_clients: Mapping[str, np.ndarray],
                 normalizer=normalizer)
 
 
+def with_label_noise(task: Task, rate: float, *, clients: Optional[Sequence[str]] = None,
+                     seed: int = 0) -> Task:
+    """``task`` with a fraction ``rate`` of the chosen training clients' labels flipped.
+
+    Noisy clients (FedAudio's label-noise challenge): in each of ``clients``
+    (default every training client) ``round(rate * n)`` of its clips, drawn
+    with ``seed``, get another class, uniformly among the others.  Held-out
+    labels are never touched (the scores stay honest).  The flips are recorded
+    in ``task.info["label_noise"]`` (rate, seed, clients, clips flipped).
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate is a fraction of each client's clips, in [0, 1]; got {rate}")
+    chosen = sorted(task.train_clients) if clients is None else list(clients)
+    unknown = sorted(set(chosen) - set(task.train_clients))
+    if unknown:
+        raise ValueError(f"{unknown} are not training clients of this task (held-out labels "
+                         "are never made noisy)")
+    y = task.y.copy()
+    flipped = 0
+    for i, cid in enumerate(chosen):
+        idx = np.asarray(task.train_clients[cid])
+        rng = np.random.default_rng([int(seed), i, 0x1AB])
+        pick = rng.choice(idx, size=int(round(rate * len(idx))), replace=False)
+        y[pick] = (y[pick] + rng.integers(1, task.num_classes, size=len(pick))) % task.num_classes
+        flipped += len(pick)
+    info = {**task.info, "label_noise": {"rate": rate, "seed": seed, "clients": chosen,
+                                         "flipped": int(flipped)}}
+    return dataclasses.replace(task, y=y, info=info)
+
+
 def _per_client_standardized(x, train_clients, val_clients, enroll):
     """``x`` with every client's clips standardized by that client's own statistics."""
     from tff_ser.features.normalize import Standardizer
