@@ -1,0 +1,158 @@
+"""Each speaker's own model and number: local fine-tuning after FedAvg, and new-speaker enrollment.
+
+Paper 001's premise is a model that adapts to its user, and its future work a
+user who corrects the classifier's labels.  Two evaluations of a trained
+global model (its ``(trainable, non_trainable)`` weights, e.g. ``result.weights``):
+
+* :func:`personal_split` and :func:`finetune_clients` -- **local fine-tuning**.
+  Each training speaker's clips are split into a personal-train and a
+  personal-test part (stratified by emotion where the counts allow, seeded)
+  *before* FedAvg, which then trains on the personal-train parts only; after
+  it, each client fine-tunes the global model on its personal-train clips
+  (``steps`` passes, the head or all layers) and is scored on its
+  personal-test clips, beside the global model on the same clips.
+* :func:`enrollment_curve` -- **new-speaker enrollment**: a held-out speaker
+  labels ``k`` of its clips (k in 0, 5, 10, 20: chosen stratified by emotion,
+  seeded), the global model adapts on them, and is scored on the speaker's
+  other clips -- the same scoring clips for every k (those left after the
+  largest k), so the curve compares like with like.  An enrollment clip is
+  never scored (``tests/integration/test_personalization.py``).
+
+Adaptation: a fresh copy of the global model, the client's own Keras Adam
+(``lr``), ``steps`` epochs over its adaptation clips in minibatches of
+``batch_size``; ``layers="head"`` trains only the last layer (the softmax
+Dense), ``"all"`` every layer.  Dropout stays in training mode during the
+steps, as in training.  Seeds: Keras' global seed is set from ``seed`` and
+the speaker, so the same call gives the same numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from tff_ser.task import Task
+
+
+def _stratified_first(idx: np.ndarray, y: np.ndarray, k: int, seed) -> np.ndarray:
+    """``k`` of ``idx`` spread over the classes present (round robin over shuffled classes)."""
+    rng = np.random.default_rng(seed)
+    by_class = {c: list(rng.permutation(idx[y[idx] == c])) for c in np.unique(y[idx])}
+    order = []
+    while len(order) < min(k, len(idx)):
+        for c in sorted(by_class):
+            if by_class[c] and len(order) < k:
+                order.append(by_class[c].pop(0))
+    return np.asarray(order, dtype=np.int64)
+
+
+def personal_split(task: Task, *, test_fraction: float = 0.25,
+                   seed: int = 0) -> Tuple[Task, Dict[str, np.ndarray]]:
+    """``task`` whose training clients keep only their personal-train clips, and the personal-test
+    clips of each (stratified by emotion where the counts allow, seeded).
+
+    Train FedAvg on the returned task; :func:`finetune_clients` scores on the held-back clips.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    train, test = {}, {}
+    for i, (cid, idx) in enumerate(sorted(task.train_clients.items())):
+        idx = np.asarray(idx)
+        n_test = int(round(test_fraction * len(idx)))
+        if n_test < 1 or n_test >= len(idx):
+            raise ValueError(f"client {cid!r} has {len(idx)} clips: too few to keep "
+                             f"{test_fraction:.0%} for its personal test and train on the rest")
+        held = _stratified_first(idx, task.y, n_test, seed=[seed, i, 1])
+        test[cid] = np.sort(held)
+        train[cid] = np.setdiff1d(idx, held)
+    info = {**task.info, "personal_split": {"test_fraction": test_fraction, "seed": seed}}
+    return dataclasses.replace(task, train_clients=train, info=info), test
+
+
+def _adapted(task: Task, weights, rows: np.ndarray, *, steps: int, lr: float,
+             batch_size: int, layers: str, seed: int):
+    import keras
+    model = task.model_def.build(task.input_shape, task.num_classes, seed=0)
+    trainable, non_trainable = weights
+    for var, value in zip(model.trainable_weights + model.non_trainable_weights,
+                          list(trainable) + list(non_trainable)):
+        var.assign(value)
+    if len(rows) == 0 or steps == 0:
+        return model
+    if layers == "head":
+        for layer in model.layers[:-1]:
+            layer.trainable = False
+    elif layers != "all":
+        raise ValueError(f"layers must be 'head' or 'all', got {layers!r}")
+    keras.utils.set_random_seed(seed)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=task.model_def.make_loss())
+    model.fit(task.x[rows], task.y[rows], batch_size=min(batch_size, len(rows)), epochs=steps,
+              shuffle=True, verbose=0)
+    return model
+
+
+def _scores(task: Task, model, rows: np.ndarray) -> dict:
+    from tff_ser.metrics import classification_metrics
+    pred = np.argmax(np.asarray(model(task.x[rows], training=False)), axis=1)
+    m = classification_metrics(task.y[rows], pred, num_classes=task.num_classes)
+    return {"accuracy": m["accuracy"], "uar": m["balanced_accuracy"], "n_scored": int(len(rows))}
+
+
+def finetune_clients(task: Task, weights, personal_test: Dict[str, np.ndarray], *,
+                     steps: int = 5, lr: float = 1e-3, batch_size: int = 16,
+                     layers: str = "all", seed: int = 0) -> pd.DataFrame:
+    """Each training client: the global model and its fine-tuned copy on its personal-test clips.
+
+    ``task`` and ``personal_test`` from :func:`personal_split`; ``weights`` the
+    global model trained on that task.  One row per client: ``global_*`` and
+    ``personal_*`` accuracy and UAR, and the clips each was adapted / scored on.
+    """
+    rows = []
+    for i, cid in enumerate(sorted(personal_test)):
+        test_rows = np.asarray(personal_test[cid])
+        train_rows = np.asarray(task.train_clients[cid])
+        if set(test_rows) & set(train_rows):
+            raise ValueError(f"client {cid!r}: personal-test clips are among its training clips")
+        base = _adapted(task, weights, train_rows, steps=0, lr=lr, batch_size=batch_size,
+                        layers=layers, seed=seed)
+        tuned = _adapted(task, weights, train_rows, steps=steps, lr=lr, batch_size=batch_size,
+                         layers=layers, seed=seed * 1000 + i)
+        g, p = _scores(task, base, test_rows), _scores(task, tuned, test_rows)
+        rows.append({"client": cid, "adapted_on": int(len(train_rows)),
+                     "n_scored": g["n_scored"], "global_accuracy": g["accuracy"],
+                     "global_uar": g["uar"], "personal_accuracy": p["accuracy"],
+                     "personal_uar": p["uar"]})
+    return pd.DataFrame(rows)
+
+
+def enrollment_curve(task: Task, weights, *, ks: Sequence[int] = (0, 5, 10, 20), steps: int = 5,
+                     lr: float = 1e-3, batch_size: int = 16, layers: str = "all",
+                     seed: int = 0, speakers: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Held-out speakers enrolled with k labelled clips each: one row per (speaker, k).
+
+    The enrollment clips of a speaker are the first ``max(ks)`` of a seeded,
+    emotion-stratified order (``k`` takes the first k of them); every k is
+    scored on the same clips, those after ``max(ks)``.  ``k = 0`` is the global
+    model.  Columns: speaker, k, accuracy, uar, n_scored, enrolled (the row
+    indices adapted on, for checking).
+    """
+    ks = sorted(set(int(k) for k in ks))
+    if ks[0] < 0:
+        raise ValueError(f"k must be >= 0; got {ks}")
+    rows = []
+    for i, spk in enumerate(sorted(speakers or task.val_clients)):
+        idx = np.asarray(task.val_clients[spk])
+        if len(idx) <= ks[-1]:
+            raise ValueError(f"held-out speaker {spk!r} has {len(idx)} clips: enrolling "
+                             f"{ks[-1]} leaves none to score; use smaller ks")
+        order = _stratified_first(idx, task.y, ks[-1], seed=[seed, i, 2])
+        scored = np.setdiff1d(idx, order)
+        for k in ks:
+            enrolled = order[:k]
+            model = _adapted(task, weights, enrolled, steps=steps if k else 0, lr=lr,
+                             batch_size=batch_size, layers=layers, seed=seed * 1000 + i)
+            rows.append({"speaker": spk, "k": k, **_scores(task, model, scored),
+                         "enrolled": [int(r) for r in enrolled]})
+    return pd.DataFrame(rows)
