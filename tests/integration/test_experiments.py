@@ -629,3 +629,9 @@ def test_format_1_results_are_refused_naming_the_converter_which_brings_them_to_
     converted = RunResult.load(run)
     assert converted.config == doc["config"]
     assert converted.extra["run_key"] == doc["extra"]["run_key"]  # what this code computes
+
+
+def test_the_recorded_command_keeps_only_so_partial_says_what_was_run():
+    from tff_ser.experiments.registry import experiment_command
+    assert experiment_command("paper004_fedavg", only=["cnn_logmel-K5-E5-*"]) \
+        == "tff-ser experiment paper004_fedavg --only 'cnn_logmel-K5-E5-*'"

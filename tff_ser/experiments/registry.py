@@ -98,7 +98,7 @@ def default_out_dir(name: str, quick: bool = False) -> str:
 
 def experiment_command(name: str, *, quick: bool = False, data_dir: Optional[str] = None,
                        out: Optional[str] = None, engine: Optional[str] = None,
-                       seeds=None) -> str:
+                       seeds=None, only=None) -> str:
     """The ``tff-ser experiment`` command line that runs these arguments."""
     parts = ["tff-ser", "experiment", name]
     if quick:
@@ -111,6 +111,8 @@ def experiment_command(name: str, *, quick: bool = False, data_dir: Optional[str
         parts += ["--data-dir", data_dir]
     if out:
         parts += ["--out", out]
+    for pattern in only or ():
+        parts += ["--only", pattern]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -168,7 +170,8 @@ def _cmd_experiment(args) -> int:
         config = with_overrides(config, seeds=tuple(args.seeds), seed_counts=())
     out = args.out or default_out_dir(args.name, args.quick)
     command = experiment_command(args.name, quick=args.quick, data_dir=args.data_dir,
-                                 out=args.out, engine=args.engine, seeds=args.seeds)
+                                 out=args.out, engine=args.engine, seeds=args.seeds,
+                                 only=args.only)
     outcome = run_experiment(config, out, data_dir=args.data_dir, command=command,
                              progress=not args.no_progress, reuse=not args.fresh,
                              only=args.only, jobs=args.jobs)
