@@ -89,9 +89,12 @@ def make_noisy_corpus(source: str, out: str, *, speakers: Sequence[str], snr_db:
     kind : {"white", "pink", "babble"}
         Babble mixes ``babble_talkers`` clips of *other* speakers than the clip's own.
     seed : int
-        Seeds the noise (one stream per clip, from the clip's name and this seed).
+        Seeds the noise (one stream per clip, from the clip's position and this seed).
 
-    Returns the record written to ``out/NOISE.json``.
+    Returns
+    -------
+    dict
+        The record written to ``out/NOISE.json``.
     """
     import soundfile
     from tff_ser.corpus.audio import load_audio
