@@ -223,8 +223,8 @@ def per_speaker_section(table: pd.DataFrame) -> List[str]:
                "speaker_acc_female", "speaker_acc_male")
     rows = []
     for _, r in seed_summary(table, metrics=metrics).iterrows():
-        rows.append({"model": r["model"], "setup": r["setup"], "seeds": int(r["seeds"]),
-                     "mean": mean_sd(r, "client_mean_accuracy"),
+        rows.append({"model": r["model"], "setup": r["setup"], "mode": r["mode"],
+                     "seeds": int(r["seeds"]), "mean": mean_sd(r, "client_mean_accuracy"),
                      "sd across speakers": r["speaker_acc_sd"],
                      "worst decile": r["speaker_acc_p10"], "minimum": r["speaker_acc_min"],
                      "female": r["speaker_acc_female"], "male": r["speaker_acc_male"]})
