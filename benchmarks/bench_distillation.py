@@ -130,7 +130,7 @@ def report(data: dict, args) -> str:
     lines += ["", f"RTF: compute time over audio time for {args.seconds:g} s of continuous audio "
               "scored in 2.5 s windows every 1 s (`tff_ser.stream.score_stream`, paper 001 "
               "frames); below 1 keeps up with live audio on this machine. "
-              "the model-only column is the windows' batch-64 inference time over the audio's "
+              "The model-only column is the windows' batch-64 inference time over the audio's "
               "length.", ""]
     return "\n".join(lines)
 
