@@ -227,54 +227,86 @@ def projection_initial(student_size: int, teacher_size: int, seed: int):
     return [kernel, np.zeros(teacher_size, np.float32)]
 
 
+class DistillationStudent:
+    """The student as paper 002's loss sees it: its predictions, its (projected) embedding, its loss.
+
+    Shared by the federated engine (:mod:`tff_ser.engines.distill`) and the
+    centralized :class:`DistilledFit`.  With the feature loss it views
+    ``model`` with its embedding layer as a second output and, when the
+    student's embedding size differs from the teacher's, adds the
+    ``Dense(h_teacher)`` projection (:attr:`extra_variables`, initial values
+    :meth:`extra_initial`).
+    """
+
+    def __init__(self, model, task: "DistillationTask"):
+        self.model, self.kd = model, task.kd
+        self.loss_fn = task.model_def.make_loss()
+        self.view = self.projection = None
+        self.student_size = self.teacher_size = None
+        if self.kd.uses_features:
+            import keras
+            self.view = embedding_model(model, self.kd.student_layer)
+            self.student_size = int(np.prod(self.view.outputs[1].shape[1:]))
+            self.teacher_size = int(task.teacher.embeddings.shape[1])
+            if self.student_size != self.teacher_size:
+                self.projection = keras.layers.Dense(self.teacher_size, name="kd_projection")
+                self.projection.build((None, self.student_size))
+
+    @property
+    def extra_variables(self) -> list:
+        """Trained beside the model's own weights: the projection's, if any."""
+        return list(self.projection.trainable_variables) if self.projection is not None else []
+
+    def extra_initial(self, seed: int) -> list:
+        """Initial values of :attr:`extra_variables`."""
+        if self.projection is None:
+            return []
+        return projection_initial(self.student_size, self.teacher_size, seed)
+
+    def loss(self, x, labels, teacher_probs, teacher_features=None):
+        """``(predictions, L_total + the model's regularization losses)`` on the batch ``x``."""
+        import tensorflow as tf
+        features = None
+        if self.view is not None:
+            predictions, features = self.view(x, training=True)
+            features = tf.reshape(features, [tf.shape(features)[0], -1])
+            if self.projection is not None:
+                features = self.projection(features)
+        else:
+            predictions = self.model(x, training=True)
+        loss = kd_loss(labels, predictions, teacher_probs, self.kd,
+                       ce=self.loss_fn(labels, predictions), student_features=features,
+                       teacher_features=teacher_features)
+        if self.model.losses:
+            loss = loss + tf.add_n(list(self.model.losses))
+        return predictions, loss
+
+
 class DistilledFit:
     """One centralized epoch of a :class:`DistillationTask`'s student: paper 002's loss, minibatch by minibatch.
 
     The centralized counterpart of :mod:`tff_ser.engines.distill`: the
-    student (``model``, built and seeded by the caller), the embedding
-    projection when the sizes differ (seeded as there), and the caller's
-    Keras optimizer, kept across epochs as ``model.fit`` keeps it.
+    student (``model``, built and seeded by the caller, seen through
+    :class:`DistillationStudent`, its projection seeded as there), and the
+    caller's Keras optimizer, kept across epochs as ``model.fit`` keeps it.
     ``__call__(rows, batch_size)`` trains on ``task.x[rows]`` in that order
     and returns the epoch's mean loss and accuracy.
     """
 
     def __init__(self, task: DistillationTask, model, optimizer, seed: int = 0):
-        import keras
         import tensorflow as tf
-        self.task, self.model, self.optimizer, self.kd = task, model, optimizer, task.kd
-        self.loss_fn = task.model_def.make_loss()
-        self.view = self.projection = None
-        variables = list(model.trainable_variables)
-        if self.kd.uses_features:
-            self.view = embedding_model(model, self.kd.student_layer)
-            h_s = int(np.prod(self.view.outputs[1].shape[1:]))
-            h_t = int(task.teacher.embeddings.shape[1])
-            if h_s != h_t:
-                self.projection = keras.layers.Dense(h_t, name="kd_projection")
-                self.projection.build((None, h_s))
-                for var, value in zip(self.projection.trainable_variables,
-                                      projection_initial(h_s, h_t, seed)):
-                    var.assign(value)
-                variables += list(self.projection.trainable_variables)
-        self.variables = variables
+        self.task, self.optimizer = task, optimizer
+        self.student = DistillationStudent(model, task)
+        for var, value in zip(self.student.extra_variables, self.student.extra_initial(seed)):
+            var.assign(value)
+        self.variables = list(model.trainable_variables) + self.student.extra_variables
         self._step = tf.function(self._train_step)
 
     def _train_step(self, x, y, teacher_probs, teacher_features):
         import tensorflow as tf
         with tf.GradientTape() as tape:
-            features = None
-            if self.view is not None:
-                predictions, features = self.view(x, training=True)
-                features = tf.reshape(features, [tf.shape(features)[0], -1])
-                if self.projection is not None:
-                    features = self.projection(features)
-            else:
-                predictions = self.model(x, training=True)
-            loss = kd_loss(y, predictions, teacher_probs, self.kd,
-                           ce=self.loss_fn(y, predictions), student_features=features,
-                           teacher_features=teacher_features)
-            if self.model.losses:
-                loss = loss + tf.add_n(list(self.model.losses))
+            predictions, loss = self.student.loss(
+                x, y, teacher_probs, teacher_features if self.student.view is not None else None)
         grads = tape.gradient(loss, self.variables)
         self.optimizer.apply_gradients(zip(grads, self.variables))
         hits = tf.reduce_sum(tf.cast(tf.equal(
@@ -284,7 +316,7 @@ class DistilledFit:
 
     def __call__(self, rows: np.ndarray, batch_size: int):
         task, teacher = self.task, self.task.teacher
-        feats = teacher.embeddings if self.kd.uses_features else None
+        feats = teacher.embeddings if task.kd.uses_features else None
         loss_sum = hits = 0.0
         for start in range(0, len(rows), batch_size):
             r = rows[start:start + batch_size]

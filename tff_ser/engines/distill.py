@@ -17,10 +17,9 @@ student's weights alone.
 """
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
-from tff_ser.distillation import embedding_model, kd_loss, projection_initial
+from tff_ser.distillation import DistillationStudent
 from tff_ser.engines.plain_tf import PlainTFFedAvg
 
 
@@ -29,45 +28,20 @@ class DistillationFedAvg(PlainTFFedAvg):
 
     def _extra_trainable(self) -> list:
         task = self.task
-        self.kd = task.kd
+        self.student = DistillationStudent(self.model, task)
         self.teacher_probs = tf.Variable(task.teacher.probabilities, trainable=False,
                                          name="teacher_probabilities")
-        self.view, self.projection, self.teacher_feats = None, None, None
-        if not self.kd.uses_features:
-            return []
-        import keras
-        self.view = embedding_model(self.model, self.kd.student_layer)
-        self.student_size = int(np.prod(self.view.outputs[1].shape[1:]))
-        self.teacher_size = int(task.teacher.embeddings.shape[1])
-        self.teacher_feats = tf.Variable(task.teacher.embeddings, trainable=False,
-                                         name="teacher_embeddings")
-        if self.student_size == self.teacher_size:
-            return []
-        self.projection = keras.layers.Dense(self.teacher_size, name="kd_projection")
-        self.projection.build((None, self.student_size))
-        return list(self.projection.trainable_variables)
+        self.teacher_feats = (tf.Variable(task.teacher.embeddings, trainable=False,
+                                          name="teacher_embeddings")
+                              if task.kd.uses_features else None)
+        return self.student.extra_variables
 
     def extra_initial(self, seed: int) -> list:
         """Initial values of :meth:`_extra_trainable` (the projection's, if any)."""
-        if self.projection is None:
-            return []
-        return projection_initial(self.student_size, self.teacher_size, seed)
+        return self.student.extra_initial(seed)
 
     def _batch_loss(self, rows, labels):
-        model = self.model
-        inputs = tf.gather(self.x, rows)
-        features = teacher_features = None
-        if self.view is not None:
-            predictions, features = self.view(inputs, training=True)
-            features = tf.reshape(features, [tf.shape(features)[0], -1])
-            if self.projection is not None:
-                features = self.projection(features)
-            teacher_features = tf.gather(self.teacher_feats, rows)
-        else:
-            predictions = model(inputs, training=True)
-        loss = kd_loss(labels, predictions, tf.gather(self.teacher_probs, rows), self.kd,
-                       ce=self.loss_fn(labels, predictions), student_features=features,
-                       teacher_features=teacher_features)
-        if model.losses:
-            loss = loss + tf.add_n(list(model.losses))
-        return predictions, loss
+        teacher_features = (tf.gather(self.teacher_feats, rows)
+                            if self.teacher_feats is not None else None)
+        return self.student.loss(tf.gather(self.x, rows), labels,
+                                 tf.gather(self.teacher_probs, rows), teacher_features)
