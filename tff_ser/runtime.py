@@ -40,6 +40,8 @@ _LOCK = threading.Lock()
 #: Workers :func:`_stop` ended on purpose (a later computation may start a new one).
 _STOPPED: set = set()
 _WORKERS: List[subprocess.Popen] = []
+#: pid of a worker -> the gRPC stub (and channel) that reaches it, closed when it stops.
+_STUBS: dict = {}
 _INSTALLED = False
 
 
@@ -305,6 +307,98 @@ _CHANNEL_OPTIONS = [
 ]
 
 
+_STUB_CLASS: list = []
+
+
+def _worker_stub(channel):
+    """TFF's gRPC stub for a worker, minus its standing connectivity watch.
+
+    TFF 0.87's ``RemoteExecutorGrpcStub`` subscribes to the channel for its
+    whole life: a gRPC polling thread per channel that is never closed, so
+    every worker restart left a thread polling a dead port (40 restarts, 40
+    threads), and a channel closed under its polling thread is a known gRPC
+    segfault (grpc/grpc#16290; the CI run of stop 32 died in one).  This stub
+    asks for readiness only when asked (:attr:`is_ready`), so the channel has
+    no subscriber once ready and :meth:`close` ends it cleanly.  Disposals
+    after close are no-ops (the worker holding those values is gone).
+    """
+    if not _STUB_CLASS:
+        import grpc
+        from tensorflow_federated.proto.v0 import executor_pb2_grpc
+        from tensorflow_federated.python.core.impl.executors import (
+            executors_errors, remote_executor_grpc_stub)
+
+        class WorkerStub(remote_executor_grpc_stub.RemoteExecutorGrpcStub):
+            def __init__(self, channel):  # noqa: D107  (no subscription: see _worker_stub)
+                self._channel = channel
+                self._stub = executor_pb2_grpc.ExecutorGroupStub(channel)
+                self._closed = False
+
+            def wait_ready(self, timeout: float) -> bool:
+                if self._closed:
+                    return False
+                future = grpc.channel_ready_future(self._channel)
+                try:
+                    future.result(timeout=timeout)
+                    return True
+                except grpc.FutureTimeoutError:
+                    return False
+                finally:
+                    future.cancel()  # unsubscribes: no polling thread stays behind
+
+            @property
+            def is_ready(self) -> bool:
+                return self.wait_ready(0.5)
+
+            def dispose(self, request):
+                if not self._closed:
+                    return super().dispose(request)
+
+            def dispose_executor(self, request):
+                if not self._closed:
+                    return super().dispose_executor(request)
+
+            def _open(self):
+                # An executor made before its worker was stopped: retryable,
+                # as an unreachable worker is, so TFF's context builds a fresh
+                # executor (and get_stub a fresh worker) and runs it again.
+                if self._closed:
+                    raise executors_errors.RetryableError(
+                        "this TFF worker was stopped; a fresh one is started")
+
+            def get_executor(self, request):
+                self._open()
+                return super().get_executor(request)
+
+            def create_value(self, request):
+                self._open()
+                return super().create_value(request)
+
+            def create_struct(self, request):
+                self._open()
+                return super().create_struct(request)
+
+            def create_call(self, request):
+                self._open()
+                return super().create_call(request)
+
+            def create_selection(self, request):
+                self._open()
+                return super().create_selection(request)
+
+            def compute(self, request):
+                self._open()
+                return super().compute(request)
+
+            def close(self) -> None:
+                if not self._closed:
+                    self._closed = True
+                    self._channel.close()
+
+        _STUB_CLASS.append(WorkerStub)
+    return _STUB_CLASS[0](channel)
+
+
 def _owned_cpp_executor_factory(default_num_clients: int = 0,
                                 max_concurrent_computation_calls: int = -1):
     """``local_cpp_executor_factory`` of TFF 0.87 with a worker we can stop."""
@@ -312,8 +406,7 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
     import portpicker
     from tensorflow_federated.python.core.impl.executor_stacks import (
         python_executor_stacks)
-    from tensorflow_federated.python.core.impl.executors import (
-        remote_executor, remote_executor_grpc_stub)
+    from tensorflow_federated.python.core.impl.executors import remote_executor
     from tensorflow_federated.python.core.impl.types import placements
 
     binary_path = worker_binary_path()
@@ -337,17 +430,19 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
         peak = {"kib": 0}
         threading.Thread(target=_watch_memory, args=(process, peak), daemon=True,
                          name=f"tff-worker-{process.pid}-memory").start()
-        channel = grpc.insecure_channel(f"localhost:{port}", channel_options)
-        stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
+        stub = _worker_stub(grpc.insecure_channel(f"localhost:{port}", channel_options))
         deadline = time.monotonic() + 120
-        while not stub.is_ready:
+        while not stub.wait_ready(0.2):
             if process.poll() is not None:
+                stub.close()
                 raise RuntimeError(
                     f"TFF worker_binary exited with code {process.returncode} "
                     f"before serving; its output: {_log_tail(log)}")
             if time.monotonic() > deadline:
+                stub.close()
                 raise RuntimeError("TFF worker_binary did not become ready in 120 s")
-            time.sleep(0.02)
+        with _LOCK:
+            _STUBS[process.pid] = stub
         state["stub"], state["process"], state["peak"] = stub, process, peak
         return stub
 
@@ -360,6 +455,9 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
             with _LOCK:
                 if process in _WORKERS:
                     _WORKERS.remove(process)
+                stub = _STUBS.pop(process.pid, None)
+            if stub is not None:
+                stub.close()
             raise WorkerDied(_death_message(process, state["peak"]["kib"], state["log"]))
         stub = state["stub"]
         if stub is not None and stub.is_ready:
@@ -401,6 +499,9 @@ def _stop(process: subprocess.Popen) -> None:
     with _LOCK:
         if process in _WORKERS:
             _WORKERS.remove(process)
+        stub = _STUBS.pop(process.pid, None)
+    if stub is not None:
+        stub.close()
 
 
 def shutdown() -> None:
@@ -502,22 +603,20 @@ def _remote_executor_factory(address: str, connect_timeout: float):
     """A worker someone started elsewhere (``tff-ser worker --port``), reached over gRPC."""
     import grpc
     from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
-    from tensorflow_federated.python.core.impl.executors import (
-        remote_executor, remote_executor_grpc_stub)
+    from tensorflow_federated.python.core.impl.executors import remote_executor
     from tensorflow_federated.python.core.impl.types import placements
-    channel = grpc.insecure_channel(address, _CHANNEL_OPTIONS)
-    stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
+    # One channel per address for the life of the process (contexts are cached).
+    stub = _worker_stub(grpc.insecure_channel(address, _CHANNEL_OPTIONS))
 
     def stack_fn(cardinalities):
         deadline = time.monotonic() + connect_timeout
-        while not stub.is_ready:
+        while not stub.wait_ready(1.0):
             if time.monotonic() > deadline:
                 raise WorkerDied(
                     f"the TFF worker at {address} did not answer for {connect_timeout:.0f} s "
                     "(stopped, or the host or port is unreachable). Start it on that host with "
                     f"`tff-ser worker --port {address.rpartition(':')[2]}` and resume the run "
                     "from its checkpoint (same checkpoint_dir).")
-            time.sleep(0.1)
         if cardinalities.get(placements.CLIENTS) is None:
             cardinalities[placements.CLIENTS] = 0
         ex = remote_executor.RemoteExecutor(stub, dispose_batch_size=1)
