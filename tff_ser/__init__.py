@@ -27,6 +27,7 @@ _API = {
     "prepare_task": "tff_ser.task",
     "task_from_features": "tff_ser.task",
     "task_for_speakers": "tff_ser.task",
+    "TaskRecipe": "tff_ser.task",
     "FederatedConfig": "tff_ser.federated",
     "train_federated": "tff_ser.federated",
     "CentralizedConfig": "tff_ser.centralized",

@@ -302,13 +302,16 @@ def _federated_config(args):
 def _cmd_train(args):
     import pandas as pd
     from tff_ser.centralized import CentralizedConfig, train_centralized
-    from tff_ser.task import load_features, task_from_features
+    from tff_ser.task import TaskRecipe, load_features
     from tff_ser.federated import train_federated
     from tff_ser.runtime import set_threads
     set_threads(args.threads)
     progress = not args.no_progress
     emotions = _emotions(args)
     cfg = _federated_config(args)
+    recipe = TaskRecipe(args.model, partition=args.partition, k=args.clients, alpha=args.alpha,
+                        val_fraction=args.val_fraction, split_seed=args.split_seed,
+                        emotions=emotions, normalization=args.normalization, enroll=args.enroll)
     _prepare_outputs(args)
     load, features = load_features(args.model, data_dir=args.data_dir, size=args.size,
                                    corpus_seed=args.corpus_seed, emotions=emotions,
@@ -319,11 +322,8 @@ def _cmd_train(args):
     problems = corpus_problems(load, features, emotions)
     _report_problems(problems, strict=args.strict)
     if args.folds or args.loso:
-        return _train_folds(args, cfg, features, emotions, progress, problems)
-    task = task_from_features(features, args.model, partition=args.partition, k=args.clients,
-                              alpha=args.alpha, seed=args.seed, val_fraction=args.val_fraction,
-                              split_seed=args.split_seed, emotions=emotions,
-                              normalization=args.normalization, enroll=args.enroll)
+        return _train_folds(args, cfg, recipe, features, progress, problems)
+    task = recipe.task(features, seed=args.seed)
     print(task.info.get("description", ""))
     results = {"federated": train_federated(task, cfg, checkpoint_dir=args.checkpoint_dir,
                                             engine=args.engine, progress=progress,
@@ -390,18 +390,15 @@ def _print_class_warning(validation: dict) -> None:
               f"classes: the held-out speakers have no {', '.join(missing)} clips")
 
 
-def _train_folds(args, cfg, features, emotions, progress, problems) -> int:
+def _train_folds(args, cfg, recipe, features, progress, problems) -> int:
     from tff_ser.crossval import LOSO, cross_validate
     folds = LOSO if args.loso else args.folds
     modes = ["federated"] + (["centralized"] if args.centralized else [])
     outcomes = {}
     for mode in modes:
         out = os.path.join(args.out, mode) if (args.out and len(modes) > 1) else args.out
-        outcomes[mode] = cross_validate(features, args.model, cfg, folds=folds, mode=mode,
-                                        partition=args.partition, k=args.clients,
-                                        alpha=args.alpha, fold_seed=args.fold_seed,
-                                        engine=args.engine, emotions=emotions,
-                                        normalization=args.normalization, enroll=args.enroll,
+        outcomes[mode] = cross_validate(features, recipe, cfg, folds=folds, mode=mode,
+                                        fold_seed=args.fold_seed, engine=args.engine,
                                         progress=progress, out_dir=out,
                                         workers=args.workers,
                                         checkpoint_dir=os.path.join(args.checkpoint_dir, mode)

@@ -15,6 +15,7 @@ corpus -> features -> :func:`speaker_folds` -> per fold: partition -> train
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 from typing import List, Optional, Sequence, Union
@@ -152,8 +153,11 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
     ----------
     features : FeatureSet
         Features of the whole corpus in the kind ``model`` reads.
-    model : str or KerasModel
-        A preset name or a model of your own (:class:`tff_ser.models.KerasModel`).
+    model : str or KerasModel or TaskRecipe
+        A preset name or a model of your own (:class:`tff_ser.models.KerasModel`),
+        or a whole :class:`tff_ser.task.TaskRecipe` (then the fold tasks take
+        its partition, k, alpha, emotions, normalization and enroll, and those
+        arguments must be left at their defaults).
     config : FederatedConfig
         The FL knobs (a centralized run uses :meth:`CentralizedConfig.matching`).
     folds : int or "loso"
@@ -183,9 +187,22 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
         speaker's first k clips give its statistics and are not scored).
     """
     from tff_ser.metrics import classification_metrics
-    from tff_ser.task import task_for_speakers
+    from tff_ser.task import TaskRecipe
     if mode not in ("federated", "centralized"):
         raise ValueError(f"mode must be 'federated' or 'centralized', got {mode!r}")
+    given = dict(partition=partition, k=k, alpha=alpha, emotions=tuple(emotions),
+                 normalization=normalization, enroll=enroll)
+    if isinstance(model, TaskRecipe):
+        recipe = model
+        changed = sorted(name for name, value in given.items()
+                         if value != _RECIPE_DEFAULTS[name])
+        if changed:
+            raise ValueError(f"cross_validate got a TaskRecipe and also {', '.join(changed)}: "
+                             "set them on the recipe (dataclasses.replace(recipe, ...))")
+    else:
+        recipe = TaskRecipe(model, **given)
+    model, partition, k, alpha = recipe.model, recipe.partition, recipe.k, recipe.alpha
+    normalization, enroll = recipe.normalization, recipe.enroll
     clips = features.clips
     held_out = speaker_folds(clips, folds, seed=fold_seed)
     from tff_ser.models import model_label
@@ -202,11 +219,9 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
     class_names = None
     for i, val_speakers in enumerate(held_out):
         train_speakers = sorted({c.speaker for c in clips} - set(val_speakers))
-        task = task_for_speakers(features, model, train_speakers, val_speakers,
-                                 partition=partition, k=k, alpha=alpha, seed=config.seed,
-                                 emotions=emotions, normalization=normalization, enroll=enroll,
-                                 info={"fold": i, "folds": folds, "fold_seed": fold_seed,
-                                       "val_speaker_ids": list(val_speakers)})
+        task = recipe.task_for_speakers(features, train_speakers, val_speakers, seed=config.seed,
+                                        info={"fold": i, "folds": folds, "fold_seed": fold_seed,
+                                              "val_speaker_ids": list(val_speakers)})
         fold_dir = os.path.join(checkpoint_dir, f"fold_{i}") if checkpoint_dir else None
         result = _finished_fold(fold_dir)
         if result is None and mode == "federated":
@@ -251,6 +266,13 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
 #: A finished fold's result, kept in its checkpoint folder.
 FOLD_RESULT = "result"
 _FOLDS_FILE = "folds.json"
+
+
+#: cross_validate's task arguments at their defaults: a TaskRecipe given instead
+#: must not be contradicted by them.
+_RECIPE_DEFAULTS = {name: (tuple(p.default) if name == "emotions" else p.default)
+                    for name, p in inspect.signature(cross_validate).parameters.items()
+                    if name in ("partition", "k", "alpha", "emotions", "normalization", "enroll")}
 
 
 def _check_fold_checkpoints(checkpoint_dir: str, settings: dict, held_out) -> None:

@@ -72,7 +72,7 @@ def personal_split(task: Task, *, test_fraction: float = 0.25,
 
 
 def _adapted(task: Task, weights, rows: np.ndarray, *, steps: int, lr: float,
-             batch_size: int, layers: str, seed: int):
+             batch_size: int, layers: str, seed: int, shuffle: bool = True):
     import keras
     model = task.model_def.build(task.input_shape, task.num_classes, seed=0)
     trainable, non_trainable = weights
@@ -89,7 +89,7 @@ def _adapted(task: Task, weights, rows: np.ndarray, *, steps: int, lr: float,
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=task.model_def.make_loss())
     model.fit(task.x[rows], task.y[rows], batch_size=min(batch_size, len(rows)), epochs=steps,
-              shuffle=True, verbose=0)
+              shuffle=shuffle, verbose=0)
     return model
 
 
@@ -102,12 +102,15 @@ def _scores(task: Task, model, rows: np.ndarray) -> dict:
 
 def finetune_clients(task: Task, weights, personal_test: Dict[str, np.ndarray], *,
                      steps: int = 5, lr: float = 1e-3, batch_size: int = 16,
-                     layers: str = "all", seed: int = 0) -> pd.DataFrame:
+                     layers: str = "all", seed: int = 0, shuffle: bool = True) -> pd.DataFrame:
     """Each training client: the global model and its fine-tuned copy on its personal-test clips.
 
     ``task`` and ``personal_test`` from :func:`personal_split`; ``weights`` the
     global model trained on that task.  One row per client: ``global_*`` and
     ``personal_*`` accuracy and UAR, and the clips each was adapted / scored on.
+    ``shuffle=False`` takes the personal-train clips in index order each epoch
+    (as :func:`tff_ser.engines.tff_personalization.tff_finetune_clients`, TFF's
+    personalization evaluation of the same fine-tuning, does).
     """
     rows = []
     for i, cid in enumerate(sorted(personal_test)):
@@ -118,7 +121,7 @@ def finetune_clients(task: Task, weights, personal_test: Dict[str, np.ndarray], 
         base = _adapted(task, weights, train_rows, steps=0, lr=lr, batch_size=batch_size,
                         layers=layers, seed=seed)
         tuned = _adapted(task, weights, train_rows, steps=steps, lr=lr, batch_size=batch_size,
-                         layers=layers, seed=seed * 1000 + i)
+                         layers=layers, seed=seed * 1000 + i, shuffle=shuffle)
         g, p = _scores(task, base, test_rows), _scores(task, tuned, test_rows)
         rows.append({"client": cid, "adapted_on": int(len(train_rows)),
                      "n_scored": g["n_scored"], "global_accuracy": g["accuracy"],

@@ -8,7 +8,7 @@ clips, paths or normalisation again.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -348,19 +348,118 @@ def task_from_features(features, model, *, partition: str = "by_speaker", k: int
                        alpha: float = 0.5, seed: int = 0, val_fraction: float = 0.2,
                        split_seed: int = 0, emotions: Sequence[str] = EMOTIONS_4,
                        normalization: str = "pooled", enroll: Optional[int] = None):
-    """Split speakers (train / held-out), partition the training clips, build the Task.
+    """Split speakers into train/validation and build the :class:`Task`.
 
     ``split_seed`` fixes the held-out speakers independently of ``seed`` (which
     seeds the client partition and training), so runs with different seeds are
-    scored on the same validation speakers.
+    scored on the same validation speakers.  The same as
+    ``TaskRecipe(model, ...).task(features, seed)`` (:class:`TaskRecipe`).
     """
-    from tff_ser import partition as P
-    train_spk, val_spk = P.split_speakers(features.clips, val_fraction=val_fraction,
-                                          seed=split_seed)
-    return task_for_speakers(features, model, train_spk, val_spk, partition=partition, k=k,
-                             alpha=alpha, seed=seed, emotions=emotions,
-                             info=_split_info(split_seed), normalization=normalization,
-                             enroll=enroll)
+    return TaskRecipe(model, partition=partition, k=k, alpha=alpha, val_fraction=val_fraction,
+                      split_seed=split_seed, emotions=tuple(emotions),
+                      normalization=normalization, enroll=enroll).task(features, seed=seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskRecipe:
+    """How a corpus's features become a :class:`Task`: one description for every front door.
+
+    The CLI (``tff-ser train``), an experiment's runs
+    (:meth:`tff_ser.experiments.RunSpec.recipe`), cross-validation's folds
+    (:func:`tff_ser.crossval.cross_validate`) and both HPO studies
+    (:meth:`tff_ser.hpo.space.GridSpace.recipe`) build their tasks from one of
+    these, so a new knob of the task is added here once.
+
+    The training seed is not part of the recipe: it seeds the client
+    partition and the training, and is passed to :meth:`task`;
+    ``split_seed`` (which speakers are held out) is, so runs of one recipe
+    with different seeds are scored on the same speakers.
+
+    Parameters
+    ----------
+    model : str or KerasModel
+        A preset name of :data:`tff_ser.models.MODELS` or a model of your own.
+    partition : str
+        How the training speakers' clips become clients: a name registered in
+        :data:`tff_ser.partition.PARTITIONERS` (``"by_speaker"``, ``"iid"``,
+        ``"single_emotion"``, ``"dirichlet"``, ...).
+    k : int
+        Clients, for the partitions that take a count.
+    alpha : float
+        Dirichlet concentration (``partition="dirichlet"`` only).
+    val_fraction : float
+        Share of the speakers held out for validation (single split).
+    split_seed : int
+        Seeds which speakers are held out.
+    emotions : tuple of str
+        The classes, e.g. ``EMOTIONS_4``.
+    normalization : {"pooled", "federated", "per_client"}
+        Where the feature statistics come from (:func:`make_task`).
+    enroll : int, optional
+        With ``per_client``: a held-out speaker's first ``enroll`` clips fit its
+        statistics and are not scored.
+
+    Examples
+    --------
+    >>> recipe = TaskRecipe("mlp", partition="iid", k=8)           # doctest: +SKIP
+    >>> task = recipe.task(features, seed=1)                       # doctest: +SKIP
+    >>> fold = recipe.task_for_speakers(features, train, held_out)  # doctest: +SKIP
+    """
+
+    model: object = "mlp"
+    partition: str = "by_speaker"
+    k: int = 4
+    alpha: float = 0.5
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    emotions: Tuple[str, ...] = EMOTIONS_4
+    normalization: str = "pooled"
+    enroll: Optional[int] = None
+
+    def __post_init__(self):
+        from tff_ser.features.normalize import NORMALIZATIONS
+        from tff_ser.partition import get_partitioner
+        get_partitioner(self.partition)  # a clear error naming the registered ones
+        object.__setattr__(self, "emotions", tuple(self.emotions))
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or (
+                self.k < 1 and self.partition != "by_speaker"):  # by_speaker takes no count
+            raise ValueError(f"k (clients) must be a positive integer for partition "
+                             f"{self.partition!r}, got {self.k!r}")
+        if not 0.0 < float(self.val_fraction) < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got "
+                             f"{self.val_fraction!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
+                             f"{self.normalization!r}")
+        if self.enroll is not None and self.normalization != "per_client":
+            raise ValueError("enroll=k takes a held-out speaker's first k clips for its own "
+                             "statistics; it needs normalization='per_client'")
+
+    def task(self, features, seed: int = 0) -> Task:
+        """The single split: ``val_fraction`` of the speakers held out (``split_seed``)."""
+        from tff_ser import partition as P
+        train_spk, val_spk = P.split_speakers(features.clips, val_fraction=self.val_fraction,
+                                              seed=self.split_seed)
+        return self.task_for_speakers(features, train_spk, val_spk, seed=seed,
+                                      info=_split_info(self.split_seed))
+
+    def task_for_speakers(self, features, train_speakers: Sequence[str],
+                          held_out_speakers: Sequence[str], *, seed: int = 0,
+                          info: Optional[dict] = None) -> Task:
+        """The task of given training and held-out speakers (a fold, a chosen split)."""
+        return task_for_speakers(features, self.model, train_speakers, held_out_speakers,
+                                 partition=self.partition, k=self.k, alpha=self.alpha,
+                                 seed=seed, emotions=self.emotions, info=info,
+                                 normalization=self.normalization, enroll=self.enroll)
+
+    def prepare(self, *, seed: int = 0, data_dir: Optional[str] = None, size: str = "full",
+                corpus_seed: int = 0, progress: bool = True,
+                feature_kind: Optional[str] = None) -> Task:
+        """Load the corpus's features (:func:`load_features`) and build :meth:`task`."""
+        _, features = load_features(self.model, data_dir=data_dir, size=size,
+                                    corpus_seed=corpus_seed, emotions=self.emotions,
+                                    progress=progress, feature_kind=feature_kind)
+        return self.task(features, seed=seed)
 
 
 def _split_info(split_seed: int) -> dict:
@@ -384,8 +483,8 @@ def prepare_task(model, *, partition: str = "by_speaker", k: int = 4, alpha: flo
     pass on); ``corpus_seed`` picks the generated corpus.  The two are apart:
     building a task with any training seed never touches the corpus on disk.
     """
-    _, features = load_features(model, data_dir=data_dir, size=size, corpus_seed=corpus_seed,
-                                emotions=emotions, progress=progress, feature_kind=feature_kind)
-    return task_from_features(features, model, partition=partition, k=k, alpha=alpha,
-                              seed=seed, val_fraction=val_fraction, split_seed=split_seed,
-                              emotions=emotions, normalization=normalization, enroll=enroll)
+    recipe = TaskRecipe(model, partition=partition, k=k, alpha=alpha, val_fraction=val_fraction,
+                        split_seed=split_seed, emotions=tuple(emotions),
+                        normalization=normalization, enroll=enroll)
+    return recipe.prepare(seed=seed, data_dir=data_dir, size=size, corpus_seed=corpus_seed,
+                          progress=progress, feature_kind=feature_kind)

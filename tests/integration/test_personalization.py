@@ -64,3 +64,34 @@ def test_enrollment_never_scores_a_clip_it_adapted_on_and_k0_is_the_global_model
         assert rows.loc[rows["k"] == 0, "accuracy"].iloc[0] == pytest.approx(hits.mean())
     with pytest.raises(ValueError, match="leaves none to score"):
         enrollment_curve(task, weights, ks=(0, 40))
+
+
+def _no_dropout(input_shape, num_classes):
+    import keras
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(32, activation="relu"),
+                             keras.layers.Dense(num_classes, activation="softmax")])
+
+
+@pytest.mark.tff
+@pytest.mark.parametrize("layers", ["all", "head"])
+def test_local_fine_tuning_equals_tffs_personalization_evaluation(layers):
+    # TFF's build_personalization_eval_computation runs the same fine-tuning as a
+    # personalize_fn on each client (tff_ser.engines.tff_personalization).  Compared
+    # with the clips in index order (Keras' fit shuffle and tf.data's draw different
+    # orders) and a model without dropout (fit and forward_pass draw different masks):
+    # every client's global and fine-tuned accuracy and UAR are equal, and fine-tuning
+    # moved them.
+    from tff_ser.engines.tff_personalization import tff_finetune_clients
+    from tff_ser.models import KerasModel
+    model = KerasModel(_no_dropout, name="no_dropout", feature_kind="clip_stats")
+    task = synthetic_task(n_train_clients=4, per_client=24, model=model)
+    train_task, personal_test = personal_split(task, test_fraction=0.25, seed=1)
+    weights = train_federated(train_task, CONFIG, progress=False, federated_eval=False).weights
+    kw = dict(steps=3, lr=1e-2, batch_size=8, layers=layers)
+    ours = finetune_clients(train_task, weights, personal_test, shuffle=False, **kw)
+    tffs = tff_finetune_clients(train_task, weights, personal_test, **kw)
+    assert list(tffs["client"]) == list(ours["client"])
+    for column in ("adapted_on", "n_scored", "global_accuracy", "global_uar",
+                   "personal_accuracy", "personal_uar"):
+        np.testing.assert_allclose(tffs[column], ours[column], atol=1e-9, err_msg=column)
+    assert (ours["personal_accuracy"] != ours["global_accuracy"]).any()

@@ -167,6 +167,13 @@ class RunSpec(_ReadsFlKnobs):
                 key.pop(name)
         return key
 
+    def recipe(self):
+        """The :class:`tff_ser.task.TaskRecipe` of this run (its task is ``recipe().task(features, seed)``)."""
+        from tff_ser.task import TaskRecipe
+        return TaskRecipe(self.model, partition=self.partition, k=self.clients,
+                          split_seed=self.split_seed, normalization=self.normalization,
+                          enroll=self.enroll)
+
     def federated_config(self) -> FederatedConfig:
         """The :class:`tff_ser.fedconfig.FederatedConfig` of this run."""
         return self.fl

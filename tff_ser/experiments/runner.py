@@ -179,10 +179,7 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
     progress : bool
         Progress bar over rounds.
     """
-    from tff_ser.task import task_from_features
-    task = task_from_features(features, spec.model, partition=spec.partition, k=spec.clients,
-                              seed=spec.seed, split_seed=spec.split_seed,
-                              normalization=spec.normalization, enroll=spec.enroll)
+    task = spec.recipe().task(features, seed=spec.seed)
     if spec.teacher:
         task = _distillation_task(task, spec, run_dir)
     if spec.mode == CENTRALIZED:

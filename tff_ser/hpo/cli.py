@@ -126,7 +126,7 @@ def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
 
 def _cmd_privacy(args) -> int:
     import dataclasses
-    from tff_ser.task import prepare_task
+    from tff_ser.task import TaskRecipe
     from tff_ser.hpo.privacy_study import (QUICK_PRIVACY_SPACE, PrivacySpace, run_privacy_study,
                                            write_privacy_report)
     space = QUICK_PRIVACY_SPACE if args.quick else PrivacySpace()
@@ -135,8 +135,9 @@ def _cmd_privacy(args) -> int:
     out = pathlib.Path(args.out or ("results/_scratch/hpo_privacy-quick" if args.quick
                                     else "results/hpo_privacy"))
     out.mkdir(parents=True, exist_ok=True)
-    task = prepare_task("mlp", partition="by_speaker", size="small" if args.quick else "full",
-                        data_dir=args.data_dir, progress=not args.no_progress)
+    task = TaskRecipe("mlp", partition="by_speaker").prepare(
+        size="small" if args.quick else "full", data_dir=args.data_dir,
+        progress=not args.no_progress)
     print(task.info["description"], flush=True)
     t0 = time.perf_counter()
     study = run_privacy_study(task, space, storage=f"sqlite:///{out / 'study.db'}",

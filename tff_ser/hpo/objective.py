@@ -489,7 +489,7 @@ def evaluate_point(task, point: Mapping, settings: RunSettings, *,
     Parameters
     ----------
     task : Task
-        Paper 000's task (``prepare_task("mlp", partition="by_speaker")``).
+        The grid's task (``GridSpace.recipe().task(features)``; paper 000: the MLP, one client per speaker).
     point : mapping
         Values of :data:`~tff_ser.hpo.space.VARIABLES`.
     settings : RunSettings

@@ -92,6 +92,16 @@ class GridSpace:
         object.__setattr__(self, "levels",
                            {v: tuple(sorted(self.levels[v])) for v in VARIABLES})
 
+    def recipe(self, split_seed: int = 0):
+        """The :class:`tff_ser.task.TaskRecipe` every point of the grid trains on.
+
+        The partition and the held-out speakers do not depend on a point's
+        training seed: the study builds one task (seed 0) for all its points.
+        """
+        from tff_ser.task import TaskRecipe
+        return TaskRecipe(self.model, partition=self.partition, k=int(self.clients),
+                          split_seed=split_seed)
+
     def __len__(self) -> int:
         n = 1
         for v in VARIABLES:

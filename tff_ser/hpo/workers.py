@@ -59,17 +59,16 @@ def load_study_task(settings: Mapping, *, data_dir: Optional[str] = None, progre
     keep the corpus elsewhere); the data must still match the study's
     fingerprint.
     """
-    from tff_ser.task import load_features, task_from_features
+    from tff_ser.task import TaskRecipe, load_features
     from tff_ser.corpus.summary import describe_corpus
     data_dir = data_dir if data_dir is not None else settings.get("data_dir")
-    space = GridSpace.from_dict(settings["space"]) if "space" in settings else None
-    model = space.model if space else "mlp"
-    load, features = load_features(model, data_dir=data_dir, size=settings.get("size", "full"),
-                                   corpus_seed=0, progress=progress)
-    # The partition and the held-out speakers do not depend on the training seed.
-    task = task_from_features(features, model, partition=space.partition if space else "by_speaker",
-                              k=space.clients if space else 4, seed=0,
-                              split_seed=int(settings.get("split_seed", 0)))
+    split_seed = int(settings.get("split_seed", 0))
+    recipe = (GridSpace.from_dict(settings["space"]).recipe(split_seed) if "space" in settings
+              else TaskRecipe("mlp", split_seed=split_seed))
+    load, features = load_features(recipe.model, data_dir=data_dir,
+                                   size=settings.get("size", "full"), corpus_seed=0,
+                                   progress=progress)
+    task = recipe.task(features, seed=0)  # one task for every point (GridSpace.recipe)
     return task, task_fingerprint(task), describe_corpus(load, load.clips)
 
 
