@@ -341,6 +341,8 @@ def _finish(task, config, engine, rounds, history, stopped, per_round_bytes, sam
         final["validation_predictions"] = ev["predictions"]
         if federated_eval and engine == "tff":
             final["federated_eval"] = rounds.federated_eval()
+    if hasattr(rounds, "final_metrics"):
+        final.update(rounds.final_metrics())
     if history:
         final["train_loss"] = history[-1]["train_loss"]
         final["train_accuracy"] = history[-1]["train_accuracy"]

@@ -11,6 +11,12 @@ global model (its ``(trainable, non_trainable)`` weights, e.g. ``result.weights`
   it, each client fine-tunes the global model on its personal-train clips
   (``steps`` passes, the head or all layers) and is scored on its
   personal-test clips, beside the global model on the same clips.
+* :func:`personalized_task` -- **FedPer and Ditto** (personalization within
+  FedAvg, :mod:`tff_ser.engines.personal`): the same personal split, and
+  ``train_federated(task, config, engine="tf")`` trains the global model while
+  every client keeps its own head (FedPer) or model (Ditto);
+  :func:`personal_table` reads each client's own model and the global one on
+  its personal-test clips from the result.
 * :func:`enrollment_curve` -- **new-speaker enrollment**: a held-out speaker
   labels ``k`` of its clips (k in 0, 5, 10, 20: chosen stratified by emotion,
   seeded), the global model adapts on them, and is scored on the speaker's
@@ -159,3 +165,29 @@ def enrollment_curve(task: Task, weights, *, ks: Sequence[int] = (0, 5, 10, 20),
             rows.append({"speaker": spk, "k": k, **_scores(task, model, scored),
                          "enrolled": [int(r) for r in enrolled]})
     return pd.DataFrame(rows)
+
+
+def personalized_task(task: Task, method: str = "fedper", *, test_fraction: float = 0.25,
+                      seed: int = 0, personal_layers: int = 1, ditto_lambda: float = 0.1):
+    """``task`` prepared for FedPer or Ditto: personal split, and the method's knobs.
+
+    Train it with ``train_federated(ptask, config, engine="tf")`` (the engine
+    that keeps per-client state); read the per-client table with
+    :func:`personal_table`.  See :mod:`tff_ser.engines.personal`.
+    """
+    from tff_ser.engines.personal import PersonalizedTask, PersonalSpec
+    spec = PersonalSpec(method, personal_layers=personal_layers, ditto_lambda=ditto_lambda)
+    train_task, personal_test = personal_split(task, test_fraction=test_fraction, seed=seed)
+    fields = {f.name: getattr(train_task, f.name) for f in dataclasses.fields(Task)}
+    fields["info"] = {**train_task.info, "personalization": spec.to_dict()}
+    return PersonalizedTask(**fields, personal=spec, personal_test=personal_test)
+
+
+def personal_table(result) -> pd.DataFrame:
+    """One row per client of a FedPer / Ditto run: its own model and the global one on its
+    personal-test clips (``global_*`` / ``personal_*`` accuracy and UAR)."""
+    personalized = result.final_metrics.get("personalized")
+    if personalized is None:
+        raise ValueError("this result is not of a personalized run (personalized_task + the tf "
+                         "engine); for fine-tuning after FedAvg use finetune_clients")
+    return pd.DataFrame(personalized["clients"])

@@ -192,9 +192,22 @@ def distillation_reason(name: str, task) -> Optional[str]:
             f"(paper 002) runs on the {' or '.join(DISTILLING_ENGINES)} engine")
 
 
+#: Engines that train a personalized task (:mod:`tff_ser.engines.personal`: FedPer, Ditto).
+PERSONALIZING_ENGINES = ("tf",)
+
+
+def personalization_reason(name: str, task) -> Optional[str]:
+    """Why engine ``name`` cannot personalize ``task`` (``None``: not personalized, or it can)."""
+    if getattr(task, "personal", None) is None or name in PERSONALIZING_ENGINES:
+        return None
+    return (f"the {name} engine keeps no per-client state; {task.personal.method} "
+            f"personalization runs on the {' or '.join(PERSONALIZING_ENGINES)} engine")
+
+
 def unsupported_reason(name: str, task, config) -> Optional[str]:
     """Why engine ``name`` cannot train ``task`` with ``config`` (``None``: it can)."""
-    return distillation_reason(name, task) or _engine_class(name).unsupported_reason(task, config)
+    return (distillation_reason(name, task) or personalization_reason(name, task)
+            or _engine_class(name).unsupported_reason(task, config))
 
 
 def choose_engine(task, config, engine: str = "auto") -> str:
@@ -228,7 +241,7 @@ def choose_engine(task, config, engine: str = "auto") -> str:
         if reason is None:
             return name
         reasons.append(reason)
-    reason = distillation_reason("tff", task)
+    reason = distillation_reason("tff", task) or personalization_reason("tff", task)
     if reason:
         raise EngineUnsupported(f"no engine can train this run: {'; '.join(reasons)}")
     from tff_ser.stack import require_tff

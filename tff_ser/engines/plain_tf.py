@@ -143,11 +143,28 @@ class PlainTFFedAvg:
         """Variables trained and averaged beside the model's own (none here)."""
         return []
 
+    def _client_start(self) -> None:
+        """In the graph, after a client's model is reset to the server's: nothing here
+        (personalization puts the client's own layers back, :mod:`tff_ser.engines.personal`)."""
+        return None
+
+    def _shared(self) -> List[bool]:
+        """Which train variables a client's update sends to the server (all, here)."""
+        return [True] * len(self.train_variables)
+
     def _batch_loss(self, rows, labels):
         """The model's predictions on clips ``rows`` and the loss a local step minimises."""
         model = self.model
         predictions = model(tf.gather(self.x, rows), training=True)
         return predictions, tf.add_n([self.loss_fn(labels, predictions)] + list(model.losses))
+
+    def _proximal(self, grads, variables):
+        """The gradients a local step applies: FedProx adds its proximal term."""
+        if self.config.algorithm == "fedprox":
+            # TFF 0.87's proximal term, as written there: mu * (initial - current).
+            mu = tf.constant(self.config.proximal_strength, tf.float32)
+            grads = [g + mu * (s - w) for g, s, w in zip(grads, self.server_trainable, variables)]
+        return grads
 
     def _step(self, rows, t, client_lr):
         """One local step on the clips ``rows``; ``t`` is the client optimizer's step (1-based)."""
@@ -156,11 +173,7 @@ class PlainTFFedAvg:
         with tf.GradientTape() as tape:
             predictions, loss = self._batch_loss(rows, labels)
         variables = self.train_variables
-        grads = tape.gradient(loss, variables)
-        if self.config.algorithm == "fedprox":
-            # TFF 0.87's proximal term, as written there: mu * (initial - current).
-            mu = tf.constant(self.config.proximal_strength, tf.float32)
-            grads = [g + mu * (s - w) for g, s, w in zip(grads, self.server_trainable, variables)]
+        grads = self._proximal(tape.gradient(loss, variables), variables)
         with tf.control_dependencies(grads):  # every gradient before any in-place update
             grads = [tf.identity(g) for g in grads]
         if spec.kind == "adam":
@@ -190,12 +203,8 @@ class PlainTFFedAvg:
             tf.argmax(predictions, axis=-1, output_type=tf.int32), labels), tf.float32))
         return loss * n, hits, n
 
-    def _client_update(self, full_rows, last_rows, client_lr, seed):
-        model = self.model
-        for var, server in zip(self.train_variables + model.non_trainable_variables,
-                               self.server_trainable + self.server_non_trainable):
-            var.assign(server)
-        # TFF builds a fresh client optimizer every round.
+    def _fresh_client_optimizer(self) -> None:
+        """TFF builds a fresh client optimizer every round: its slots start anew."""
         if self.client_spec.has_accumulator:
             for slot in self.client_m:
                 slot.assign(tf.zeros_like(slot))
@@ -204,6 +213,14 @@ class PlainTFFedAvg:
                      if self.client_spec.kind in ("yogi", "adagrad") else 0.0)
             for slot in self.client_v:
                 slot.assign(tf.fill(tf.shape(slot), tf.constant(start, tf.float32)))
+
+    def _client_update(self, full_rows, last_rows, client_lr, seed):
+        model = self.model
+        for var, server in zip(self.train_variables + model.non_trainable_variables,
+                               self.server_trainable + self.server_non_trainable):
+            var.assign(server)
+        self._client_start()
+        self._fresh_client_optimizer()
         steps = tf.shape(full_rows)[0]
         loss_sum, hits, n = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
         for k in tf.range(steps):
@@ -212,7 +229,8 @@ class PlainTFFedAvg:
         if tf.shape(last_rows)[0] > 0:
             l_k, h_k, n_k = self._step(last_rows, steps + 1, client_lr)
             loss_sum, hits, n = loss_sum + l_k, hits + h_k, n + n_k
-        deltas = [s - w for s, w in zip(self.server_trainable, self.train_variables)]
+        deltas = [s - w if shared else tf.zeros_like(w) for s, w, shared
+                  in zip(self.server_trainable, self.train_variables, self._shared())]
         weight = n if self.config.weighted else tf.constant(1.0)
         if not self.agg.plain:
             # TFF zeroes a non-finite update (weight 0 when weighted) before its aggregator
@@ -305,10 +323,15 @@ class PlainTFFedAvg:
         self._traced = True
         self.compile_seconds += time.perf_counter() - tc
 
+    def _run_client(self, cid: str, rows: np.ndarray, client_lr, seed) -> None:
+        """One sampled client's update: its clips as full batches of BS and a partial last one."""
+        bs = self.config.batch_size
+        full = len(rows) // bs
+        self._client_fn(rows[:full * bs].reshape(full, bs), rows[full * bs:], client_lr, seed)
+
     def run_round(self, round_num: int) -> dict:
         """Train round ``round_num``; returns its history row (keys as the TFF engine's)."""
         config = self.config
-        bs = config.batch_size
         client_lr = tf.constant(config.client_lr, tf.float32)
         self.warm_up()
         t0 = time.perf_counter()
@@ -320,11 +343,9 @@ class PlainTFFedAvg:
         for metric in self.metrics:
             metric.reset_state()
         sampled = round_clip_rows(self.task.train_clients, config, round_num)
-        for position, (_, rows) in enumerate(sampled):
-            rows = np.asarray(rows, np.int32)
-            full = len(rows) // bs
-            self._client_fn(rows[:full * bs].reshape(full, bs), rows[full * bs:], client_lr,
-                            aggregation_seed(config.seed, round_num, position))
+        for position, (cid, rows) in enumerate(sampled):
+            self._run_client(cid, np.asarray(rows, np.int32), client_lr,
+                             aggregation_seed(config.seed, round_num, position))
         self._server_fn(tf.constant(config.server_lr, tf.float32),
                         aggregation_seed(config.seed, round_num, -1))
         _, loss_sum, hits, examples = (float(v) for v in self.sums.numpy())
@@ -358,6 +379,9 @@ class PlainTFEngine:
         if getattr(task, "teacher", None) is not None:
             from tff_ser.engines.distill import DistillationFedAvg
             self.engine = DistillationFedAvg(task, config)
+        elif getattr(task, "personal", None) is not None:
+            from tff_ser.engines.personal import PersonalizedFedAvg
+            self.engine = PersonalizedFedAvg(task, config)
         else:
             self.engine = PlainTFFedAvg(task, config)
         self.path: Optional[str] = None
@@ -374,6 +398,8 @@ class PlainTFEngine:
         accumulator, preconditioner = optimizers.initial_slots(self.engine.server_spec, trainable)
         self.engine.set_state(EngineState(0, trainable, non_trainable, 0, accumulator,
                                           preconditioner))
+        if hasattr(self.engine, "start_personal"):
+            self.engine.start_personal()
 
     def resume(self, checkpoint_dir: str) -> int:
         self.path = os.path.join(checkpoint_dir, "engine_state.npz")
@@ -381,13 +407,36 @@ class PlainTFEngine:
             return 0
         state = EngineState.load(self.path)
         self.engine.set_state(state)
+        if hasattr(self.engine, "load_personal"):
+            # written before engine_state.npz by save(): present whenever the state is
+            self.engine.load_personal(self._personal_path(int(state.round_num)))
         return int(state.round_num)
+
+    def _personal_path(self, round_num: int) -> str:
+        # one file per round: a kill between it and engine_state.npz leaves the
+        # state's own round's file in place
+        return os.path.join(os.path.dirname(self.path), f"personal_state_{round_num}.npz")
 
     def round(self, round_num: int) -> dict:
         return self.engine.run_round(round_num)
 
     def save(self, round_num: int) -> None:
+        if hasattr(self.engine, "save_personal"):
+            self.engine.save_personal(self._personal_path(round_num))
         self.engine.get_state(round_num).save(self.path)
+        if hasattr(self.engine, "save_personal"):
+            folder = os.path.dirname(self.path)
+            for name in os.listdir(folder):
+                if (name.startswith("personal_state_") and name.endswith(".npz")
+                        and name != os.path.basename(self._personal_path(round_num))):
+                    os.remove(os.path.join(folder, name))
+
+    def final_metrics(self) -> dict:
+        """What the run adds to its final metrics (personalization: each client's own model)."""
+        if hasattr(self.engine, "evaluate_personal"):
+            return {"personalized": {"spec": self.task.personal.to_dict(),
+                                     "clients": self.engine.evaluate_personal()}}
+        return {}
 
     def weights(self) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """The model's server weights (without a distillation projection)."""

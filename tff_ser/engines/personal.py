@@ -1,0 +1,269 @@
+"""Personalized federated learning on the tf engine: FedPer and Ditto, each client keeping its own model.
+
+Both train the global model with the tf engine's FedAvg rounds (sampling,
+client order, fresh client optimizer, weighted mean, server optimizer,
+non-finite rejection, checkpoints: :class:`~tff_ser.engines.plain_tf.PlainTFFedAvg`)
+and keep, for every training client, state that never leaves it:
+
+* **FedPer** (Arivazhagan et al. 2019, "Federated learning with personalization
+  layers"): the model's last ``personal_layers`` layers with weights are the
+  client's own *personal head*; a sampled client trains its head and the shared
+  body together on its clips, sends only the body's update, and keeps its head
+  for the next round it is sampled in.  Every head starts from the global
+  model's initial head.  The server's copy of the head receives no update and
+  stays the initial one (what a new speaker starts from).
+* **Ditto** (Li et al. 2021, "Ditto: fair and robust federated learning through
+  personalization"): the global model trains by plain FedAvg; a sampled client
+  then also trains its *personal model* ``v`` for the same local steps on the
+  same batches, minimising ``f(v) + lambda / 2 * ||v - w||^2`` with ``w`` the
+  round's global model (gradient ``grad f(v) + lambda * (v - w)``), with its
+  own fresh client optimizer.  ``v`` starts as the initial global model and
+  is kept by the client.  ``lambda = 0`` is local training alone; a large
+  ``lambda`` pulls every ``v`` to the global model.
+
+A client's personal state lives in :attr:`PersonalizedFedAvg.personal` (client id
+-> arrays) and is checkpointed beside the engine state (``personal_state_<round>.npz``,
+written atomically before ``engine_state.npz``; older rounds' files are removed
+after it), so a killed run resumes with every client's own model of the saved round.
+After training, :meth:`PersonalizedFedAvg.evaluate_personal` scores each
+client's own model on its personal-test clips (``PersonalizedTask.personal_test``,
+from :func:`tff_ser.personalization.personal_split`), beside the global model
+on the same clips.  Only the tf engine trains these (:data:`PERSONALIZING_ENGINES`):
+the fast batched engine and TFF's process hold no per-client state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tff_ser.engines.plain_tf import PlainTFFedAvg
+from tff_ser.task import Task
+
+#: Personalized FedAvg methods (:class:`PersonalSpec`).
+METHODS = ("fedper", "ditto")
+
+
+@dataclasses.dataclass(frozen=True)
+class PersonalSpec:
+    """Which personalization, and its knobs.
+
+    Parameters
+    ----------
+    method : {"fedper", "ditto"}
+    personal_layers : int
+        FedPer: how many of the model's last layers with weights are each
+        client's own (1: the softmax layer).
+    ditto_lambda : float
+        Ditto's lambda, the pull of a personal model toward the global one.
+    """
+
+    method: str = "fedper"
+    personal_layers: int = 1
+    ditto_lambda: float = 0.1
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"personalization method must be one of {METHODS}, got "
+                             f"{self.method!r}")
+        if int(self.personal_layers) < 1:
+            raise ValueError(f"personal_layers must be >= 1, got {self.personal_layers}")
+        if not 0.0 <= float(self.ditto_lambda) < float("inf"):
+            raise ValueError(f"ditto_lambda must be >= 0 and finite, got {self.ditto_lambda}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class PersonalizedTask(Task):
+    """A :class:`Task` trained with personalization: its spec and each client's personal-test clips.
+
+    Its training clients hold only their personal-train clips (see
+    :func:`tff_ser.personalization.personalized_task`).
+    """
+
+    personal: Optional[PersonalSpec] = None
+    personal_test: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.personal is None:
+            raise ValueError("a PersonalizedTask needs personal=PersonalSpec(...)")
+        for cid, rows in self.personal_test.items():
+            if cid not in self.train_clients:
+                raise ValueError(f"personal-test clips of {cid!r}, which is no training client")
+            if set(np.asarray(rows).tolist()) & set(np.asarray(self.train_clients[cid]).tolist()):
+                raise ValueError(f"client {cid!r}: personal-test clips are among its training clips")
+
+
+def _weighted_layers(model) -> list:
+    return [layer for layer in model.layers if layer.trainable_weights]
+
+
+class PersonalizedFedAvg(PlainTFFedAvg):
+    """FedAvg rounds of ``task.model`` with each client's own head (FedPer) or model (Ditto)."""
+
+    def __init__(self, task: Task, config):
+        self.spec: PersonalSpec = task.personal
+        super().__init__(task, config)
+        variables = self.train_variables
+        if self.spec.method == "fedper":
+            layers = _weighted_layers(self.model)
+            if self.spec.personal_layers >= len(layers):
+                raise ValueError(
+                    f"personal_layers={self.spec.personal_layers} leaves no shared layer: "
+                    f"the model has {len(layers)} layers with weights")
+            head = {id(w) for layer in layers[-self.spec.personal_layers:]
+                    for w in layer.trainable_weights}
+            self._personal_mask = [id(v) in head for v in variables]
+        else:
+            self._personal_mask = [True] * len(variables)
+        self.personal_vars = [v for v, p in zip(variables, self._personal_mask) if p]
+        self.personal_in = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                        name="personal_in") for v in self.personal_vars]
+        #: client id -> that client's own arrays (FedPer: its head; Ditto: its whole model)
+        self.personal: Dict[str, List[np.ndarray]] = {}
+        self._ditto_pass = False
+        self._personal_fn = tf.function(self._personal_update, input_signature=[
+            tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([], tf.float32)])
+
+    # ------------------------------------------------------------ graph parts
+
+    def _client_start(self) -> None:
+        if self.spec.method == "fedper":
+            for var, mine in zip(self.personal_vars, self.personal_in):
+                var.assign(mine)
+
+    def _shared(self) -> List[bool]:
+        if self.spec.method == "fedper":
+            return [not p for p in self._personal_mask]
+        return super()._shared()
+
+    def _proximal(self, grads, variables):
+        if not self._ditto_pass:
+            return super()._proximal(grads, variables)
+        lam = tf.constant(self.spec.ditto_lambda, tf.float32)
+        return [g + lam * (w - s) for g, s, w in zip(grads, self.server_trainable, variables)]
+
+    def _personal_update(self, full_rows, last_rows, client_lr):
+        """Ditto: train the client's own model from ``personal_in``, toward the server's."""
+        self._ditto_pass = True  # while this function is traced
+        try:
+            for var, mine in zip(self.train_variables, self.personal_in):
+                var.assign(mine)
+            self._fresh_client_optimizer()
+            steps = tf.shape(full_rows)[0]
+            for k in tf.range(steps):
+                self._step(full_rows[k], k + 1, client_lr)
+            if tf.shape(last_rows)[0] > 0:
+                self._step(last_rows, steps + 1, client_lr)
+        finally:
+            self._ditto_pass = False
+
+    # ------------------------------------------------------------ state
+
+    def _initial_personal(self) -> List[np.ndarray]:
+        return [v.numpy() for v, p in zip(self.server_trainable, self._personal_mask) if p]
+
+    def _own(self, cid: str) -> List[np.ndarray]:
+        if cid not in self.personal:
+            self.personal[cid] = self._initial_personal()
+        return self.personal[cid]
+
+    def start_personal(self) -> None:
+        """Every client starts from the initial global model's personal part."""
+        self.personal = {}
+
+    def save_personal(self, path: str) -> None:
+        from tff_ser.rundir import atomic_write_bytes
+        arrays = {f"{cid}\x1f{i}": a for cid, values in self.personal.items()
+                  for i, a in enumerate(values)}
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    def load_personal(self, path: str) -> None:
+        personal: Dict[str, Dict[int, np.ndarray]] = {}
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                cid, i = key.split("\x1f")
+                personal.setdefault(cid, {})[int(i)] = data[key]
+        self.personal = {cid: [v[i] for i in sorted(v)] for cid, v in personal.items()}
+
+    # ------------------------------------------------------------ one round
+
+    def warm_up(self) -> None:
+        if self._traced:
+            return
+        super().warm_up()
+        if self.spec.method == "ditto":
+            self._personal_fn.get_concrete_function()
+
+    def _run_client(self, cid, rows, client_lr, seed) -> None:
+        # the tf engine's client update, with the client's own part put in before it
+        # (FedPer) or trained after it (Ditto), and read back
+        bs = self.config.batch_size
+        full = len(rows) // bs
+        full_rows, last_rows = rows[:full * bs].reshape(full, bs), rows[full * bs:]
+        if self.spec.method == "fedper":
+            for var, value in zip(self.personal_in, self._own(cid)):
+                var.assign(value)
+            self._client_fn(full_rows, last_rows, client_lr, seed)
+            self.personal[cid] = [v.numpy() for v in self.personal_vars]
+        else:  # ditto: the global update, then the personal model's steps
+            self._client_fn(full_rows, last_rows, client_lr, seed)
+            for var, value in zip(self.personal_in, self._own(cid)):
+                var.assign(value)
+            self._personal_fn(full_rows, last_rows, client_lr)
+            self.personal[cid] = [v.numpy() for v in self.train_variables]
+
+    # ------------------------------------------------------------ evaluation
+
+    def personal_weights(self, cid: str):
+        """``(trainable, non_trainable)`` of client ``cid``'s own model."""
+        trainable = [v.numpy() for v in self.server_trainable]
+        own = iter(self._own(cid))
+        trainable = [next(own) if p else w for w, p in zip(trainable, self._personal_mask)]
+        return trainable, [v.numpy() for v in self.server_non_trainable]
+
+    def evaluate_personal(self) -> List[dict]:
+        """Each client with personal-test clips: its own model and the global one on them.
+
+        ``distance_to_global``: ``||own - global|| / ||global||`` over the
+        trainable weights (how far the client's model is from the global one).
+        """
+        from tff_ser.metrics import classification_metrics
+        task = self.task
+        model = task.model_def.build(task.input_shape, task.num_classes, seed=0)
+
+        def score(weights, rows):
+            trainable, non_trainable = weights
+            for var, value in zip(model.trainable_weights + model.non_trainable_weights,
+                                  list(trainable) + list(non_trainable)):
+                var.assign(value)
+            pred = np.argmax(np.asarray(model(task.x[rows], training=False)), axis=1)
+            m = classification_metrics(task.y[rows], pred, num_classes=task.num_classes)
+            return m["accuracy"], m["balanced_accuracy"]
+
+        glob = ([v.numpy() for v in self.server_trainable],
+                [v.numpy() for v in self.server_non_trainable])
+        out = []
+        for cid in sorted(task.personal_test):
+            rows = np.asarray(task.personal_test[cid])
+            g_acc, g_uar = score(glob, rows)
+            own = self.personal_weights(cid)
+            p_acc, p_uar = score(own, rows)
+            gap = np.sqrt(sum(float(np.sum((a - b) ** 2)) for a, b in zip(own[0], glob[0])))
+            norm = np.sqrt(sum(float(np.sum(b ** 2)) for b in glob[0]))
+            out.append({"client": cid, "n_scored": int(len(rows)),
+                        "sampled": cid in self.personal, "global_accuracy": g_acc,
+                        "global_uar": g_uar, "personal_accuracy": p_acc, "personal_uar": p_uar,
+                        "distance_to_global": gap / norm if norm else float("nan")})
+        return out
+
+
