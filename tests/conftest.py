@@ -23,6 +23,16 @@ NO_TFF_REASON = ("needs TensorFlow Federated: runs on the reference stack "
                  "(make test STACK=reference)")
 
 
+def pytest_sessionstart(session):
+    # librosa's numba cache, compiled here first and alone: processes the tests start
+    # (feature workers, CLI runs, notebook kernels) then only read it.  Two processes
+    # compiling it at once on a fresh environment can leave a mixed pair of cache files
+    # that segfaults whoever loads it later (numba#10128; stop 32's and a later CI run
+    # died so in tests/unit/test_generate.py's first librosa.yin).
+    from tff_ser.features.pipeline import warm_librosa_cache
+    warm_librosa_cache()
+
+
 def pytest_collection_modifyitems(config, items):
     from tff_ser.stack import has_tff
     if has_tff():

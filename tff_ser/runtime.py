@@ -307,102 +307,11 @@ _CHANNEL_OPTIONS = [
 ]
 
 
-_STUB_CLASS: list = []
-
-
-def _worker_stub(channel):
-    """TFF's gRPC stub for a worker, minus its standing connectivity watch.
-
-    TFF 0.87's ``RemoteExecutorGrpcStub`` subscribes to the channel for its
-    whole life: a gRPC polling thread per channel that is never closed, so
-    every worker restart left a thread polling a dead port (40 restarts, 40
-    threads), and a channel closed under its polling thread is a known gRPC
-    segfault (grpc/grpc#16290; the CI run of stop 32 died in one).  This stub
-    asks for readiness only when asked (:attr:`is_ready`), so the channel has
-    no subscriber once ready and :meth:`close` ends it cleanly.  Disposals
-    after close are no-ops (the worker holding those values is gone).
-    """
-    if not _STUB_CLASS:
-        import grpc
-        from tensorflow_federated.proto.v0 import executor_pb2_grpc
-        from tensorflow_federated.python.core.impl.executors import (
-            executors_errors, remote_executor_grpc_stub)
-
-        class WorkerStub(remote_executor_grpc_stub.RemoteExecutorGrpcStub):
-            def __init__(self, channel):  # noqa: D107  (no subscription: see _worker_stub)
-                self._channel = channel
-                self._stub = executor_pb2_grpc.ExecutorGroupStub(channel)
-                self._closed = False
-
-            def wait_ready(self, timeout: float) -> bool:
-                if self._closed:
-                    return False
-                future = grpc.channel_ready_future(self._channel)
-                try:
-                    future.result(timeout=timeout)
-                    return True
-                except grpc.FutureTimeoutError:
-                    return False
-                finally:
-                    future.cancel()  # unsubscribes: no polling thread stays behind
-
-            @property
-            def is_ready(self) -> bool:
-                return self.wait_ready(0.5)
-
-            def dispose(self, request):
-                if not self._closed:
-                    return super().dispose(request)
-
-            def dispose_executor(self, request):
-                if not self._closed:
-                    return super().dispose_executor(request)
-
-            def _open(self):
-                # An executor made before its worker was stopped: retryable,
-                # as an unreachable worker is, so TFF's context builds a fresh
-                # executor (and get_stub a fresh worker) and runs it again.
-                if self._closed:
-                    raise executors_errors.RetryableError(
-                        "this TFF worker was stopped; a fresh one is started")
-
-            def get_executor(self, request):
-                self._open()
-                return super().get_executor(request)
-
-            def create_value(self, request):
-                self._open()
-                return super().create_value(request)
-
-            def create_struct(self, request):
-                self._open()
-                return super().create_struct(request)
-
-            def create_call(self, request):
-                self._open()
-                return super().create_call(request)
-
-            def create_selection(self, request):
-                self._open()
-                return super().create_selection(request)
-
-            def compute(self, request):
-                self._open()
-                return super().compute(request)
-
-            def close(self) -> None:
-                if not self._closed:
-                    self._closed = True
-                    self._channel.close()
-
-        _STUB_CLASS.append(WorkerStub)
-    return _STUB_CLASS[0](channel)
-
-
 def _owned_cpp_executor_factory(default_num_clients: int = 0,
                                 max_concurrent_computation_calls: int = -1):
     """``local_cpp_executor_factory`` of TFF 0.87 with a worker we can stop."""
     import grpc
+    from tff_ser.worker_stub import worker_stub
     import portpicker
     from tensorflow_federated.python.core.impl.executor_stacks import (
         python_executor_stacks)
@@ -430,7 +339,7 @@ def _owned_cpp_executor_factory(default_num_clients: int = 0,
         peak = {"kib": 0}
         threading.Thread(target=_watch_memory, args=(process, peak), daemon=True,
                          name=f"tff-worker-{process.pid}-memory").start()
-        stub = _worker_stub(grpc.insecure_channel(f"localhost:{port}", channel_options))
+        stub = worker_stub(grpc.insecure_channel(f"localhost:{port}", channel_options))
         deadline = time.monotonic() + 120
         while not stub.wait_ready(0.2):
             if process.poll() is not None:
@@ -602,11 +511,12 @@ def worker_count(spec: tuple) -> int:
 def _remote_executor_factory(address: str, connect_timeout: float):
     """A worker someone started elsewhere (``tff-ser worker --port``), reached over gRPC."""
     import grpc
+    from tff_ser.worker_stub import worker_stub
     from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
     from tensorflow_federated.python.core.impl.executors import remote_executor
     from tensorflow_federated.python.core.impl.types import placements
     # One channel per address for the life of the process (contexts are cached).
-    stub = _worker_stub(grpc.insecure_channel(address, _CHANNEL_OPTIONS))
+    stub = worker_stub(grpc.insecure_channel(address, _CHANNEL_OPTIONS))
 
     def stack_fn(cardinalities):
         deadline = time.monotonic() + connect_timeout

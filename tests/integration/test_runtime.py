@@ -188,9 +188,9 @@ print("THREADS", *counts, "POLLING", grpc_threads(), flush=True)
 def test_restarting_the_worker_leaves_no_grpc_thread_or_channel_behind():
     # TFF's stub keeps a connectivity-polling thread per channel for ever; one
     # per restart piled up (40 restarts, 40 threads polling dead ports), and a
-    # channel collected under its polling thread is a gRPC segfault (the CI run
-    # of stop 32 died in one, in an unrelated test).  Stopping a worker closes
-    # its channel: the thread count stays flat and no polling thread is left.
+    # channel closed under its polling thread is a known gRPC segfault
+    # (grpc/grpc#16290).  Stopping a worker closes its channel: the thread
+    # count stays flat and no polling thread is left.
     out = subprocess.run([sys.executable, "-c", RESTARTS], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -205,3 +205,29 @@ def test_an_explicit_unwritable_cache_dir_is_an_error_with_the_way_out(corpus, t
     not_a_directory.write_text("x")
     with pytest.raises(ValueError, match="use_cache=False"):
         extract(corpus, "paper001", cache_dir=not_a_directory, progress=False)
+
+
+WORKER_USE = r"""
+import numpy as np, librosa
+from tff_ser.features.pipeline import extract_clip  # noqa: F401  (what a feature worker imports)
+y = np.random.default_rng(0).normal(size=16000).astype(np.float32)
+librosa.feature.melspectrogram(y=y, sr=16000)
+librosa.yin(y, fmin=60, fmax=500, sr=16000, frame_length=1024)
+"""
+
+
+def test_after_the_parents_warm_up_a_worker_only_reads_librosas_numba_cache(tmp_path):
+    # numba#10128: two processes compiling librosa's gufuncs at once on a cold cache can
+    # leave a mixed pair of cache files that segfaults a later reader. warm_librosa_cache()
+    # (run before every worker pool) writes the whole cache; a worker then writes nothing.
+    import subprocess
+    import sys
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    subprocess.run([sys.executable, "-c", "from tff_ser.features.pipeline import "
+                    "warm_librosa_cache; warm_librosa_cache()"], env=env, check=True,
+                   timeout=300)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "numba").rglob("*.nb*")}
+    assert len([p for p in before if p.suffix == ".nbi"]) >= 10
+    subprocess.run([sys.executable, "-c", WORKER_USE], env=env, check=True, timeout=300)
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "numba").rglob("*.nb*")}
+    assert after == before

@@ -485,6 +485,8 @@ def _train_runs(to_train: Sequence[tuple], experiment: str, *, checkpoint: bool,
     from tff_ser.results import RunResult
     jobs = min(jobs, len(to_train))
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    from tff_ser.features.pipeline import warm_librosa_cache
+    warm_librosa_cache()  # workers that extract features must not compile librosa's numba at once
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
         initializer=_job_init, initargs=(threads,))

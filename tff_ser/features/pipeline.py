@@ -311,6 +311,7 @@ def _compute(tasks: List[tuple], n_jobs: Optional[int], progress: bool, desc: st
                     results.append(extract_clip(*task))
                     bar.update()
             return results
+        warm_librosa_cache()  # before the workers: see its docstring
         if own_process:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -338,6 +339,34 @@ def _compute(tasks: List[tuple], n_jobs: Optional[int], progress: bool, desc: st
                 results.append(outcome)
                 bar.update()
         return results
+
+
+def warm_librosa_cache() -> None:
+    """Compile librosa's numba functions in this process before any worker process does.
+
+    librosa compiles its ``guvectorize`` functions (``localmax``, ``localmin``,
+    ``peak_pick``, pitch and zero-crossing helpers) with ``cache=True`` when
+    its modules are first used, writing two cache files per compiled
+    signature into its ``__pycache__``.  Processes that compile at the same
+    time on a cold cache (a fresh environment, two feature workers) can leave
+    a pair of files from two different processes, and any later process that
+    loads that pair crashes with a segmentation fault (numba issue #10128; two
+    CI runs of this project died so, in a test far from the workers).  Once
+    the cache is complete, processes only read it.  So the parent compiles
+    first, alone: call this before starting worker processes.  Cheap when the
+    cache is warm (it only loads), and once per process.
+    """
+    if _WARMED:
+        return
+    import librosa
+    silence = np.zeros(4096, dtype=np.float32)
+    librosa.feature.melspectrogram(y=silence, sr=16000)  # util.utils, core.spectrum
+    librosa.zero_crossings(silence)  # core.audio
+    librosa.yin(silence, fmin=80, fmax=400, sr=16000, frame_length=1024)  # core.pitch
+    _WARMED.append(True)
+
+
+_WARMED: list = []
 
 
 def extract(clips: Sequence[Clip], kind: str, *, sr: int = 16000, cache_dir=None,
