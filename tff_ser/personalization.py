@@ -191,3 +191,117 @@ def personal_table(result) -> pd.DataFrame:
         raise ValueError("this result is not of a personalized run (personalized_task + the tf "
                          "engine); for fine-tuning after FedAvg use finetune_clients")
     return pd.DataFrame(personalized["clients"])
+
+
+#: What a run can do for each training client's own number (:class:`PersonalPlan`).
+PLAN_METHODS = ("finetune", "fedper", "ditto")
+
+
+@dataclasses.dataclass(frozen=True)
+class PersonalPlan:
+    """One run's personalization, as an experiment declares it (``RunSpec.personal``).
+
+    Every method first keeps ``test_fraction`` of each training client's clips
+    as its personal test (:func:`personal_split`, seeded with the run's seed, so
+    the methods of one seed score the same clips) and then:
+
+    * ``"finetune"``: plain FedAvg on the personal-train parts, then each client
+      fine-tunes the global model (``steps`` epochs, ``layers``, Adam ``lr``,
+      ``batch_size``) -- :func:`finetune_clients`;
+    * ``"fedper"`` / ``"ditto"``: personalization within FedAvg
+      (:mod:`tff_ser.engines.personal`; ``personal_layers``, ``ditto_lambda``).
+
+    Every client's row has the global model's and its own model's accuracy and
+    UAR on its personal-test clips.  With ``enroll_ks``, the held-out speakers
+    are also enrolled (:func:`enrollment_curve`, same ``steps`` / ``layers``)
+    from the global model -- not for FedPer, whose global head is never trained.
+    """
+
+    method: str = "finetune"
+    test_fraction: float = 0.25
+    steps: int = 5
+    layers: str = "all"
+    lr: float = 1e-3
+    batch_size: int = 16
+    personal_layers: int = 1
+    ditto_lambda: float = 0.1
+    enroll_ks: Tuple[int, ...] = (0, 5, 10, 20)
+
+    def __post_init__(self):
+        if self.method not in PLAN_METHODS:
+            raise ValueError(f"personalization method must be one of {PLAN_METHODS}, got "
+                             f"{self.method!r}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1); got {self.test_fraction}")
+        if self.layers not in ("head", "all"):
+            raise ValueError(f"layers must be 'head' or 'all', got {self.layers!r}")
+        if int(self.steps) < 0 or any(int(k) < 0 for k in self.enroll_ks):
+            raise ValueError(f"steps and enroll_ks must be >= 0; got {self.steps}, "
+                             f"{self.enroll_ks}")
+        object.__setattr__(self, "enroll_ks", tuple(int(k) for k in self.enroll_ks))
+        if self.method != "finetune":  # the method's own knobs are checked where they are kept
+            from tff_ser.engines.personal import PersonalSpec
+            PersonalSpec(self.method, personal_layers=self.personal_layers,
+                         ditto_lambda=self.ditto_lambda)
+
+    def prepare(self, task: Task, seed: int) -> Tuple[Task, Dict[str, np.ndarray]]:
+        """The task FedAvg trains (personal-train clips only) and each client's personal-test rows."""
+        if self.method == "finetune":
+            return personal_split(task, test_fraction=self.test_fraction, seed=seed)
+        ptask = personalized_task(task, self.method, test_fraction=self.test_fraction,
+                                  seed=seed, personal_layers=self.personal_layers,
+                                  ditto_lambda=self.ditto_lambda)
+        return ptask, ptask.personal_test
+
+    def evaluate(self, task: Task, personal_test: Dict[str, np.ndarray], result,
+                 seed: int) -> dict:
+        """``result.final_metrics["personalized"]`` of a run trained on :meth:`prepare`'s task.
+
+        ``result.weights`` is the global model.  Keys: ``plan``, ``clients``
+        (one row per training client), ``enrollment`` (one row per held-out
+        speaker and k; empty for FedPer or without ``enroll_ks``).
+        """
+        if self.method == "finetune":
+            clients = finetune_clients(task, result.weights, personal_test, steps=self.steps,
+                                       lr=self.lr, batch_size=self.batch_size,
+                                       layers=self.layers, seed=seed).to_dict("records")
+        else:
+            clients = personal_table(result).to_dict("records")
+        enrollment = []
+        if self.enroll_ks and self.method != "fedper":
+            curve = enrollment_curve(task, result.weights, ks=self.enroll_ks, steps=self.steps,
+                                     lr=self.lr, batch_size=self.batch_size, layers=self.layers,
+                                     seed=seed)
+            enrollment = curve.drop(columns="enrolled").to_dict("records")
+        return {"plan": dataclasses.asdict(self), "clients": clients, "enrollment": enrollment}
+
+
+def personal_summary(personalized: Optional[dict]) -> dict:
+    """The per-client numbers of one run in a few columns (``results.csv``).
+
+    ``client_global_uar`` / ``client_personal_uar``: mean over the training
+    clients of the global and of each client's own model's UAR on its
+    personal-test clips; ``client_personal_uar_p10``: their worst decile (own
+    model); ``client_personal_better``: the share of clients whose own model
+    scores higher than the global one; ``enroll_uar``: the held-out speakers'
+    mean UAR per enrollment k, as ``"0:0.612 5:0.640 ..."``.
+    """
+    keys = ("client_global_uar", "client_personal_uar", "client_personal_uar_p10",
+            "client_personal_better", "enroll_uar")
+    if not personalized or not personalized.get("clients"):
+        return dict.fromkeys(keys)
+    clients = pd.DataFrame(personalized["clients"])
+    own, glob = clients["personal_uar"].astype(float), clients["global_uar"].astype(float)
+    enroll = pd.DataFrame(personalized.get("enrollment") or [])
+    curve = "" if enroll.empty else " ".join(
+        f"{int(k)}:{uar:.4f}" for k, uar in enroll.groupby("k")["uar"].mean().items())
+    return {"client_global_uar": float(glob.mean()), "client_personal_uar": float(own.mean()),
+            "client_personal_uar_p10": float(np.percentile(own, 10)),
+            "client_personal_better": float(np.mean(own > glob)), "enroll_uar": curve or None}
+
+
+def parse_enroll_uar(text) -> Dict[int, float]:
+    """``{k: uar}`` of a ``results.csv`` ``enroll_uar`` cell (:func:`personal_summary`)."""
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    return {int(k): float(v) for k, v in (pair.split(":") for pair in text.split())}

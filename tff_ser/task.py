@@ -8,7 +8,7 @@ clips, paths or normalisation again.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -199,6 +199,17 @@ def with_label_noise(task: Task, rate: float, *, clients: Optional[Sequence[str]
     info = {**task.info, "label_noise": {"rate": rate, "seed": seed, "clients": chosen,
                                          "flipped": int(flipped)}}
     return dataclasses.replace(task, y=y, info=info)
+
+
+def choose_clients(task: Task, fraction: float, *, seed: int = 0) -> List[str]:
+    """``round(fraction * n)`` of the task's training clients (at least one), drawn with ``seed``
+    (sorted): which clients an experiment makes noisy."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction of clients must be in (0, 1]; got {fraction}")
+    ids = sorted(task.train_clients)
+    n = max(1, int(round(fraction * len(ids))))
+    rng = np.random.default_rng([int(seed), 0x401])
+    return sorted(str(c) for c in rng.choice(ids, size=n, replace=False))
 
 
 def _per_client_standardized(x, train_clients, val_clients, enroll):

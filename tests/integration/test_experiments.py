@@ -83,6 +83,9 @@ def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config(
             for run in config.runs():
                 swept = {"local_epochs": run.local_epochs, "batch_size": run.batch_size} \
                     if isinstance(config, Paper004Sweep) else {}
+                if run.algorithm == "fedprox" and not isinstance(config, AlgorithmComparison):
+                    # paper000_personalization's FedProx condition: the proximal term added
+                    swept.update(algorithm="fedprox", proximal_strength=run.proximal_strength)
                 if isinstance(config, AlgorithmComparison):
                     # the recipe's own knobs, the experiment's shared ones
                     shared = ("rounds", "local_epochs", "batch_size", "client_fraction",
@@ -112,7 +115,9 @@ def test_every_registered_experiment_has_a_full_and_a_quick_config():
     assert set(registry.EXPERIMENTS) == {"paper001_exp1", "paper001_exp2",
                                          "paper001_per_speaker", "paper004_fedavg",
                                          "paper000_per_speaker", "paper000_algorithms",
-                                         "paper002_kd", "paper002_kd_sensitivity"}
+                                         "paper000_personalization",
+                                         "paper002_kd", "paper002_kd_dense",
+                                         "paper002_kd_sensitivity"}
     for name, e in registry.EXPERIMENTS.items():
         assert e.config(False).name == e.config(True).name == name
         assert not e.config(False).quick and e.config(True).quick

@@ -15,10 +15,12 @@ the training speakers' clips only.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import List, Optional, Sequence, Tuple
 
 from tff_ser.distillation import KDConfig
 from tff_ser.fedconfig import FederatedConfig
+from tff_ser.personalization import PersonalPlan
 
 #: The FL knobs (NGE, NLE, BS, CD, learning rates, optimizers, seed, eval_every):
 #: declared once, in :class:`~tff_ser.fedconfig.FederatedConfig`.  Experiments
@@ -53,7 +55,8 @@ class _ReadsFlKnobs:
 RUN_KEY_IGNORES = ("run_id", "condition", "engine")
 #: RunSpec fields left out of a run's key at their default (added after runs were saved).
 RUN_KEY_DEFAULTS = (("teacher", ""), ("kd", None), ("keep_weights", False),
-                    ("normalization", "pooled"), ("enroll", None))
+                    ("normalization", "pooled"), ("enroll", None), ("personal", None),
+                    ("label_noise", 0.0), ("noisy_clients", 0.5))
 
 #: Run modes: the pooled-data baseline or FedAvg on TFF.
 CENTRALIZED = "centralized"
@@ -120,6 +123,18 @@ class RunSpec(_ReadsFlKnobs):
     enroll : int, optional
         With ``"per_client"``: a held-out speaker's first k clips give its
         statistics and are not scored.
+    personal : PersonalPlan, optional
+        Each training client's own model and number
+        (:class:`tff_ser.personalization.PersonalPlan`: fine-tuning after
+        FedAvg, FedPer or Ditto, scored on each client's personal-test clips;
+        held-out speakers' enrollment); federated runs only.
+    label_noise : float
+        Noisy clients (FedAudio's challenge): this fraction of each noisy
+        client's training labels flipped (:func:`tff_ser.task.with_label_noise`,
+        the run's seed); held-out and personal-test labels stay clean.
+    noisy_clients : float
+        The share of training clients that are noisy (drawn with the run's
+        seed, :func:`tff_ser.task.choose_clients`).
     """
 
     run_id: str
@@ -138,9 +153,19 @@ class RunSpec(_ReadsFlKnobs):
     keep_weights: bool = False
     normalization: str = "pooled"
     enroll: Optional[int] = None
+    personal: Optional[PersonalPlan] = None
+    label_noise: float = 0.0
+    noisy_clients: float = 0.5
 
     def __post_init__(self):
         from tff_ser.engines.base import ENGINE_NAMES as ENGINES
+        if self.personal is not None and self.mode != FEDERATED:
+            raise ValueError(f"run {self.run_id!r}: personalization (personal=) is for federated "
+                             "runs; a centralized run has no clients")
+        if not 0.0 <= self.label_noise <= 1.0 or not 0.0 < self.noisy_clients <= 1.0:
+            raise ValueError(f"run {self.run_id!r}: label_noise must be in [0, 1] and "
+                             f"noisy_clients in (0, 1]; got {self.label_noise}, "
+                             f"{self.noisy_clients}")
         if not self.condition:
             object.__setattr__(self, "condition", self.run_id)
         if bool(self.teacher) != (self.kd is not None):
@@ -165,7 +190,7 @@ class RunSpec(_ReadsFlKnobs):
         for name, default in RUN_KEY_DEFAULTS:  # so runs saved before these fields still match
             if key.get(name) == default:
                 key.pop(name)
-        return key
+        return json.loads(json.dumps(key))  # as result.json reads it back (tuples as lists)
 
     def recipe(self):
         """The :class:`tff_ser.task.TaskRecipe` of this run (its task is ``recipe().task(features, seed)``)."""

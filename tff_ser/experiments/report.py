@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tff_ser.experiments.configs import CENTRALIZED, SETUP_LABELS, RunSpec
+from tff_ser.personalization import personal_summary
 
 if TYPE_CHECKING:
     from tff_ser.results import RunResult
@@ -42,7 +43,9 @@ TABLE_COLUMNS = ("run_id", "condition", "seed", "model", "setup", "mode", "parti
                  "f1_macro", "f1_weighted", "uar", "client_mean_accuracy", "train_seconds", "wall_seconds",
                  "engine", "corpus", "train_speakers", "val_speakers", "train_clips",
                  "val_clips", "epsilon", "bytes_up", "bytes_down", "speaker_acc_sd",
-                 "speaker_acc_p10", "speaker_acc_min", "speaker_acc_female", "speaker_acc_male")
+                 "speaker_acc_p10", "speaker_acc_min", "speaker_acc_female", "speaker_acc_male",
+                 "label_noise", "client_global_uar", "client_personal_uar",
+                 "client_personal_uar_p10", "client_personal_better", "enroll_uar")
 
 #: Scores summarised over seeds (mean ± sd, 95 % t-interval) in the summary tables.
 SEED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "uar",
@@ -95,6 +98,9 @@ def table_row(spec: RunSpec, result, speaker_sex: Optional[dict] = None) -> dict
         "bytes_down": (result.final_metrics.get("communication") or {}).get("bytes_down"),
         **per_speaker_stats(result.final_metrics.get("validation_per_client_accuracy") or {},
                             speaker_sex),
+        "label_noise": spec.label_noise or None,
+        # personalization: each training client's own model on its personal-test clips
+        **personal_summary(result.final_metrics.get("personalized")),
     }
 
 

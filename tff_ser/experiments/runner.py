@@ -180,6 +180,13 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
         Progress bar over rounds.
     """
     task = spec.recipe().task(features, seed=spec.seed)
+    personal_test = None
+    if spec.personal is not None:  # before the noise: personal-test labels stay clean
+        task, personal_test = spec.personal.prepare(task, seed=spec.seed)
+    if spec.label_noise:
+        from tff_ser.task import choose_clients, with_label_noise
+        task = with_label_noise(task, spec.label_noise, seed=spec.seed,
+                                clients=choose_clients(task, spec.noisy_clients, seed=spec.seed))
     if spec.teacher:
         task = _distillation_task(task, spec, run_dir)
     if spec.mode == CENTRALIZED:
@@ -191,6 +198,9 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
         result = train_federated(task, spec.federated_config(), checkpoint_dir=checkpoint_dir,
                                  progress=progress, federated_eval=spec.federated_eval,
                                  engine=spec.engine)
+        if spec.personal is not None:
+            result.final_metrics["personalized"] = spec.personal.evaluate(
+                task, personal_test, result, seed=spec.seed)
         if checkpoint_dir:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
     if spec.keep_weights and run_dir is not None:

@@ -2,14 +2,15 @@
 
 Registers the models ``mlp`` (and ``mlp_egemaps``, ``mlp_compare`` on
 openSMILE's sets; :mod:`.models`) and the experiments ``paper000_per_speaker``
-(the main job of ``make run``) and ``paper000_algorithms`` (:mod:`.configs`).
+(the main job of ``make run``) and ``paper000_algorithms`` (:mod:`.configs`), and
+``paper000_personalization`` (:mod:`.personalization`).
 The 576-point grid is :data:`tff_ser.hpo.space.PAPER_000_GRID` (``tff-ser
 hpo``).  Expected numbers: this folder's README.md.
 """
 import pathlib
 
 from tff_ser.baselines import Baseline, register_baseline
-from tff_ser.baselines.paper000 import configs
+from tff_ser.baselines.paper000 import configs, personalization
 from tff_ser.experiments.registry import Experiment, register_experiment
 from tff_ser.models import FEATURE_SHAPES, ModelSpec, register_model
 
@@ -32,12 +33,18 @@ for _experiment in (
                    configs.PAPER000_ALGORITHMS_QUICK,
                    "beyond the papers: paper 000's per-speaker MLP across FedAvg, FedAdam, "
                    "FedYogi, FedProx, compressed FedAvg and DP-FedAvg at 3 noise levels "
-                   "(epsilon, bytes)")):
+                   "(epsilon, bytes)"),
+        Experiment("paper000_personalization", personalization.PAPER000_PERSONALIZATION,
+                   personalization.PAPER000_PERSONALIZATION_QUICK,
+                   "beyond the papers: each speaker's own model on paper 000's 73 speaker "
+                   "clients: normalization pooled / federated / per_client x fine-tuning, FedPer, "
+                   "Ditto; new-speaker enrollment; half the clients with 30 % noisy labels "
+                   "(FedAvg, FedProx, FedPer, Ditto)")):
     register_experiment(_experiment)
 
 BASELINE = register_baseline(Baseline(
     "paper000", "Mishchenko et al., Hyperparameter optimization for federated learning: "
                 "a speech emotion recognition case study",
     models=("mlp", "mlp_egemaps", "mlp_compare"),
-    experiments=("paper000_per_speaker", "paper000_algorithms"),
+    experiments=("paper000_per_speaker", "paper000_algorithms", "paper000_personalization"),
     readme=pathlib.Path(__file__).with_name("README.md")))

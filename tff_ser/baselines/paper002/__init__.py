@@ -1,7 +1,7 @@
 """Paper 002, Nguyen et al., *Enhancing Speech Emotion Recognition through Knowledge Distillation*: the baseline.
 
 Registers the students ``conv1d_student`` and ``dense_student``
-(:mod:`.models`) and the experiments ``paper002_kd`` and ``paper002_kd_sensitivity`` (:mod:`.configs`); the distillation itself is :mod:`tff_ser.distillation`
+(:mod:`.models`) and the experiments ``paper002_kd``, ``paper002_kd_dense`` and ``paper002_kd_sensitivity`` (:mod:`.configs`); the distillation itself is :mod:`tff_ser.distillation`
 (any teacher, any student, centralized and federated).  What is built, what
 is not yet measured, and why the system is audio-only: this folder's README.md.
 """
@@ -29,6 +29,11 @@ register_experiment(Experiment(
     "feature), federated on 73 speaker clients and centralized, 20 rounds"))
 
 register_experiment(Experiment(
+    "paper002_kd_dense", configs.PAPER002_KD_DENSE, configs.PAPER002_KD_DENSE_QUICK,
+    "paper 002 Table II on the dense pair: dense teacher (26.0 M parameters), dense_student "
+    "(6.4 M) with and without KD, federated on 73 speaker clients and centralized, 20 rounds"))
+
+register_experiment(Experiment(
     "paper002_kd_sensitivity", configs.PAPER002_KD_SENSITIVITY,
     configs.PAPER002_KD_SENSITIVITY_QUICK,
     "paper 002 II.C: conv1d_student distilled federated across alpha {0.25, 0.5, 0.75} x "
@@ -37,5 +42,5 @@ register_experiment(Experiment(
 BASELINE = register_baseline(Baseline(
     "paper002", "Nguyen et al., Enhancing Speech Emotion Recognition through Knowledge "
                 "Distillation",
-    models=("conv1d_student", "dense_student"), experiments=("paper002_kd", "paper002_kd_sensitivity"),
+    models=("conv1d_student", "dense_student"), experiments=("paper002_kd", "paper002_kd_dense", "paper002_kd_sensitivity"),
     readme=pathlib.Path(__file__).with_name("README.md")))

@@ -199,6 +199,15 @@ PAPER002_KD_QUICK = with_overrides(
     PAPER002_KD, size="small", max_speakers=12, rounds=2, eval_every=0, federated_eval=False,
     quick=True, seeds=(0,), centralized=False)
 
+# The same Table II for the other pair: paper 001's dense (26,008,068 parameters, 104 MB per
+# client each way) and its student (6,438,276).
+PAPER002_KD_DENSE = with_overrides(PAPER002_KD, name="paper002_kd_dense",
+                                   paper="paper 002, Table II on the dense pair",
+                                   teacher_model="dense", student_model="dense_student")
+PAPER002_KD_DENSE_QUICK = with_overrides(
+    PAPER002_KD_DENSE, size="small", max_speakers=12, rounds=2, eval_every=0,
+    federated_eval=False, quick=True, seeds=(0,), centralized=False)
+
 PAPER002_KD_SENSITIVITY = KDSensitivity(seeds=(0,), centralized=False)
 PAPER002_KD_SENSITIVITY_QUICK = with_overrides(
     PAPER002_KD_SENSITIVITY, size="small", max_speakers=12, rounds=2, eval_every=0,
