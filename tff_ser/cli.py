@@ -66,6 +66,20 @@ def _add_data(sub):
     g.add_argument("--speakers", type=int, default=None, help="number of speakers (default 91)")
     g.add_argument("--overwrite", action="store_true")
     g.add_argument("--jobs", type=int, default=None)
+    n = dsub.add_parser("noisy", help="copy a corpus with noise mixed into some training "
+                                      "speakers' clips at an SNR (noisy clients)")
+    n.add_argument("source", help="corpus directory (CREMA-D layout), e.g. data/generated")
+    n.add_argument("out", help="where the noisy copy goes (a new folder)")
+    n.add_argument("--kind", choices=("white", "pink", "babble"), default="babble")
+    n.add_argument("--snr", type=float, required=True, help="clip-level SNR in dB")
+    n.add_argument("--fraction", type=float, default=0.5,
+                   help="share of the *training* speakers made noisy (held-out speakers of "
+                        "--split-seed stay clean; default 0.5)")
+    n.add_argument("--speakers", nargs="+", default=None,
+                   help="exactly these speakers instead of --fraction")
+    n.add_argument("--split-seed", type=int, default=0,
+                   help="the held-out split the experiments use (default 0)")
+    n.add_argument("--seed", type=int, default=0, help="seed of the speakers' draw and the noise")
     c = dsub.add_parser("check", help="print what a corpus directory holds and its problems")
     c.add_argument("dir", nargs="?", default=None,
                    help="corpus directory (default: data/CREMA-D if present, else the generated "
@@ -237,12 +251,40 @@ def _cmd_data(args):
                                  n_jobs=args.jobs, **kw)
         print(report)
         return 0
+    if args.data_cmd == "noisy":
+        return _cmd_data_noisy(args)
     from tff_ser.corpus.check import check_directory, format_report
     directory = args.dir
     if directory is None:
         from tff_ser.corpus import resolve_corpus
         directory = resolve_corpus(None, progress=False).root
     print(format_report(check_directory(directory)))
+    return 0
+
+
+def _cmd_data_noisy(args):
+    """Noisy clients (FedAudio): a copy of the corpus, some training speakers' clips noisy."""
+    import numpy as np
+    from tff_ser.corpus import load_corpus
+    from tff_ser.corpus.noise import make_noisy_corpus
+    from tff_ser.partition import split_speakers
+    speakers = args.speakers
+    if speakers is None:
+        if not 0.0 < args.fraction <= 1.0:
+            raise ValueError(f"--fraction is a share of the training speakers, in (0, 1]; got "
+                             f"{args.fraction}")
+        train, _ = split_speakers(load_corpus(args.source).clips, seed=args.split_seed)
+        n = max(1, int(round(args.fraction * len(train))))
+        rng = np.random.default_rng([args.seed, 0x401])
+        speakers = sorted(str(s) for s in rng.choice(sorted(train), size=n, replace=False))
+    record = make_noisy_corpus(args.source, args.out, speakers=speakers, snr_db=args.snr,
+                               kind=args.kind, seed=args.seed)
+    snrs = list(record["measured_snr_db"].values())
+    print(f"{args.out}: {args.kind} noise at {args.snr:g} dB on {len(speakers)} speaker(s) "
+          f"({len(snrs)} clips; measured SNR {min(snrs):.2f} to {max(snrs):.2f} dB); "
+          f"record in {args.out}/NOISE.json")
+    print(f"next: tff-ser experiment paper000_personalization --data-dir {args.out} "
+          f"--out results/paper000_personalization-{args.kind}{args.snr:g}db")
     return 0
 
 

@@ -65,3 +65,35 @@ def test_label_noise_flips_the_asked_share_of_the_chosen_clients_labels_only():
     np.testing.assert_array_equal(again.y, noisy.y)
     with pytest.raises(ValueError, match="never made noisy"):
         with_label_noise(task, 0.3, clients=["s07"])
+
+
+def test_the_noisy_command_makes_only_training_speakers_noisy(small_corpus_dir, tmp_path,
+                                                              capsys):
+    from tff_ser import cli
+    from tff_ser.corpus import load_corpus
+    from tff_ser.partition import split_speakers
+    out = tmp_path / "white10"
+    assert cli.main(["data", "noisy", small_corpus_dir, str(out), "--kind", "white",
+                     "--snr", "10", "--fraction", "0.5"]) == 0
+    record = json.loads((out / NOISE_RECORD).read_text())
+    train, held_out = split_speakers(load_corpus(small_corpus_dir).clips, seed=0)
+    assert set(record["speakers"]) <= set(train) and not set(record["speakers"]) & set(held_out)
+    assert len(record["speakers"]) == round(0.5 * len(train))
+    assert all(abs(v - 10.0) < 1e-6 for v in record["measured_snr_db"].values())
+    assert "paper000_personalization --data-dir" in capsys.readouterr().out
+
+
+def test_a_noisy_copy_is_named_and_fingerprinted_apart_from_its_clean_corpus(small_corpus_dir,
+                                                                            tmp_path):
+    from tff_ser.corpus import load_corpus
+    from tff_ser.corpus.summary import corpus_fingerprint, describe_corpus
+    clean = load_corpus(small_corpus_dir)
+    make_noisy_corpus(small_corpus_dir, str(tmp_path / "noisy"), speakers=[clean.clips[0].speaker],
+                      snr_db=0.0, kind="pink")
+    noisy = load_corpus(str(tmp_path / "noisy"))
+    # same clip ids: without the noise in the fingerprint, clean runs would be read back
+    assert [c.clip_id for c in noisy.clips] == [c.clip_id for c in clean.clips]
+    assert corpus_fingerprint(noisy, noisy.clips) != corpus_fingerprint(clean, clean.clips)
+    assert corpus_fingerprint(noisy, noisy.clips)["noise"]["kind"] == "pink"
+    assert "noisy copy: pink noise at 0 dB" in describe_corpus(noisy, noisy.clips)
+    assert "noisy copy" not in describe_corpus(clean, clean.clips)

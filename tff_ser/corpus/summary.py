@@ -7,6 +7,7 @@ read back in any clone).
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 #: How a generated corpus is named in every table and summary.
@@ -25,7 +26,12 @@ def describe_corpus(load, clips: Sequence) -> str:
                 "7,400+ clips make it CREMA-D; name it with --corpus-name)")
     else:
         name = load.corpus
-    return f"{name}: {len(clips)} clips from {speakers} speakers in {load.root}"
+    line = f"{name}: {len(clips)} clips from {speakers} speakers in {load.root}"
+    noise = _noise(load)
+    if noise:
+        line += (f"; a noisy copy: {noise.get('kind')} noise at {noise.get('snr_db'):g} dB SNR on "
+                 f"{len(noise.get('speakers') or [])} speakers' clips (NOISE.json)")
+    return line
 
 
 def corpus_fingerprint(load, clips: Sequence) -> dict:
@@ -48,4 +54,14 @@ def corpus_fingerprint(load, clips: Sequence) -> dict:
         if marker:
             with open(marker, encoding="utf-8") as f:
                 fingerprint["generator"] = json.load(f).get("parameters")
+    noise = _noise(load)
+    if noise:  # a noisy copy has the clean corpus' clip ids: its runs must not pass for clean ones
+        fingerprint["noise"] = {k: noise.get(k) for k in ("kind", "snr_db", "seed", "speakers")}
     return fingerprint
+
+
+def _noise(load) -> dict:
+    """The ``NOISE.json`` of a noisy copy (beside or above its audio folder), else ``{}``."""
+    from tff_ser.corpus.noise import noise_record
+    root = str(load.root)
+    return noise_record(root) or noise_record(os.path.dirname(root.rstrip(os.sep))) or {}
