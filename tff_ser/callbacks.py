@@ -126,7 +126,14 @@ class CsvLogger:
 
 
 class TensorBoardLogger:
-    """Each round's scalars with ``tf.summary`` (``train_federated(tensorboard_dir=...)``)."""
+    """Each round's scalars with ``tf.summary`` (``train_federated(tensorboard_dir=...)``).
+
+    Beside the round's row: each held-out speaker's accuracy at the evaluation
+    rounds (``val_speaker_accuracy/<speaker>``) and, for a personalized run,
+    each training client's own and global UAR on its personal-test clips at
+    the last round (``personal_uar/<client>``, ``global_uar/<client>``), so
+    TensorBoard shows which speakers a model fails, not only the mean.
+    """
 
     def __init__(self, logdir: str):
         import tensorflow as tf
@@ -138,6 +145,13 @@ class TensorBoardLogger:
             for key, value in metrics.items():
                 if key != "round":
                     tf.summary.scalar(key, value, step=round_num)
+
+    def per_speaker(self, round_num: int, name: str, values: dict) -> None:
+        """One scalar per speaker: ``<name>/<speaker>``."""
+        import tensorflow as tf
+        with self.writer.as_default():
+            for speaker, value in sorted(values.items()):
+                tf.summary.scalar(f"{name}/{speaker}", float(value), step=round_num)
 
     def close(self) -> None:
         self.writer.flush()

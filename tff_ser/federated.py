@@ -274,6 +274,7 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
             row.update(per_round_bytes)
             if epsilons is not None:
                 row["epsilon"] = epsilons[round_num - 1]
+            ev = None
             if config.eval_every and (round_num % config.eval_every == 0) and task.val_clients:
                 ev = evaluate_weights(task, rounds.weights())
                 row["val_accuracy"] = ev["pooled"]["accuracy"]
@@ -284,6 +285,8 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
                             train_acc=f"{row['train_accuracy']:.3f}")
             for logger in loggers:
                 logger(round_num, dict(row))
+                if ev is not None and hasattr(logger, "per_speaker"):
+                    logger.per_speaker(round_num, "val_speaker_accuracy", ev["per_client_accuracy"])
             stop = False
             if callbacks:
                 w = rounds.weights()
@@ -321,9 +324,18 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
             if hasattr(logger, "close"):
                 logger.close()
     bar.close()
-    return _finish(task, config, engine, rounds, history, stopped, per_round_bytes, sampled,
-                   federated_eval=federated_eval, t_start=t_start, build_seconds=build_seconds,
-                   earlier_wall=earlier_wall, done=done, run_config=run_config)
+    result = _finish(task, config, engine, rounds, history, stopped, per_round_bytes, sampled,
+                     federated_eval=federated_eval, t_start=t_start,
+                     build_seconds=build_seconds, earlier_wall=earlier_wall, done=done,
+                     run_config=run_config)
+    personalized = result.final_metrics.get("personalized")
+    if tensorboard_dir and personalized and history:
+        logger = TensorBoardLogger(tensorboard_dir)
+        for key in ("personal_uar", "global_uar"):
+            logger.per_speaker(len(history), key,
+                               {c["client"]: c[key] for c in personalized["clients"]})
+        logger.close()
+    return result
 
 
 def _finish(task, config, engine, rounds, history, stopped, per_round_bytes, sampled, *,

@@ -94,3 +94,34 @@ def test_tensorboard_and_csv_loggers_record_every_round_and_a_resume_adds_no_dup
             for value in event.summary.value:
                 steps.setdefault(value.tag, []).append(event.step)
     assert sorted(steps["train_loss"]) == [1, 2, 3] and "bytes_up" in steps
+
+
+def _tensorboard_values(logdir) -> dict:
+    import glob
+    import tensorflow as tf
+    values = {}
+    for path in glob.glob(str(logdir / "events.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") \
+                    else value.simple_value
+                values.setdefault(value.tag, {})[event.step] = number
+    return values
+
+
+def test_tensorboard_shows_each_held_out_speaker_and_each_personalized_client(tmp_path):
+    from helpers import synthetic_task
+    from tff_ser.federated import FederatedConfig, train_federated
+    from tff_ser.personalization import personal_table, personalized_task
+    task = synthetic_task(n_train_clients=3, n_val_clients=2, per_client=16)
+    ptask = personalized_task(task, "fedper")
+    result = train_federated(ptask, FederatedConfig(rounds=2, batch_size=8, eval_every=1),
+                             engine="tf", tensorboard_dir=str(tmp_path / "tb"), progress=False)
+    values = _tensorboard_values(tmp_path / "tb")
+    for speaker, accuracy in result.final_metrics["validation_per_client_accuracy"].items():
+        assert values[f"val_speaker_accuracy/{speaker}"][2] == pytest.approx(accuracy)
+        assert sorted(values[f"val_speaker_accuracy/{speaker}"]) == [1, 2]
+    for row in personal_table(result).itertuples():
+        assert values[f"personal_uar/{row.client}"] == {2: pytest.approx(row.personal_uar)}
+        assert values[f"global_uar/{row.client}"] == {2: pytest.approx(row.global_uar)}
