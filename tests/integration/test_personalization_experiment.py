@@ -28,11 +28,11 @@ from tff_ser.task import choose_clients, with_label_noise
 def test_the_full_experiment_crosses_normalization_with_each_method_and_a_noisy_block():
     runs = PAPER000_PERSONALIZATION.runs()
     conditions = list(dict.fromkeys(r.condition for r in runs))
-    assert conditions[:9] == [f"mlp-{n}-{m}" for n in ("pooled", "federated", "per_client")
-                              for m in ("finetune", "fedper", "ditto")]
-    assert conditions[9:] == [f"mlp-noisy-{m}" for m in ("finetune", "fedprox", "fedper",
-                                                         "ditto")]
-    assert len(runs) == 13 * 3 and {r.seed for r in runs} == {0, 1, 2}
+    assert conditions[:12] == [f"mlp-{n}-{m}" for n in ("pooled", "federated", "per_client")
+                               for m in ("finetune", "fedper", "fedrep", "ditto")]
+    assert conditions[12:] == [f"mlp-noisy-{m}" for m in ("finetune", "fedprox", "fedper",
+                                                          "ditto")]
+    assert len(runs) == 16 * 3 and {r.seed for r in runs} == {0, 1, 2}
     for r in runs:
         # paper 000's per-speaker point, every run personalized and scored per client
         assert (r.partition, r.rounds, r.local_epochs, r.batch_size, r.client_fraction) == \
@@ -46,7 +46,7 @@ def test_the_full_experiment_crosses_normalization_with_each_method_and_a_noisy_
 
 def test_a_plan_and_a_run_refuse_what_cannot_be_done():
     with pytest.raises(ValueError, match="method must be one of"):
-        PersonalPlan(method="fedrep")
+        PersonalPlan(method="fedbn")
     with pytest.raises(ValueError, match="test_fraction"):
         PersonalPlan(test_fraction=1.0)
     with pytest.raises(ValueError, match="ditto_lambda"):
@@ -107,16 +107,16 @@ def test_every_run_records_each_clients_own_and_global_score(quick_out):
     assert table["client_global_uar"].between(0, 1).all()
     assert (table["label_noise"].fillna(0) > 0).tolist() == \
         ["noisy" in c for c in table["condition"]]
-    # FedPer's global head is never trained: it enrolls nobody
+    # the global head of FedPer and FedRep is never trained: they enroll nobody
     enrolled = {c for c, v in zip(table["condition"], table["enroll_uar"]) if isinstance(v, str)}
-    assert enrolled == {c for c in table["condition"] if not c.endswith("fedper")}
+    assert enrolled == {c for c in table["condition"] if not c.endswith(("fedper", "fedrep"))}
     from tff_ser.results import RunResult
     for run_id in table["run_id"]:
         result = RunResult.load(quick_out / runner.RUNS_DIR / run_id)
         personalized = result.final_metrics["personalized"]
         n_train = result.config["task"]["train_speakers"]
         assert len(personalized["clients"]) == n_train
-        assert personalized["plan"]["method"] in ("finetune", "fedper", "ditto")
+        assert personalized["plan"]["method"] in ("finetune", "fedper", "fedrep", "ditto")
 
 
 def test_the_summary_has_the_personalization_and_enrollment_tables(quick_out):

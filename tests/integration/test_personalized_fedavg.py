@@ -1,8 +1,9 @@
-"""FedPer and Ditto (issue 26, part 2): FedAvg in which each client keeps its own head or model.
+"""FedPer, FedRep and Ditto (issue 26, part 2): FedAvg in which each client keeps its own head or model.
 
 * clients whose labels disagree (each client names the classes differently) are
   served by their own models and not by the global one;
-* FedPer never sends or averages a head: the server's head stays the initial one;
+* FedPer and FedRep never send or average a head: the server's head stays the initial one;
+* FedRep's head pass leaves the body where the server put it, and its body pass the head;
 * Ditto's global model is plain FedAvg's, to the bit; a huge lambda pins every
   personal model to it;
 * the same seed repeats; a SIGKILLed run resumes with every client's own model;
@@ -48,7 +49,7 @@ def head_of(weights):
     return trainable[-2:]  # the softmax layer's kernel and bias
 
 
-@pytest.mark.parametrize("method", ["fedper", "ditto"])
+@pytest.mark.parametrize("method", ["fedper", "fedrep", "ditto"])
 def test_each_clients_own_model_beats_the_global_one_when_clients_disagree(method):
     ptask = personalized_task(disagreeing_task(), method, seed=1, ditto_lambda=0.01)
     result = train_federated(ptask, CONFIG, engine="tf", progress=False, federated_eval=False)
@@ -61,10 +62,11 @@ def test_each_clients_own_model_beats_the_global_one_when_clients_disagree(metho
     assert result.final_metrics["personalized"]["spec"]["method"] == method
 
 
-def test_fedper_keeps_heads_on_the_clients_and_the_servers_head_is_the_initial_one():
+@pytest.mark.parametrize("method", ["fedper", "fedrep"])
+def test_heads_stay_on_the_clients_and_the_servers_head_is_the_initial_one(method):
     from tff_ser.engines.personal import PersonalizedFedAvg
     from tff_ser.fedconfig import initial_model_weights
-    ptask = personalized_task(disagreeing_task(), "fedper", seed=1)
+    ptask = personalized_task(disagreeing_task(), method, seed=1)
     result = train_federated(ptask, CONFIG, engine="tf", progress=False, federated_eval=False)
     initial = initial_model_weights("mlp", ptask.input_shape, ptask.num_classes, CONFIG.seed)
     for got, want in zip(head_of(result.weights), head_of(initial)):
@@ -96,6 +98,33 @@ def test_dittos_global_model_is_plain_fedavg_and_a_huge_lambda_pins_personal_mod
     assert free["personal_accuracy"].mean() > pinned["personal_accuracy"].mean() + 0.2
 
 
+def test_fedreps_head_pass_freezes_the_body_and_its_body_pass_freezes_the_head():
+    from tff_ser.engines.plain_tf import PlainTFEngine
+    ptask = personalized_task(disagreeing_task(), "fedrep", seed=1)
+    wrapper = PlainTFEngine(ptask, CONFIG)
+    wrapper.start()
+    engine = wrapper.engine
+    engine.warm_up()
+    mask = engine._personal_mask
+    server = [v.numpy() for v in engine.server_trainable]
+    rows = np.asarray(ptask.train_clients["c0"][:16], np.int32)
+    engine._run_client("c0", rows, np.float32(1e-2), np.array([0, 0], np.int64))
+    after = [v.numpy() for v in engine.train_variables]
+    own_head = engine.personal["c0"]
+    # the body pass moved the body and left the head the head pass had trained
+    assert any(not np.array_equal(a, s) for a, s, p in zip(after, server, mask) if not p)
+    for got, want in zip([a for a, p in zip(after, mask) if p], own_head):
+        np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(h, s) for h, s in
+               zip(own_head, [s for s, p in zip(server, mask) if p]))
+    # the head pass alone: the body is the server's, to the bit
+    engine._train_only(head=True)
+    engine._head_fn(rows.reshape(2, 8), rows[:0], np.float32(1e-2))
+    for var, s, p in zip(engine.train_variables, server, mask):
+        if not p:
+            np.testing.assert_array_equal(var.numpy(), s)
+
+
 def test_the_same_seed_repeats_every_clients_numbers():
     ptask = personalized_task(disagreeing_task(), "fedper", seed=1)
     runs = [personal_table(train_federated(ptask, CONFIG, engine="tf", progress=False,
@@ -119,7 +148,7 @@ train_federated(personalized_task(disagreeing_task(), sys.argv[3], seed=1), CONF
 """
 
 
-@pytest.mark.parametrize("method", ["fedper", "ditto"])
+@pytest.mark.parametrize("method", ["fedper", "fedrep", "ditto"])
 def test_a_sigkilled_run_resumes_with_every_clients_own_model(method, tmp_path):
     ckpt = str(tmp_path / "ckpt")
     here = os.path.dirname(__file__)

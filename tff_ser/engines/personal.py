@@ -12,6 +12,13 @@ and keep, for every training client, state that never leaves it:
   for the next round it is sampled in.  Every head starts from the global
   model's initial head.  The server's copy of the head receives no update and
   stays the initial one (what a new speaker starts from).
+* **FedRep** (Collins et al. 2021, "Exploiting shared representations for
+  personalized federated learning"): the same split into a shared body and a
+  personal head, trained in two passes per round: a sampled client first
+  trains its head with the body frozen (the round's local steps), then the
+  body with its new head frozen (the same steps, with a fresh client
+  optimizer), and sends only the body's update.  Frozen means a zero
+  gradient on a fresh optimizer: the variables do not move.
 * **Ditto** (Li et al. 2021, "Ditto: fair and robust federated learning through
   personalization"): the global model trains by plain FedAvg; a sampled client
   then also trains its *personal model* ``v`` for the same local steps on the
@@ -44,7 +51,9 @@ from tff_ser.engines.plain_tf import PlainTFFedAvg
 from tff_ser.task import Task
 
 #: Personalized FedAvg methods (:class:`PersonalSpec`).
-METHODS = ("fedper", "ditto")
+METHODS = ("fedper", "fedrep", "ditto")
+#: The methods whose personal part is the model's head.
+HEAD_METHODS = ("fedper", "fedrep")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +62,9 @@ class PersonalSpec:
 
     Parameters
     ----------
-    method : {"fedper", "ditto"}
+    method : {"fedper", "fedrep", "ditto"}
     personal_layers : int
-        FedPer: how many of the model's last layers with weights are each
+        FedPer and FedRep: how many of the model's last layers with weights are each
         client's own (1: the softmax layer).
     ditto_lambda : float
         Ditto's lambda, the pull of a personal model toward the global one.
@@ -111,7 +120,7 @@ class PersonalizedFedAvg(PlainTFFedAvg):
         self.spec: PersonalSpec = task.personal
         super().__init__(task, config)
         variables = self.train_variables
-        if self.spec.method == "fedper":
+        if self.spec.method in HEAD_METHODS:
             layers = _weighted_layers(self.model)
             if self.spec.personal_layers >= len(layers):
                 raise ValueError(
@@ -131,20 +140,29 @@ class PersonalizedFedAvg(PlainTFFedAvg):
         self._personal_fn = tf.function(self._personal_update, input_signature=[
             tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([], tf.float32)])
+        # FedRep: 1 where a local step may move a variable (the head pass, then the body pass)
+        self._grad_mask = [tf.Variable(1.0, trainable=False, name="grad_mask")
+                           for _ in variables]
+        self._head_fn = tf.function(self._head_update, input_signature=[
+            tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([], tf.float32)])
 
     # ------------------------------------------------------------ graph parts
 
     def _client_start(self) -> None:
-        if self.spec.method == "fedper":
+        if self.spec.method in HEAD_METHODS:
             for var, mine in zip(self.personal_vars, self.personal_in):
                 var.assign(mine)
 
     def _shared(self) -> List[bool]:
-        if self.spec.method == "fedper":
+        if self.spec.method in HEAD_METHODS:
             return [not p for p in self._personal_mask]
         return super()._shared()
 
     def _proximal(self, grads, variables):
+        if self.spec.method == "fedrep":
+            grads = super()._proximal(grads, variables)
+            return [g * m for g, m in zip(grads, self._grad_mask)]
         if not self._ditto_pass:
             return super()._proximal(grads, variables)
         lam = tf.constant(self.spec.ditto_lambda, tf.float32)
@@ -164,6 +182,23 @@ class PersonalizedFedAvg(PlainTFFedAvg):
                 self._step(last_rows, steps + 1, client_lr)
         finally:
             self._ditto_pass = False
+
+    def _head_update(self, full_rows, last_rows, client_lr):
+        """FedRep's first pass: the server's body and the client's head, only the head trained."""
+        for var, server in zip(self.train_variables + self.model.non_trainable_variables,
+                               self.server_trainable + self.server_non_trainable):
+            var.assign(server)
+        self._client_start()
+        self._fresh_client_optimizer()
+        steps = tf.shape(full_rows)[0]
+        for k in tf.range(steps):
+            self._step(full_rows[k], k + 1, client_lr)
+        if tf.shape(last_rows)[0] > 0:
+            self._step(last_rows, steps + 1, client_lr)
+
+    def _train_only(self, head: bool) -> None:
+        for mask, personal in zip(self._grad_mask, self._personal_mask):
+            mask.assign(1.0 if personal == head else 0.0)
 
     # ------------------------------------------------------------ state
 
@@ -203,6 +238,8 @@ class PersonalizedFedAvg(PlainTFFedAvg):
         super().warm_up()
         if self.spec.method == "ditto":
             self._personal_fn.get_concrete_function()
+        if self.spec.method == "fedrep":
+            self._head_fn.get_concrete_function()
 
     def _run_client(self, cid, rows, client_lr, seed) -> None:
         # the tf engine's client update, with the client's own part put in before it
@@ -215,6 +252,16 @@ class PersonalizedFedAvg(PlainTFFedAvg):
                 var.assign(value)
             self._client_fn(full_rows, last_rows, client_lr, seed)
             self.personal[cid] = [v.numpy() for v in self.personal_vars]
+        elif self.spec.method == "fedrep":  # the head with the body frozen, then the body
+            for var, value in zip(self.personal_in, self._own(cid)):
+                var.assign(value)
+            self._train_only(head=True)
+            self._head_fn(full_rows, last_rows, client_lr)
+            for mine, var in zip(self.personal_in, self.personal_vars):
+                mine.assign(var)
+            self._train_only(head=False)
+            self._client_fn(full_rows, last_rows, client_lr, seed)
+            self.personal[cid] = [v.numpy() for v in self.personal_in]
         else:  # ditto: the global update, then the personal model's steps
             self._client_fn(full_rows, last_rows, client_lr, seed)
             for var, value in zip(self.personal_in, self._own(cid)):

@@ -12,7 +12,8 @@ setting (73 speaker clients, the MLP on clip statistics, NGE 50, NLE 5, BS
   (each speaker its own statistics; transductive for held-out speakers), with
 * **personalization** (:class:`tff_ser.personalization.PersonalPlan`): local
   fine-tuning after FedAvg (all layers, 5 epochs, Adam 1e-3), FedPer (own
-  softmax head) and Ditto (lambda 0.1).
+  softmax head), FedRep (own head, trained before the shared body each round)
+  and Ditto (lambda 0.1).
 
 Every run keeps 25 % of each training speaker's clips as its personal test
 (stratified by emotion, seeded by the run's seed: the methods of one seed
@@ -37,7 +38,8 @@ from tff_ser.experiments.report import interval, markdown_table, mean_sd, seed_s
 from tff_ser.personalization import PersonalPlan, parse_enroll_uar
 
 #: Column labels of the methods.
-METHOD_LABELS = {"finetune": "FedAvg + fine-tuning", "fedper": "FedPer", "ditto": "Ditto",
+METHOD_LABELS = {"finetune": "FedAvg + fine-tuning", "fedper": "FedPer", "fedrep": "FedRep",
+                 "ditto": "Ditto",
                  "fedprox": "FedProx + fine-tuning"}
 #: Scores of the personalization table, summarised over seeds.
 PERSONAL_METRICS = ("uar", "client_global_uar", "client_personal_uar", "client_personal_uar_p10",
@@ -54,7 +56,7 @@ class PersonalizationExperiment(PerSpeakerFederation):
         Feature standardizations crossed with every method
         (:func:`tff_ser.task.make_task`).
     methods : tuple of str
-        ``"finetune"``, ``"fedper"``, ``"ditto"`` (:data:`tff_ser.personalization.PLAN_METHODS`).
+        ``"finetune"``, ``"fedper"``, ``"fedrep"``, ``"ditto"`` (:data:`tff_ser.personalization.PLAN_METHODS`).
     plan : PersonalPlan
         The personal split, fine-tuning and enrollment knobs every run shares.
     label_noise, noisy_clients : float
@@ -73,7 +75,7 @@ class PersonalizationExperiment(PerSpeakerFederation):
     centralized: bool = False
     engine: str = "auto"
     normalizations: Tuple[str, ...] = ("pooled", "federated", "per_client")
-    methods: Tuple[str, ...] = ("finetune", "fedper", "ditto")
+    methods: Tuple[str, ...] = ("finetune", "fedper", "fedrep", "ditto")
     plan: PersonalPlan = PersonalPlan()
     label_noise: float = 0.3
     noisy_clients: float = 0.5
@@ -213,8 +215,9 @@ def personalization_section(table: pd.DataFrame, config) -> List[str]:
              "the rest.  'clients: global UAR' is the global model on those clips, 'clients: own "
              "UAR' each client's own model (fine-tuned, FedPer head, Ditto model) on the same "
              "clips, both the mean over clients; the paired test is over seeds.  'held-out UAR' "
-             "is the global model on the held-out speakers (FedPer's global head is never "
-             "trained: its held-out score is not a model anyone would deploy).  Noisy rows: "
+             "is the global model on the held-out speakers (the global head of FedPer and "
+             "FedRep is never trained: their held-out score is not a model anyone would "
+             "deploy).  Noisy rows: "
              f"{config.noisy_clients:.0%} of the training speakers with "
              f"{config.label_noise:.0%} of their training labels flipped; personal-test and "
              "held-out labels are clean.", "",
