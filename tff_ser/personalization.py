@@ -11,7 +11,7 @@ global model (its ``(trainable, non_trainable)`` weights, e.g. ``result.weights`
   it, each client fine-tunes the global model on its personal-train clips
   (``steps`` passes, the head or all layers) and is scored on its
   personal-test clips, beside the global model on the same clips.
-* :func:`personalized_task` -- **FedPer, FedRep and Ditto** (personalization within
+* :func:`personalized_task` -- **FedPer, FedRep, FedBN and Ditto** (personalization within
   FedAvg, :mod:`tff_ser.engines.personal`): the same personal split, and
   ``train_federated(task, config, engine="tf")`` trains the global model while
   every client keeps its own head (FedPer) or model (Ditto);
@@ -169,7 +169,7 @@ def enrollment_curve(task: Task, weights, *, ks: Sequence[int] = (0, 5, 10, 20),
 
 def personalized_task(task: Task, method: str = "fedper", *, test_fraction: float = 0.25,
                       seed: int = 0, personal_layers: int = 1, ditto_lambda: float = 0.1):
-    """``task`` prepared for FedPer, FedRep or Ditto: personal split, and the method's knobs.
+    """``task`` prepared for FedPer, FedRep, FedBN or Ditto: personal split, and the method's knobs.
 
     Train it with ``train_federated(ptask, config, engine="tf")`` (the engine
     that keeps per-client state); read the per-client table with
@@ -184,7 +184,7 @@ def personalized_task(task: Task, method: str = "fedper", *, test_fraction: floa
 
 
 def personal_table(result) -> pd.DataFrame:
-    """One row per client of a FedPer / FedRep / Ditto run: its own model and the global one on its
+    """One row per client of a FedPer / FedRep / FedBN / Ditto run: its own model and the global one on its
     personal-test clips (``global_*`` / ``personal_*`` accuracy and UAR)."""
     personalized = result.final_metrics.get("personalized")
     if personalized is None:
@@ -194,7 +194,7 @@ def personal_table(result) -> pd.DataFrame:
 
 
 #: What a run can do for each training client's own number (:class:`PersonalPlan`).
-PLAN_METHODS = ("finetune", "fedper", "fedrep", "ditto")
+PLAN_METHODS = ("finetune", "fedper", "fedrep", "fedbn", "ditto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,13 +208,14 @@ class PersonalPlan:
     * ``"finetune"``: plain FedAvg on the personal-train parts, then each client
       fine-tunes the global model (``steps`` epochs, ``layers``, Adam ``lr``,
       ``batch_size``) -- :func:`finetune_clients`;
-    * ``"fedper"`` / ``"fedrep"`` / ``"ditto"``: personalization within FedAvg
+    * ``"fedper"`` / ``"fedrep"`` / ``"fedbn"`` / ``"ditto"``: personalization within FedAvg
       (:mod:`tff_ser.engines.personal`; ``personal_layers``, ``ditto_lambda``).
 
     Every client's row has the global model's and its own model's accuracy and
     UAR on its personal-test clips.  With ``enroll_ks``, the held-out speakers
     are also enrolled (:func:`enrollment_curve`, same ``steps`` / ``layers``)
-    from the global model -- not for FedPer and FedRep, whose global head is never trained.
+    from the global model -- not for FedPer, FedRep and FedBN, whose global model keeps an
+    untrained part (the head; batch normalization).
     """
 
     method: str = "finetune"
@@ -259,7 +260,7 @@ class PersonalPlan:
 
         ``result.weights`` is the global model.  Keys: ``plan``, ``clients``
         (one row per training client), ``enrollment`` (one row per held-out
-        speaker and k; empty for FedPer, FedRep or without ``enroll_ks``).
+        speaker and k; empty for FedPer, FedRep, FedBN or without ``enroll_ks``).
         """
         if self.method == "finetune":
             clients = finetune_clients(task, result.weights, personal_test, steps=self.steps,
@@ -268,7 +269,7 @@ class PersonalPlan:
         else:
             clients = personal_table(result).to_dict("records")
         enrollment = []
-        if self.enroll_ks and self.method not in ("fedper", "fedrep"):
+        if self.enroll_ks and self.method not in ("fedper", "fedrep", "fedbn"):
             curve = enrollment_curve(task, result.weights, ks=self.enroll_ks, steps=self.steps,
                                      lr=self.lr, batch_size=self.batch_size, layers=self.layers,
                                      seed=seed)

@@ -4,6 +4,7 @@
   served by their own models and not by the global one;
 * FedPer and FedRep never send or average a head: the server's head stays the initial one;
 * FedRep's head pass leaves the body where the server put it, and its body pass the head;
+* FedBN keeps every client's batch-norm scale, offset and moving statistics, never averaged;
 * Ditto's global model is plain FedAvg's, to the bit; a huge lambda pins every
   personal model to it;
 * the same seed repeats; a SIGKILLed run resumes with every client's own model;
@@ -123,6 +124,76 @@ def test_fedreps_head_pass_freezes_the_body_and_its_body_pass_freezes_the_head()
     for var, s, p in zip(engine.train_variables, server, mask):
         if not p:
             np.testing.assert_array_equal(var.numpy(), s)
+
+
+def bn_model():
+    import keras
+    from tff_ser.models import KerasModel
+
+    def build(input_shape, num_classes):
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(16),
+                                 keras.layers.BatchNormalization(),
+                                 keras.layers.Activation("relu"),
+                                 keras.layers.Dense(num_classes, activation="softmax")])
+    return KerasModel(build, name="dense_bn")
+
+
+def shifted_task():
+    """Clients whose features share the class clusters under a client-specific offset and
+    scale (FedBN's non-IID features)."""
+    task = disagreeing_task()
+    rng = np.random.default_rng(5)
+    x, y = task.x.copy(), task.y.copy()
+    centers = rng.normal(scale=2.0, size=(4, 16))
+    for i, rows in enumerate(task.train_clients.values()):
+        y[rows] = rng.integers(0, 4, size=len(rows))
+        x[rows] = (centers[y[rows]] + rng.normal(size=(len(rows), 16))) * (1 + i) + 3.0 * i
+    return dataclasses.replace(task, model=bn_model(), x=x.astype(np.float32), y=y)
+
+
+def test_fedbn_keeps_each_clients_batch_norm_and_averages_the_rest():
+    from tff_ser.fedconfig import initial_model_weights
+    ptask = personalized_task(shifted_task(), "fedbn", seed=1)
+    result = train_federated(ptask, CONFIG, engine="tf", progress=False, federated_eval=False)
+    table = personal_table(result)
+    assert table["sampled"].all() and table["personal_accuracy"].notna().all()
+    # Dense kernel, bias | BN gamma, beta | Dense kernel, bias; BN moving mean, variance
+    trainable, non_trainable = result.weights
+    initial = initial_model_weights(ptask.model, ptask.input_shape, ptask.num_classes,
+                                    CONFIG.seed)
+    # the server's batch norm is never sent to: scale 1, offset 0, statistics 0 and 1
+    np.testing.assert_array_equal(trainable[2], np.ones(16))
+    np.testing.assert_array_equal(trainable[3], np.zeros(16))
+    np.testing.assert_array_equal(non_trainable[0], np.zeros(16))
+    np.testing.assert_array_equal(non_trainable[1], np.ones(16))
+    # the rest is averaged and trained
+    assert not np.array_equal(trainable[0], initial[0][0])
+    assert not np.array_equal(trainable[4], initial[0][4])
+    # each client's own statistics: its own features' (offsets 0, 3, 6, 9), not the server's
+    means = _client_bn_means(ptask)
+    assert len(means) == len(ptask.train_clients)
+    assert all(not np.allclose(a, b) for a, b in zip(means, means[1:]))
+    assert all(not np.allclose(m, 0.0) for m in means)
+    again = train_federated(ptask, CONFIG, engine="tf", progress=False, federated_eval=False)
+    assert personal_table(again).equals(table)  # the same seed repeats
+
+
+def _client_bn_means(ptask):
+    """Each client's own batch-norm moving mean after a short FedBN run."""
+    from tff_ser.engines.plain_tf import PlainTFEngine
+    wrapper = PlainTFEngine(ptask, CONFIG)
+    wrapper.start()
+    for round_num in range(1, 3):
+        wrapper.round(round_num)
+    engine = wrapper.engine
+    return [engine.personal_weights(cid)[1][0] for cid in sorted(ptask.train_clients)
+            if cid in engine.personal]
+
+
+def test_fedbn_refuses_a_model_without_batch_normalization():
+    ptask = personalized_task(disagreeing_task(), "fedbn", seed=1)
+    with pytest.raises(ValueError, match="has none"):
+        train_federated(ptask, CONFIG, engine="tf", progress=False, federated_eval=False)
 
 
 def test_the_same_seed_repeats_every_clients_numbers():

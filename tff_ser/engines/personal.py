@@ -19,6 +19,12 @@ and keep, for every training client, state that never leaves it:
   body with its new head frozen (the same steps, with a fresh client
   optimizer), and sends only the body's update.  Frozen means a zero
   gradient on a fresh optimizer: the variables do not move.
+* **FedBN** (Li et al. 2021, "FedBN: federated learning on non-IID features
+  via local batch normalization"): every batch-normalization layer stays on
+  the client -- its scale and offset (never sent) and its moving mean and
+  variance (each client's own, not the server's, at every client start);
+  the rest is averaged.  For models with ``BatchNormalization`` layers (a
+  user's own; no preset model has one).
 * **Ditto** (Li et al. 2021, "Ditto: fair and robust federated learning through
   personalization"): the global model trains by plain FedAvg; a sampled client
   then also trains its *personal model* ``v`` for the same local steps on the
@@ -51,9 +57,11 @@ from tff_ser.engines.plain_tf import PlainTFFedAvg
 from tff_ser.task import Task
 
 #: Personalized FedAvg methods (:class:`PersonalSpec`).
-METHODS = ("fedper", "fedrep", "ditto")
+METHODS = ("fedper", "fedrep", "fedbn", "ditto")
 #: The methods whose personal part is the model's head.
 HEAD_METHODS = ("fedper", "fedrep")
+#: The methods whose personal part never leaves the client (the rest is averaged).
+LOCAL_METHODS = HEAD_METHODS + ("fedbn",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +70,7 @@ class PersonalSpec:
 
     Parameters
     ----------
-    method : {"fedper", "fedrep", "ditto"}
+    method : {"fedper", "fedrep", "fedbn", "ditto"}
     personal_layers : int
         FedPer and FedRep: how many of the model's last layers with weights are each
         client's own (1: the softmax layer).
@@ -109,6 +117,12 @@ class PersonalizedTask(Task):
                 raise ValueError(f"client {cid!r}: personal-test clips are among its training clips")
 
 
+def _batch_norm_layers(model) -> list:
+    import keras
+    return [layer for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
 def _weighted_layers(model) -> list:
     return [layer for layer in model.layers if layer.trainable_weights]
 
@@ -129,8 +143,24 @@ class PersonalizedFedAvg(PlainTFFedAvg):
             head = {id(w) for layer in layers[-self.spec.personal_layers:]
                     for w in layer.trainable_weights}
             self._personal_mask = [id(v) in head for v in variables]
+        elif self.spec.method == "fedbn":
+            bn = _batch_norm_layers(self.model)
+            if not bn:
+                raise ValueError(f"FedBN keeps batch-normalization layers on the clients, and "
+                                 f"model {task.model_def.name!r} has none; use fedper, fedrep "
+                                 "or ditto, or a model with keras.layers.BatchNormalization")
+            local = {id(w) for layer in bn for w in layer.trainable_weights}
+            self._personal_mask = [id(v) in local for v in variables]
         else:
             self._personal_mask = [True] * len(variables)
+        # FedBN: the batch-norm moving statistics are each client's own too
+        local_nt = {id(w) for layer in _batch_norm_layers(self.model)
+                    for w in layer.non_trainable_weights} if self.spec.method == "fedbn" else set()
+        self._personal_nt_mask = [id(v) in local_nt for v in self.model.non_trainable_variables]
+        self.personal_nt_vars = [v for v, p in zip(self.model.non_trainable_variables,
+                                                   self._personal_nt_mask) if p]
+        self.personal_nt_in = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                           name="personal_nt_in") for v in self.personal_nt_vars]
         self.personal_vars = [v for v, p in zip(variables, self._personal_mask) if p]
         self.personal_in = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
                                         name="personal_in") for v in self.personal_vars]
@@ -150,12 +180,13 @@ class PersonalizedFedAvg(PlainTFFedAvg):
     # ------------------------------------------------------------ graph parts
 
     def _client_start(self) -> None:
-        if self.spec.method in HEAD_METHODS:
-            for var, mine in zip(self.personal_vars, self.personal_in):
+        if self.spec.method in LOCAL_METHODS:
+            for var, mine in zip(self.personal_vars + self.personal_nt_vars,
+                                 self.personal_in + self.personal_nt_in):
                 var.assign(mine)
 
     def _shared(self) -> List[bool]:
-        if self.spec.method in HEAD_METHODS:
+        if self.spec.method in LOCAL_METHODS:
             return [not p for p in self._personal_mask]
         return super()._shared()
 
@@ -203,7 +234,8 @@ class PersonalizedFedAvg(PlainTFFedAvg):
     # ------------------------------------------------------------ state
 
     def _initial_personal(self) -> List[np.ndarray]:
-        return [v.numpy() for v, p in zip(self.server_trainable, self._personal_mask) if p]
+        return [v.numpy() for v, p in zip(self.server_trainable, self._personal_mask) if p] + \
+            [v.numpy() for v, p in zip(self.server_non_trainable, self._personal_nt_mask) if p]
 
     def _own(self, cid: str) -> List[np.ndarray]:
         if cid not in self.personal:
@@ -247,11 +279,11 @@ class PersonalizedFedAvg(PlainTFFedAvg):
         bs = self.config.batch_size
         full = len(rows) // bs
         full_rows, last_rows = rows[:full * bs].reshape(full, bs), rows[full * bs:]
-        if self.spec.method == "fedper":
-            for var, value in zip(self.personal_in, self._own(cid)):
+        if self.spec.method in ("fedper", "fedbn"):
+            for var, value in zip(self.personal_in + self.personal_nt_in, self._own(cid)):
                 var.assign(value)
             self._client_fn(full_rows, last_rows, client_lr, seed)
-            self.personal[cid] = [v.numpy() for v in self.personal_vars]
+            self.personal[cid] = [v.numpy() for v in self.personal_vars + self.personal_nt_vars]
         elif self.spec.method == "fedrep":  # the head with the body frozen, then the body
             for var, value in zip(self.personal_in, self._own(cid)):
                 var.assign(value)
@@ -276,7 +308,9 @@ class PersonalizedFedAvg(PlainTFFedAvg):
         trainable = [v.numpy() for v in self.server_trainable]
         own = iter(self._own(cid))
         trainable = [next(own) if p else w for w, p in zip(trainable, self._personal_mask)]
-        return trainable, [v.numpy() for v in self.server_non_trainable]
+        non_trainable = [next(own) if p else v.numpy()
+                         for v, p in zip(self.server_non_trainable, self._personal_nt_mask)]
+        return trainable, non_trainable
 
     def evaluate_personal(self) -> List[dict]:
         """Each client with personal-test clips: its own model and the global one on them.
