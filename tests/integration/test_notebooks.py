@@ -17,7 +17,8 @@ from helpers import notebook_outputs
 NOTEBOOK_DIR = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = ("01_data_and_features.ipynb", "02_baseline_vs_federated.ipynb",
              "03_client_count_sweep.ipynb", "05_per_speaker_federation.ipynb",
-             "06_algorithms_and_privacy.ipynb", "08_knowledge_distillation.ipynb")
+             "06_algorithms_and_privacy.ipynb", "07_personalization.ipynb",
+             "08_knowledge_distillation.ipynb")
 EXPERIMENT_NOTEBOOKS = NOTEBOOKS[1:]
 
 

@@ -46,7 +46,7 @@ def test_the_full_experiment_crosses_normalization_with_each_method_and_a_noisy_
 
 def test_a_plan_and_a_run_refuse_what_cannot_be_done():
     with pytest.raises(ValueError, match="method must be one of"):
-        PersonalPlan(method="fedbn")
+        PersonalPlan(method="fedavg")
     with pytest.raises(ValueError, match="test_fraction"):
         PersonalPlan(test_fraction=1.0)
     with pytest.raises(ValueError, match="ditto_lambda"):
