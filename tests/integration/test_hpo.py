@@ -592,3 +592,27 @@ def test_the_hpo_is_generic_any_model_partition_and_levels_on_the_tf_engine(smal
     rows = read_progress(str(trajectory))["rows"]
     assert [r["round"] for r in rows] == [1, 2] and {r["clients"] for r in rows} == {3}
     assert run.table["rounds_computed"].sum() == 2  # NGE 2 extended NGE 1's trajectory
+
+
+def test_a_grid_can_tune_on_per_speaker_normalized_features_as_its_own_study(small_corpus_dir):
+    import dataclasses
+    from tff_ser.cli import build_parser
+    from tff_ser.hpo.cli import _locate
+    from tff_ser.hpo.space import QUICK_GRID, GridSpace
+    from tff_ser.hpo.workers import load_study_task
+    space = dataclasses.replace(QUICK_GRID, normalization="per_client")
+    assert space.recipe().normalization == "per_client"
+    assert GridSpace.from_dict(space.to_dict()) == space
+    # paper 000's grid reads as studies saved before the option did
+    assert "normalization" not in QUICK_GRID.to_dict()
+    with pytest.raises(ValueError, match="normalization"):
+        dataclasses.replace(QUICK_GRID, normalization="global")
+    plain, _, _ = load_study_task({"size": "small", "space": QUICK_GRID.to_dict()})
+    own, _, _ = load_study_task({"size": "small", "space": space.to_dict()})
+    assert own.info["normalization"] == "per_client" and not np.allclose(own.x, plain.x)
+    for rows in own.train_clients.values():  # each speaker standardized by its own clips
+        np.testing.assert_allclose(own.x[rows].mean(axis=0), 0.0, atol=1e-4)
+    args = build_parser().parse_args(["hpo", "run", "--quick", "--normalization", "per_client"])
+    located, directory, _, study = _locate(args)
+    assert located.normalization == "per_client"
+    assert directory.endswith("hpo_grid-quick-per_client") and study.endswith("_per_client")

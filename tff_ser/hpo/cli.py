@@ -45,6 +45,10 @@ def add_hpo_parser(subparsers) -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="create/enqueue the grid study and finish it locally")
     _common(run)
+    run.add_argument("--normalization", choices=("pooled", "federated", "per_client"),
+                     default="pooled",
+                     help="feature standardization of the task (default pooled, paper 000's); "
+                          "another is its own study in results/hpo_<grid>-<normalization>")
     run.add_argument("--workers", type=int, default=1,
                      help="local worker processes (0: evaluate in this process)")
     run.add_argument("--threads", type=int, default=None,
@@ -177,11 +181,18 @@ def _locate(args):
     from tff_ser.hpo.space import get_grid
     from tff_ser.hpo.storage import DEFAULT_DIRS, STUDY_NAMES, default_storage
     space = get_grid(args.quick)
-    directory = args.dir or DEFAULT_DIRS[space.name]
+    directory, study = DEFAULT_DIRS[space.name], STUDY_NAMES[space.name]
+    normalization = getattr(args, "normalization", "pooled")
+    if normalization != "pooled":  # its own grid: its own folder and study
+        import dataclasses
+        space = dataclasses.replace(space, name=f"{space.name}-{normalization}",
+                                    normalization=normalization)
+        directory, study = f"{directory}-{normalization}", f"{study}_{normalization}"
+    directory = args.dir or directory
     import os
     from tff_ser.hpo.workers import STORAGE_ENV
     storage = args.storage or os.environ.get(STORAGE_ENV) or default_storage(directory)
-    return space, directory, storage, args.study or STUDY_NAMES[space.name]
+    return space, directory, storage, args.study or study
 
 
 def _command_line() -> str:
@@ -205,7 +216,8 @@ def _cmd_run(args) -> int:
           f"study {name!r} in {mask_url(storage)}; {args.workers} worker(s)", flush=True)
     outcome = run_grid(quick=args.quick, storage=storage, directory=directory,
                        workers=args.workers, data_dir=args.data_dir, settings=settings,
-                       study_name=name, threads=args.threads, progress=not args.no_progress)
+                       study_name=name, threads=args.threads, progress=not args.no_progress,
+                       space=space)
     counts = study_counts(outcome.study)
     states = {k: v for k, v in counts.items() if k != "points_complete"}
     print(f"corpus: {outcome.corpus}")

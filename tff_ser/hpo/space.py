@@ -60,6 +60,9 @@ class GridSpace:
         (:data:`tff_ser.task.PARTITION_CHOICES`).
     clients : int
         k, for the partitions that take one (not ``"by_speaker"``).
+    normalization : {"pooled", "federated", "per_client"}
+        How the task standardizes its features (:func:`tff_ser.task.make_task`;
+        paper 000's grid: ``"pooled"``).
     """
 
     name: str
@@ -68,6 +71,7 @@ class GridSpace:
     model: str = "mlp"
     partition: str = "by_speaker"
     clients: int = 4
+    normalization: str = "pooled"
 
     def __post_init__(self):
         missing = [v for v in VARIABLES if v not in self.levels]
@@ -88,6 +92,10 @@ class GridSpace:
                              f"{self.partition!r}")
         if int(self.clients) < 1:
             raise ValueError(f"clients must be >= 1; got {self.clients}")
+        from tff_ser.features.normalize import NORMALIZATIONS
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got "
+                             f"{self.normalization!r}")
         # Frozen dataclass: normalise to sorted tuples through object.__setattr__.
         object.__setattr__(self, "levels",
                            {v: tuple(sorted(self.levels[v])) for v in VARIABLES})
@@ -100,7 +108,7 @@ class GridSpace:
         """
         from tff_ser.task import TaskRecipe
         return TaskRecipe(self.model, partition=self.partition, k=int(self.clients),
-                          split_seed=split_seed)
+                          split_seed=split_seed, normalization=self.normalization)
 
     def __len__(self) -> int:
         n = 1
@@ -151,16 +159,20 @@ class GridSpace:
         return all(v in point and point[v] in self.levels[v] for v in VARIABLES)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "size": self.size, "model": self.model,
-                "partition": self.partition, "clients": int(self.clients),
-                "levels": {v: list(self.levels[v]) for v in VARIABLES}}
+        d = {"name": self.name, "size": self.size, "model": self.model,
+             "partition": self.partition, "clients": int(self.clients),
+             "levels": {v: list(self.levels[v]) for v in VARIABLES}}
+        if self.normalization != "pooled":  # studies saved before the option read the same
+            d["normalization"] = self.normalization
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "GridSpace":
         """Inverse of :meth:`to_dict` (a study saved without a task recipe is paper 000's)."""
         return cls(name=d["name"], levels={k: tuple(v) for k, v in d["levels"].items()},
                    size=d.get("size", "full"), model=d.get("model", "mlp"),
-                   partition=d.get("partition", "by_speaker"), clients=int(d.get("clients", 4)))
+                   partition=d.get("partition", "by_speaker"), clients=int(d.get("clients", 4)),
+                   normalization=d.get("normalization", "pooled"))
 
 
 #: Paper 000's grid, equations (2)-(6): 576 points.
