@@ -206,7 +206,7 @@ def test_the_same_seed_repeats_every_clients_numbers():
 KILLED = r"""
 import os, signal, sys
 sys.path.insert(0, sys.argv[2])
-from test_personalized_fedavg import CONFIG, disagreeing_task
+from test_personalized_fedavg import CONFIG, disagreeing_task, shifted_task
 from tff_ser.federated import train_federated
 from tff_ser.personalization import personalized_task
 
@@ -214,12 +214,13 @@ def die(round_num, row, weights):
     if round_num == 5:  # after round 4's checkpoint
         os.kill(os.getpid(), signal.SIGKILL)
 
-train_federated(personalized_task(disagreeing_task(), sys.argv[3], seed=1), CONFIG, engine="tf",
+task = shifted_task() if sys.argv[3] == "fedbn" else disagreeing_task()
+train_federated(personalized_task(task, sys.argv[3], seed=1), CONFIG, engine="tf",
                 progress=False, federated_eval=False, checkpoint_dir=sys.argv[1], callbacks=[die])
 """
 
 
-@pytest.mark.parametrize("method", ["fedper", "fedrep", "ditto"])
+@pytest.mark.parametrize("method", ["fedper", "fedrep", "fedbn", "ditto"])
 def test_a_sigkilled_run_resumes_with_every_clients_own_model(method, tmp_path):
     ckpt = str(tmp_path / "ckpt")
     here = os.path.dirname(__file__)
@@ -228,7 +229,8 @@ def test_a_sigkilled_run_resumes_with_every_clients_own_model(method, tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [n for n in os.listdir(ckpt) if n.startswith("personal_state_")] \
         == ["personal_state_4.npz"]
-    ptask = personalized_task(disagreeing_task(), method, seed=1)
+    task = shifted_task() if method == "fedbn" else disagreeing_task()
+    ptask = personalized_task(task, method, seed=1)
     resumed = train_federated(ptask, CONFIG, engine="tf", progress=False, federated_eval=False,
                               checkpoint_dir=ckpt)
     assert resumed.times["resumed_from_round"] == 4
