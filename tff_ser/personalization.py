@@ -241,7 +241,7 @@ class PersonalPlan:
                              f"{self.enroll_ks}")
         object.__setattr__(self, "enroll_ks", tuple(int(k) for k in self.enroll_ks))
         if self.method != "finetune":  # the method's own knobs are checked where they are kept
-            from tff_ser.engines.personal import PersonalSpec
+            from tff_ser.engines.personal_spec import PersonalSpec
             PersonalSpec(self.method, personal_layers=self.personal_layers,
                          ditto_lambda=self.ditto_lambda)
 

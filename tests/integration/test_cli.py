@@ -110,3 +110,15 @@ def test_importing_tff_ser_changes_no_environment_variable_the_cli_quiets_tensor
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def test_the_parser_and_every_declared_experiment_load_no_tensorflow():
+    # TensorFlow must load after quiet_logs(), or its C++ start-up lines reach the user
+    code = ("import sys; from tff_ser.cli import build_parser; build_parser(); "
+            "from tff_ser.experiments import registry; "
+            "[e.config(q).runs() for e in registry.EXPERIMENTS.values() for q in (False, True)]; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

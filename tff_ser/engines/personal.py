@@ -53,46 +53,10 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
+from tff_ser.engines.personal_spec import (HEAD_METHODS, LOCAL_METHODS,  # noqa: F401
+                                             METHODS, PersonalSpec)
 from tff_ser.engines.plain_tf import PlainTFFedAvg
 from tff_ser.task import Task
-
-#: Personalized FedAvg methods (:class:`PersonalSpec`).
-METHODS = ("fedper", "fedrep", "fedbn", "ditto")
-#: The methods whose personal part is the model's head.
-HEAD_METHODS = ("fedper", "fedrep")
-#: The methods whose personal part never leaves the client (the rest is averaged).
-LOCAL_METHODS = HEAD_METHODS + ("fedbn",)
-
-
-@dataclasses.dataclass(frozen=True)
-class PersonalSpec:
-    """Which personalization, and its knobs.
-
-    Parameters
-    ----------
-    method : {"fedper", "fedrep", "fedbn", "ditto"}
-    personal_layers : int
-        FedPer and FedRep: how many of the model's last layers with weights are each
-        client's own (1: the softmax layer).
-    ditto_lambda : float
-        Ditto's lambda, the pull of a personal model toward the global one.
-    """
-
-    method: str = "fedper"
-    personal_layers: int = 1
-    ditto_lambda: float = 0.1
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"personalization method must be one of {METHODS}, got "
-                             f"{self.method!r}")
-        if int(self.personal_layers) < 1:
-            raise ValueError(f"personal_layers must be >= 1, got {self.personal_layers}")
-        if not 0.0 <= float(self.ditto_lambda) < float("inf"):
-            raise ValueError(f"ditto_lambda must be >= 0 and finite, got {self.ditto_lambda}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
