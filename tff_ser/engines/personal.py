@@ -169,14 +169,18 @@ class PersonalizedFedAvg(PlainTFFedAvg):
         try:
             for var, mine in zip(self.train_variables, self.personal_in):
                 var.assign(mine)
-            self._fresh_client_optimizer()
-            steps = tf.shape(full_rows)[0]
-            for k in tf.range(steps):
-                self._step(full_rows[k], k + 1, client_lr)
-            if tf.shape(last_rows)[0] > 0:
-                self._step(last_rows, steps + 1, client_lr)
+            self._local_steps(full_rows, last_rows, client_lr)
         finally:
             self._ditto_pass = False
+
+    def _local_steps(self, full_rows, last_rows, client_lr):
+        """A fresh client optimizer, then the round's local steps (no update is sent)."""
+        self._fresh_client_optimizer()
+        steps = tf.shape(full_rows)[0]
+        for k in tf.range(steps):
+            self._step(full_rows[k], k + 1, client_lr)
+        if tf.shape(last_rows)[0] > 0:
+            self._step(last_rows, steps + 1, client_lr)
 
     def _head_update(self, full_rows, last_rows, client_lr):
         """FedRep's first pass: the server's body and the client's head, only the head trained."""
@@ -184,12 +188,7 @@ class PersonalizedFedAvg(PlainTFFedAvg):
                                self.server_trainable + self.server_non_trainable):
             var.assign(server)
         self._client_start()
-        self._fresh_client_optimizer()
-        steps = tf.shape(full_rows)[0]
-        for k in tf.range(steps):
-            self._step(full_rows[k], k + 1, client_lr)
-        if tf.shape(last_rows)[0] > 0:
-            self._step(last_rows, steps + 1, client_lr)
+        self._local_steps(full_rows, last_rows, client_lr)
 
     def _train_only(self, head: bool) -> None:
         for mask, personal in zip(self._grad_mask, self._personal_mask):
