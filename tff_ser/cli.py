@@ -264,19 +264,17 @@ def _cmd_data(args):
 
 def _cmd_data_noisy(args):
     """Noisy clients (FedAudio): a copy of the corpus, some training speakers' clips noisy."""
-    import numpy as np
     from tff_ser.corpus import load_corpus
     from tff_ser.corpus.noise import make_noisy_corpus
     from tff_ser.partition import split_speakers
+    from tff_ser.task import choose_share
     speakers = args.speakers
     if speakers is None:
         if not 0.0 < args.fraction <= 1.0:
             raise ValueError(f"--fraction is a share of the training speakers, in (0, 1]; got "
                              f"{args.fraction}")
         train, _ = split_speakers(load_corpus(args.source).clips, seed=args.split_seed)
-        n = max(1, int(round(args.fraction * len(train))))
-        rng = np.random.default_rng([args.seed, 0x401])
-        speakers = sorted(str(s) for s in rng.choice(sorted(train), size=n, replace=False))
+        speakers = choose_share(train, args.fraction, seed=args.seed)
     record = make_noisy_corpus(args.source, args.out, speakers=speakers, snr_db=args.snr,
                                kind=args.kind, seed=args.seed)
     snrs = list(record["measured_snr_db"].values())

@@ -204,9 +204,15 @@ def with_label_noise(task: Task, rate: float, *, clients: Optional[Sequence[str]
 def choose_clients(task: Task, fraction: float, *, seed: int = 0) -> List[str]:
     """``round(fraction * n)`` of the task's training clients (at least one), drawn with ``seed``
     (sorted): which clients an experiment makes noisy."""
+    return choose_share(task.train_clients, fraction, seed=seed)
+
+
+def choose_share(ids: Sequence[str], fraction: float, *, seed: int = 0) -> List[str]:
+    """``round(fraction * len(ids))`` of ``ids`` (at least one), drawn with ``seed``, sorted
+    (:func:`choose_clients`; ``tff-ser data noisy`` draws its noisy speakers the same way)."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction of clients must be in (0, 1]; got {fraction}")
-    ids = sorted(task.train_clients)
+    ids = sorted(str(c) for c in ids)
     n = max(1, int(round(fraction * len(ids))))
     rng = np.random.default_rng([int(seed), 0x401])
     return sorted(str(c) for c in rng.choice(ids, size=n, replace=False))

@@ -192,7 +192,8 @@ def distillation_reason(name: str, task) -> Optional[str]:
             f"(paper 002) runs on the {' or '.join(DISTILLING_ENGINES)} engine")
 
 
-#: Engines that train a personalized task (:mod:`tff_ser.engines.personal`: FedPer, Ditto).
+#: Engines that train a personalized task (:mod:`tff_ser.engines.personal`: FedPer, FedRep,
+#: FedBN, Ditto).
 PERSONALIZING_ENGINES = ("tf",)
 
 
