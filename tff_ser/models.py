@@ -54,6 +54,7 @@ FEATURE_SHAPES: Dict[str, Tuple[int, ...]] = {
     "logmel": (300, 40),
     "egemaps": (88,),
     "compare": (6373,),
+    "spectrogram": (140, 140),
 }
 
 

@@ -39,40 +39,18 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from tff_ser.task import Task
-
-
-def _stratified_first(idx: np.ndarray, y: np.ndarray, k: int, seed) -> np.ndarray:
-    """``k`` of ``idx`` spread over the classes present (round robin over shuffled classes)."""
-    rng = np.random.default_rng(seed)
-    by_class = {c: list(rng.permutation(idx[y[idx] == c])) for c in np.unique(y[idx])}
-    order = []
-    while len(order) < min(k, len(idx)):
-        for c in sorted(by_class):
-            if by_class[c] and len(order) < k:
-                order.append(by_class[c].pop(0))
-    return np.asarray(order, dtype=np.int64)
+from tff_ser.task import Task, split_client_clips, stratified_first
 
 
 def personal_split(task: Task, *, test_fraction: float = 0.25,
                    seed: int = 0) -> Tuple[Task, Dict[str, np.ndarray]]:
     """``task`` whose training clients keep only their personal-train clips, and the personal-test
-    clips of each (stratified by emotion where the counts allow, seeded).
+    clips of each (stratified by emotion where the counts allow, seeded:
+    :func:`tff_ser.task.split_client_clips`).
 
     Train FedAvg on the returned task; :func:`finetune_clients` scores on the held-back clips.
     """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}")
-    train, test = {}, {}
-    for i, (cid, idx) in enumerate(sorted(task.train_clients.items())):
-        idx = np.asarray(idx)
-        n_test = int(round(test_fraction * len(idx)))
-        if n_test < 1 or n_test >= len(idx):
-            raise ValueError(f"client {cid!r} has {len(idx)} clips: too few to keep "
-                             f"{test_fraction:.0%} for its personal test and train on the rest")
-        held = _stratified_first(idx, task.y, n_test, seed=[seed, i, 1])
-        test[cid] = np.sort(held)
-        train[cid] = np.setdiff1d(idx, held)
+    train, test = split_client_clips(task, test_fraction, seed=seed, purpose="personal test")
     info = {**task.info, "personal_split": {"test_fraction": test_fraction, "seed": seed}}
     return dataclasses.replace(task, train_clients=train, info=info), test
 
@@ -156,7 +134,7 @@ def enrollment_curve(task: Task, weights, *, ks: Sequence[int] = (0, 5, 10, 20),
         if len(idx) <= ks[-1]:
             raise ValueError(f"held-out speaker {spk!r} has {len(idx)} clips: enrolling "
                              f"{ks[-1]} leaves none to score; use smaller ks")
-        order = _stratified_first(idx, task.y, ks[-1], seed=[seed, i, 2])
+        order = stratified_first(idx, task.y, ks[-1], seed=[seed, i, 2])
         scored = np.setdiff1d(idx, order)
         for k in ks:
             enrolled = order[:k]

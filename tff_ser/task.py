@@ -201,6 +201,49 @@ def with_label_noise(task: Task, rate: float, *, clients: Optional[Sequence[str]
     return dataclasses.replace(task, y=y, info=info)
 
 
+def stratified_first(idx: np.ndarray, y: np.ndarray, k: int, seed) -> np.ndarray:
+    """``k`` of ``idx`` spread over the classes present (round robin over shuffled classes)."""
+    rng = np.random.default_rng(seed)
+    by_class = {c: list(rng.permutation(idx[y[idx] == c])) for c in np.unique(y[idx])}
+    order = []
+    while len(order) < min(k, len(idx)):
+        for c in sorted(by_class):
+            if by_class[c] and len(order) < k:
+                order.append(by_class[c].pop(0))
+    return np.asarray(order, dtype=np.int64)
+
+
+def split_client_clips(task: Task, fraction: float, *, seed: int = 0,
+                       purpose: str = "held-back part") -> Tuple[Partition, Partition]:
+    """Each training client's clips in two: what it keeps, and ``round(fraction * n)`` held back.
+
+    The held-back clips are spread over the emotions the client has (round
+    robin over its shuffled classes, seeded per client), so both parts see
+    every emotion where the counts allow.  Personalization holds back each
+    client's personal-test clips so (:func:`tff_ser.personalization.personal_split`),
+    and an architecture search its validation clips (:func:`tff_ser.nas.search_task`).
+
+    Returns
+    -------
+    kept, held : dict
+        Client id -> sorted clip indices; the two are disjoint and together
+        the client's clips.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the {purpose} fraction must be in (0, 1); got {fraction}")
+    kept, held = {}, {}
+    for i, (cid, idx) in enumerate(sorted(task.train_clients.items())):
+        idx = np.asarray(idx)
+        n_held = int(round(fraction * len(idx)))
+        if n_held < 1 or n_held >= len(idx):
+            raise ValueError(f"client {cid!r} has {len(idx)} clips: too few to keep "
+                             f"{fraction:.0%} for its {purpose} and train on the rest")
+        chosen = stratified_first(idx, task.y, n_held, seed=[seed, i, 1])
+        held[cid] = np.sort(chosen)
+        kept[cid] = np.setdiff1d(idx, chosen)
+    return kept, held
+
+
 def choose_clients(task: Task, fraction: float, *, seed: int = 0) -> List[str]:
     """``round(fraction * n)`` of the task's training clients (at least one), drawn with ``seed``
     (sorted): which clients an experiment makes noisy."""

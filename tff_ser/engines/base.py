@@ -205,10 +205,27 @@ def personalization_reason(name: str, task) -> Optional[str]:
             f"personalization runs on the {' or '.join(PERSONALIZING_ENGINES)} engine")
 
 
+#: Engines that run an architecture search (:mod:`tff_ser.engines.fednas`: DARTS, FedNAS).
+SEARCHING_ENGINES = ("tf",)
+
+
+def search_reason(name: str, task) -> Optional[str]:
+    """Why engine ``name`` cannot search ``task``'s architecture (``None``: no search, or it can)."""
+    if getattr(task, "search", None) is None or name in SEARCHING_ENGINES:
+        return None
+    return (f"the {name} engine has no architecture step; a DARTS / FedNAS search runs on "
+            f"the {' or '.join(SEARCHING_ENGINES)} engine")
+
+
+def task_reason(name: str, task) -> Optional[str]:
+    """Why engine ``name`` cannot train this kind of task (distillation, personalization, search)."""
+    return (distillation_reason(name, task) or personalization_reason(name, task)
+            or search_reason(name, task))
+
+
 def unsupported_reason(name: str, task, config) -> Optional[str]:
     """Why engine ``name`` cannot train ``task`` with ``config`` (``None``: it can)."""
-    return (distillation_reason(name, task) or personalization_reason(name, task)
-            or _engine_class(name).unsupported_reason(task, config))
+    return task_reason(name, task) or _engine_class(name).unsupported_reason(task, config)
 
 
 def choose_engine(task, config, engine: str = "auto") -> str:
@@ -242,7 +259,7 @@ def choose_engine(task, config, engine: str = "auto") -> str:
         if reason is None:
             return name
         reasons.append(reason)
-    reason = distillation_reason("tff", task) or personalization_reason("tff", task)
+    reason = task_reason("tff", task)
     if reason:
         raise EngineUnsupported(f"no engine can train this run: {'; '.join(reasons)}")
     from tff_ser.stack import require_tff

@@ -215,12 +215,7 @@ class PlainTFFedAvg:
                 slot.assign(tf.fill(tf.shape(slot), tf.constant(start, tf.float32)))
 
     def _client_update(self, full_rows, last_rows, client_lr, seed):
-        model = self.model
-        for var, server in zip(self.train_variables + model.non_trainable_variables,
-                               self.server_trainable + self.server_non_trainable):
-            var.assign(server)
-        self._client_start()
-        self._fresh_client_optimizer()
+        self._client_reset()
         steps = tf.shape(full_rows)[0]
         loss_sum, hits, n = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
         for k in tf.range(steps):
@@ -229,6 +224,18 @@ class PlainTFFedAvg:
         if tf.shape(last_rows)[0] > 0:
             l_k, h_k, n_k = self._step(last_rows, steps + 1, client_lr)
             loss_sum, hits, n = loss_sum + l_k, hits + h_k, n + n_k
+        self._client_send(loss_sum, hits, n, seed)
+
+    def _client_reset(self):
+        """A client starts: the server's model (and its own part), a fresh client optimizer."""
+        for var, server in zip(self.train_variables + self.model.non_trainable_variables,
+                               self.server_trainable + self.server_non_trainable):
+            var.assign(server)
+        self._client_start()
+        self._fresh_client_optimizer()
+
+    def _client_send(self, loss_sum, hits, n, seed):
+        """A client's update after its local steps, into the round's sums (or zeroed)."""
         deltas = [s - w if shared else tf.zeros_like(w) for s, w, shared
                   in zip(self.server_trainable, self.train_variables, self._shared())]
         weight = n if self.config.weighted else tf.constant(1.0)
@@ -323,6 +330,10 @@ class PlainTFFedAvg:
         self._traced = True
         self.compile_seconds += time.perf_counter() - tc
 
+    def _client_lr(self, round_num: int) -> float:
+        """The clients' learning rate in round ``round_num`` (the config's; a search anneals it)."""
+        return self.config.client_lr
+
     def _run_client(self, cid: str, rows: np.ndarray, client_lr, seed) -> None:
         """One sampled client's update: its clips as full batches of BS and a partial last one."""
         bs = self.config.batch_size
@@ -332,7 +343,7 @@ class PlainTFFedAvg:
     def run_round(self, round_num: int) -> dict:
         """Train round ``round_num``; returns its history row (keys as the TFF engine's)."""
         config = self.config
-        client_lr = tf.constant(config.client_lr, tf.float32)
+        client_lr = tf.constant(self._client_lr(round_num), tf.float32)
         self.warm_up()
         t0 = time.perf_counter()
         for acc in self.update_sum:
@@ -382,6 +393,9 @@ class PlainTFEngine:
         elif getattr(task, "personal", None) is not None:
             from tff_ser.engines.personal import PersonalizedFedAvg
             self.engine = PersonalizedFedAvg(task, config)
+        elif getattr(task, "search", None) is not None:
+            from tff_ser.engines.fednas import FedNASFedAvg
+            self.engine = FedNASFedAvg(task, config)
         else:
             self.engine = PlainTFFedAvg(task, config)
         self.path: Optional[str] = None
@@ -436,6 +450,8 @@ class PlainTFEngine:
         if hasattr(self.engine, "evaluate_personal"):
             return {"personalized": {"spec": self.task.personal.to_dict(),
                                      "clients": self.engine.evaluate_personal()}}
+        if hasattr(self.engine, "search_result"):
+            return {"search": self.engine.search_result()}
         return {}
 
     def weights(self) -> Tuple[List[np.ndarray], List[np.ndarray]]:

@@ -1,0 +1,30 @@
+"""Paper 003, Sun et al., *EmotionNAS: a two-stream neural architecture search framework for SER*.
+
+Registers the spectrogram branch's models ``darts_search`` (the DARTS search
+network) and ``darts_derived`` (a searched cell rebuilt as a plain network);
+DARTS itself is :mod:`tff_ser.darts`, the search across clients (FedNAS)
+:mod:`tff_ser.nas` and :mod:`tff_ser.engines.fednas`.  What is built and what
+is measured: this folder's README.md.
+"""
+import pathlib
+
+from tff_ser.baselines import Baseline, register_baseline
+from tff_ser.models import FEATURE_SHAPES, ModelSpec, register_model
+
+_SHAPE = FEATURE_SHAPES["spectrogram"]
+for _spec in (
+        ModelSpec("darts_search", "tff_ser.darts:darts_search_network", "spectrogram", _SHAPE,
+                  "003 2.1, 3.3",
+                  "DARTS search network: L 3 cells of N 4 nodes, C 6, 8 candidate operations "
+                  "per edge, 0.13 M parameters"),
+        ModelSpec("darts_derived", "tff_ser.darts:derived_network", "spectrogram", _SHAPE,
+                  "003 2.1, 4.4",
+                  "a searched DARTS cell (genotype=) as a plain network: L 3, C 6; default "
+                  "DARTS's CIFAR-10 cell")):
+    register_model(_spec)
+
+BASELINE = register_baseline(Baseline(
+    "paper003", "Sun et al., EmotionNAS: a two-stream neural architecture search framework "
+                "for speech emotion recognition",
+    models=("darts_search", "darts_derived"), experiments=(),
+    readme=pathlib.Path(__file__).with_name("README.md")))
