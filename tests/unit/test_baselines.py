@@ -16,7 +16,7 @@ def test_the_built_in_baselines_register_their_models_and_experiments_with_a_rea
     from tff_ser.experiments.registry import EXPERIMENTS
     from tff_ser.models import MODELS
     assert get_baseline("paper001").models == ("dense", "conv1d", "lstm")
-    assert set(BASELINES) == {"paper000", "paper001", "paper002", "paper004"}
+    assert set(BASELINES) == {"paper000", "paper001", "paper002", "paper003", "paper004"}
     for name, baseline in BASELINES.items():
         readme = baseline.readme.read_text()
         for experiment in baseline.experiments:

@@ -142,6 +142,11 @@ FEATURE_KINDS: Dict[str, FeatureKind] = {
 }
 
 
+#: The feature kind read from a user's folder of per-clip ``.npy`` files instead of computed
+#: from audio (:mod:`tff_ser.features.embeddings`): ``extract(clips, "embeddings", folder=...)``.
+EMBEDDINGS = "embeddings"
+
+
 @dataclasses.dataclass
 class FeatureSet:
     """Features of a clip list, with what was left out and why.
@@ -380,7 +385,10 @@ def extract(clips: Sequence[Clip], kind: str, *, sr: int = 16000, cache_dir=None
         The clips, typically from a corpus loader.
     kind : str
         A key of :data:`FEATURE_KINDS`: ``"paper001"``, ``"clip_stats"``,
-        ``"logmel"`` or ``"spectrogram"``.
+        ``"logmel"``, ``"spectrogram"``, ``"egemaps"`` or ``"compare"``; or
+        :data:`EMBEDDINGS` (``"embeddings"``), a user's own per-clip vectors or
+        sequences read from ``folder=`` (:func:`~tff_ser.features.embeddings.load_embeddings`:
+        ``frames=``, ``missing=``; no cache, no audio decoded).
     sr : int, default 16000
         Sample rate clips are decoded at.
     cache_dir : path-like, optional
@@ -416,6 +424,13 @@ def extract(clips: Sequence[Clip], kind: str, *, sr: int = 16000, cache_dir=None
     clips = list(clips)
     if not clips:
         raise ValueError("no clips given; load a corpus first (tff_ser.corpus)")
+    if kind == EMBEDDINGS:  # read from the user's folder, not computed from audio
+        from tff_ser.features.embeddings import load_embeddings
+        unknown = sorted(set(params) - {"folder", "frames", "missing"})
+        if unknown or "folder" not in params:
+            raise ValueError(f"feature kind 'embeddings' takes folder= (required), frames= and "
+                             f"missing=; got {sorted(params)}")
+        return load_embeddings(clips, **params)
     bad = [c for c in clips if not isinstance(c, Clip)]
     if bad:
         raise ValueError(f"extract expects tff_ser.corpus.records.Clip records, got "

@@ -13,11 +13,11 @@ from tff_ser.models import FEATURE_SHAPES, ModelSpec, register_model
 
 _SHAPE = FEATURE_SHAPES["spectrogram"]
 for _spec in (
-        ModelSpec("darts_search", "tff_ser.darts:darts_search_network", "spectrogram", _SHAPE,
+        ModelSpec("darts_search", "tff_ser.baselines.paper003.models:darts_search_003", "spectrogram", _SHAPE,
                   "003 2.1, 3.3",
                   "DARTS search network: L 3 cells of N 4 nodes, C 6, 8 candidate operations "
                   "per edge, 0.13 M parameters"),
-        ModelSpec("darts_derived", "tff_ser.darts:derived_network", "spectrogram", _SHAPE,
+        ModelSpec("darts_derived", "tff_ser.baselines.paper003.models:darts_derived_003", "spectrogram", _SHAPE,
                   "003 2.1, 4.4",
                   "a searched DARTS cell (genotype=) as a plain network: L 3, C 6; default "
                   "DARTS's CIFAR-10 cell")):
