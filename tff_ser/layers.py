@@ -138,3 +138,57 @@ class Keras2Orthogonal(keras.initializers.Initializer):
 
     def get_config(self):
         return {"seed": self.seed}
+
+
+@keras.utils.register_keras_serializable(package="tff_ser")
+class AttentionPooling(keras.layers.Layer):
+    """Attention over frames: ``sum_t softmax_t(v . tanh(W h_t + b)) h_t``.
+
+    How paper 003's wav2vec branch pools its recurrent outputs ("we exploit the
+    attention mechanism to prioritize important frames and fuse these features via
+    attention weights", after Lian et al.'s CTNet): a score per frame from a
+    one-hidden-layer network, softmaxed over the frames, weights the frames'
+    sum.  Input ``(batch, frames, dim)``, output ``(batch, dim)``.
+
+    Parameters
+    ----------
+    units : int
+        Width of the scoring network's hidden layer.
+    kernel_initializer, score_initializer : initializer
+        Of ``W`` and ``v`` (pass seeded ones for a reproducible model).
+    """
+
+    def __init__(self, units: int, kernel_initializer="glorot_uniform",
+                 score_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if int(units) < 1:
+            raise ValueError(f"attention units must be >= 1; got {units!r}")
+        self.units = int(units)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.score_initializer = keras.initializers.get(score_initializer)
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        self.kernel = self.add_weight(name="kernel", shape=(dim, self.units),
+                                      initializer=self.kernel_initializer)
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+        self.score = self.add_weight(name="score", shape=(self.units, 1),
+                                     initializer=self.score_initializer)
+        super().build(input_shape)
+
+    def attention(self, inputs):
+        """The frames' weights, ``(batch, frames)``: each row sums to 1."""
+        hidden = tf.tanh(tf.einsum("btd,du->btu", inputs, self.kernel) + self.bias)
+        return tf.nn.softmax(tf.squeeze(tf.einsum("btu,uo->bto", hidden, self.score), -1),
+                             axis=-1)
+
+    def call(self, inputs):
+        return tf.einsum("bt,btd->bd", self.attention(inputs), inputs)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "score_initializer": keras.initializers.serialize(self.score_initializer)}

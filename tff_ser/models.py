@@ -55,6 +55,8 @@ FEATURE_SHAPES: Dict[str, Tuple[int, ...]] = {
     "egemaps": (88,),
     "compare": (6373,),
     "spectrogram": (140, 140),
+    # not computed from audio: two branches' 4 class probabilities (tff_ser.fusion)
+    "fusion": (8,),
 }
 
 

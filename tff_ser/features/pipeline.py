@@ -199,6 +199,31 @@ class FeatureSet:
                         dtype=np.int32)
 
 
+def common_clips(*feature_sets: "FeatureSet") -> List["FeatureSet"]:
+    """The feature sets cut to the clips all of them have, in the first one's order.
+
+    Two kinds of one corpus can keep different clips (one kind could not be
+    computed for a clip; a user's embedding folder lacks some): a clip missing
+    from any set is dropped from all and added to their ``skipped`` with the
+    reason, so nothing is lost silently.
+    """
+    if not feature_sets:
+        return []
+    ids = [{c.clip_id for c in fs.clips} for fs in feature_sets]
+    keep = set.intersection(*ids)
+    order = {c.clip_id: i for i, c in enumerate(feature_sets[0].clips)}
+    out = []
+    for fs in feature_sets:
+        rows = sorted((i for i, c in enumerate(fs.clips) if c.clip_id in keep),
+                      key=lambda i: order[fs.clips[i].clip_id])
+        lost = [(c, "not in every feature set: no " + ", ".join(
+            other.kind for other, have in zip(feature_sets, ids) if c.clip_id not in have)
+            + " features") for c in fs.clips if c.clip_id not in keep]
+        out.append(dataclasses.replace(fs, x=fs.x[rows], clips=[fs.clips[i] for i in rows],
+                                       skipped=list(fs.skipped) + lost))
+    return out
+
+
 def resolve_params(kind: str, params: Mapping[str, Any]) -> Tuple[FeatureKind, Dict[str, Any]]:
     """The :class:`FeatureKind` named ``kind`` and its defaults updated by ``params``."""
     if kind not in FEATURE_KINDS:

@@ -20,11 +20,19 @@ for _spec in (
         ModelSpec("darts_derived", "tff_ser.baselines.paper003.models:darts_derived_003", "spectrogram", _SHAPE,
                   "003 2.1, 4.4",
                   "a searched DARTS cell (genotype=) as a plain network: L 3, C 6; default "
-                  "DARTS's CIFAR-10 cell")):
+                  "DARTS's CIFAR-10 cell"),
+        ModelSpec("attention_rnn", "tff_ser.baselines.paper003.models:attention_rnn_003",
+                  "paper001", FEATURE_SHAPES["paper001"], "003 2.2",
+                  "second stream: 2 x GRU 256 over frames -> attention pooling -> FC 128 -> "
+                  "softmax (paper 001 frames, log-Mel or a user's embeddings)"),
+        ModelSpec("fusion_mlp", "tff_ser.baselines.paper003.models:fusion_mlp_003",
+                  "fusion", (8,), "003 2.3, 3.3",
+                  "decision-level fusion: the two branches' probabilities (8) -> FC 8 -> FC 4 "
+                  "-> softmax, 128 parameters")):
     register_model(_spec)
 
 BASELINE = register_baseline(Baseline(
     "paper003", "Sun et al., EmotionNAS: a two-stream neural architecture search framework "
                 "for speech emotion recognition",
-    models=("darts_search", "darts_derived"), experiments=(),
+    models=("darts_search", "darts_derived", "attention_rnn", "fusion_mlp"), experiments=(),
     readme=pathlib.Path(__file__).with_name("README.md")))
