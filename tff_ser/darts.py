@@ -383,6 +383,31 @@ def _architecture_layer(edges: int, seed: Optional[int]):
     return Architecture
 
 
+def _cells_and_classifier(init, x, cells: int, channels: int, num_classes: int, affine: bool,
+                          cell):
+    """DARTS's network around its cells: the stem (3 x 3 convolution to ``3 C`` channels),
+    ``cells`` cells -- each reading the two cells before it through 1 x 1 (or factorized-
+    reduction) preprocessing, channels doubled at reduction cells -- then global average
+    pooling and softmax.  ``cell(p0, p1, channels, reduction, name)`` builds one cell."""
+    keras, _ = _layers()
+    c_curr = STEM_MULTIPLIER * channels
+    stem = keras.layers.Conv2D(c_curr, 3, padding="same", use_bias=False, name="stem_conv",
+                               kernel_initializer=init.glorot_uniform())(x)
+    s0 = s1 = _norm(c_curr, True, "stem_norm")(stem)
+    c, reduction_prev = channels, False
+    for k in range(cells):
+        reduction = k in reduction_cells(cells)
+        c = 2 * c if reduction else c
+        name = f"cell_{k}"
+        p0 = (factorized_reduce(init, s0, c, affine, f"{name}_pre0") if reduction_prev
+              else relu_conv_norm(init, s0, c, affine, f"{name}_pre0"))
+        p1 = relu_conv_norm(init, s1, c, affine, f"{name}_pre1")
+        s0, s1 = s1, cell(p0, p1, c, reduction, name)
+        reduction_prev = reduction
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(s1)
+    return init.dense(num_classes, "softmax", "softmax")(pooled)
+
+
 def darts_search_network(input_shape: Sequence[int] = (140, 140), num_classes: int = 4, *,
                          cells: int = CELLS, channels: int = CHANNELS, nodes: int = NODES,
                          input_pool: int = 1, seed: Optional[int] = None):
@@ -415,21 +440,8 @@ def darts_search_network(input_shape: Sequence[int] = (140, 140), num_classes: i
     init = SeededInitializers(seed)
     inputs, x = _spectrogram_input(input_shape, input_pool, "darts_search")
     w_normal, w_reduce = _architecture_layer(edge_count(nodes), seed)(name=ARCHITECTURE_LAYER)(x)
-    c_curr = STEM_MULTIPLIER * channels
-    stem = keras.layers.Conv2D(c_curr, 3, padding="same", use_bias=False, name="stem_conv",
-                               kernel_initializer=init.glorot_uniform())(x)
-    s0 = s1 = _norm(c_curr, True, "stem_norm")(stem)
-    c = channels
-    reduction_prev = False
-    reduce_at = reduction_cells(cells)
-    for k in range(cells):
-        reduction = k in reduce_at
-        if reduction:
-            c *= 2
-        name = f"cell_{k}"
-        p0 = (factorized_reduce(init, s0, c, False, f"{name}_pre0") if reduction_prev
-              else relu_conv_norm(init, s0, c, False, f"{name}_pre0"))
-        p1 = relu_conv_norm(init, s1, c, False, f"{name}_pre1")
+
+    def cell(p0, p1, c, reduction, name):
         weights = w_reduce if reduction else w_normal
         states = [p0, p1]
         edge = 0
@@ -443,10 +455,9 @@ def darts_search_network(input_shape: Sequence[int] = (140, 140), num_classes: i
                 edge += 1
             states.append(keras.layers.Add(name=f"{name}_n{node}")(terms)
                           if len(terms) > 1 else terms[0])
-        s0, s1 = s1, keras.layers.Concatenate(name=f"{name}_out")(states[2:])
-        reduction_prev = reduction
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(s1)
-    outputs = init.dense(num_classes, "softmax", "softmax")(x)
+        return keras.layers.Concatenate(name=f"{name}_out")(states[2:])
+
+    outputs = _cells_and_classifier(init, x, cells, channels, num_classes, False, cell)
     return keras.Model(inputs, outputs, name="darts_search")
 
 
@@ -528,23 +539,10 @@ def derived_network(input_shape: Sequence[int] = (140, 140), num_classes: int = 
     _check_sizes("darts_derived", cells, channels, genotype.nodes)
     init = SeededInitializers(seed)
     inputs, x = _spectrogram_input(input_shape, input_pool, "darts_derived")
-    c_curr = STEM_MULTIPLIER * channels
-    stem = keras.layers.Conv2D(c_curr, 3, padding="same", use_bias=False, name="stem_conv",
-                               kernel_initializer=init.glorot_uniform())(x)
-    s0 = s1 = _norm(c_curr, True, "stem_norm")(stem)
-    c = channels
-    reduction_prev = False
-    reduce_at = reduction_cells(cells)
-    for k in range(cells):
-        reduction = k in reduce_at
-        if reduction:
-            c *= 2
-        name = f"cell_{k}"
+
+    def cell(p0, p1, c, reduction, name):
         edges = genotype.reduce if reduction else genotype.normal
         concat = genotype.reduce_concat if reduction else genotype.normal_concat
-        p0 = (factorized_reduce(init, s0, c, True, f"{name}_pre0") if reduction_prev
-              else relu_conv_norm(init, s0, c, True, f"{name}_pre0"))
-        p1 = relu_conv_norm(init, s1, c, True, f"{name}_pre1")
         states = [p0, p1]
         for node in range(len(edges) // 2):
             terms = []
@@ -555,9 +553,7 @@ def derived_network(input_shape: Sequence[int] = (140, 140), num_classes: int = 
                                        f"{name}_n{node}_{j}_{op}"))
             states.append(keras.layers.Add(name=f"{name}_n{node}")(terms))
         outs = [states[i] for i in concat]
-        s0, s1 = s1, (keras.layers.Concatenate(name=f"{name}_out")(outs)
-                      if len(outs) > 1 else outs[0])
-        reduction_prev = reduction
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(s1)
-    outputs = init.dense(num_classes, "softmax", "softmax")(x)
+        return keras.layers.Concatenate(name=f"{name}_out")(outs) if len(outs) > 1 else outs[0]
+
+    outputs = _cells_and_classifier(init, x, cells, channels, num_classes, True, cell)
     return keras.Model(inputs, outputs, name="darts_derived")
