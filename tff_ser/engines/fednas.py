@@ -168,17 +168,8 @@ class FedNASFedAvg(PlainTFFedAvg):
         full = len(rows) // bs
         return rows[:full * bs].reshape(full, bs)
 
-    def warm_up(self) -> None:
-        if self._traced:
-            return
-        import time
-        tc = time.perf_counter()
-        self._reset_fn.get_concrete_function()
-        self._step_fn.get_concrete_function()
-        self._send_fn.get_concrete_function()
-        self._server_fn.get_concrete_function()
-        self._traced = True
-        self.compile_seconds += time.perf_counter() - tc
+    def _traced_functions(self) -> list:
+        return [self._reset_fn, self._step_fn, self._send_fn, self._server_fn]
 
     def _run_client(self, cid, rows, client_lr, seed) -> None:
         self.val_batches.assign(self._validation_batches(cid))

@@ -325,10 +325,14 @@ class PlainTFFedAvg:
         if self._traced:
             return
         tc = time.perf_counter()
-        self._client_fn.get_concrete_function()
-        self._server_fn.get_concrete_function()
+        for function in self._traced_functions():
+            function.get_concrete_function()
         self._traced = True
         self.compile_seconds += time.perf_counter() - tc
+
+    def _traced_functions(self) -> list:
+        """The traced functions a round calls, traced by :meth:`warm_up`."""
+        return [self._client_fn, self._server_fn]
 
     def _client_lr(self, round_num: int) -> float:
         """The clients' learning rate in round ``round_num`` (the config's; a search anneals it)."""
