@@ -9,8 +9,8 @@ the same clips, labels and clients whose features are
 
 * ``"decision"`` -- the branches' class probabilities, concatenated (paper 003:
   2 branches x 4 classes = 8 inputs to its (8, 8), (8, 4), (4, 4) perceptron);
-* ``"feature"`` -- the branches' embeddings (a named layer, default
-  ``embedding_layer``), concatenated and standardized with the training
+* ``"feature"`` -- the branches' embeddings (a named layer, default the one
+  before the output layer), concatenated and standardized with the training
   clients' statistics, for one head: feature-level fusion, for comparison.
 
 The fused task trains like any other (``train_federated``: every client scores
@@ -35,9 +35,12 @@ from tff_ser.task import Task
 FUSIONS = ("decision", "feature")
 
 
-def branch_outputs(model, x: np.ndarray, *, layer: str = "embedding_layer",
-                   batch_size: int = 256, name=None) -> TeacherOutputs:
-    """A trained branch's class probabilities and ``layer`` embeddings on every clip of ``x``."""
+def branch_outputs(model, x: np.ndarray, *, layer=None, batch_size: int = 256,
+                   name=None) -> TeacherOutputs:
+    """A trained branch's class probabilities and ``layer`` embeddings on every clip of ``x``
+    (default: the layer before the output layer -- a DARTS network's pooling, the
+    recurrent stream's ``embedding_layer``)."""
+    layer = model.layers[-2].name if layer is None else layer
     return teacher_outputs(model, x, KDConfig(feature_weight=1.0, teacher_layer=layer),
                            batch_size=batch_size, name=name)
 

@@ -93,7 +93,8 @@ def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config(
                     assert all(getattr(run.fl, k) == getattr(config.fl, k) for k in shared)
                     assert run.seed in config.seeds
                     continue
-                assert run.federated_config() == dataclasses.replace(config.fl, seed=run.seed,
+                base = config.search_fl if run.search is not None else config.fl  # paper 003
+                assert run.federated_config() == dataclasses.replace(base, seed=run.seed,
                                                                      **swept)
     changed = with_overrides(PAPER001_EXP2, rounds=3, seed=2)
     assert changed.fl == dataclasses.replace(PAPER001_EXP2.fl, rounds=3)
@@ -117,7 +118,7 @@ def test_every_registered_experiment_has_a_full_and_a_quick_config():
                                          "paper000_per_speaker", "paper000_algorithms",
                                          "paper000_personalization",
                                          "paper002_kd", "paper002_kd_dense",
-                                         "paper002_kd_sensitivity"}
+                                         "paper002_kd_sensitivity", "paper003_nas"}
     for name, e in registry.EXPERIMENTS.items():
         assert e.config(False).name == e.config(True).name == name
         assert not e.config(False).quick and e.config(True).quick

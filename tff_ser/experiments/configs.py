@@ -19,6 +19,7 @@ import json
 from typing import List, Optional, Sequence, Tuple
 
 from tff_ser.distillation import KDConfig
+from tff_ser.engines.search_spec import SearchSpec
 from tff_ser.fedconfig import FederatedConfig
 from tff_ser.personalization import PersonalPlan
 
@@ -56,7 +57,12 @@ RUN_KEY_IGNORES = ("run_id", "condition", "engine")
 #: RunSpec fields left out of a run's key at their default (added after runs were saved).
 RUN_KEY_DEFAULTS = (("teacher", ""), ("kd", None), ("keep_weights", False),
                     ("normalization", "pooled"), ("enroll", None), ("personal", None),
-                    ("label_noise", 0.0), ("noisy_clients", 0.5))
+                    ("label_noise", 0.0), ("noisy_clients", 0.5), ("model_kwargs", ()),
+                    ("feature_kind", ""), ("search", None), ("genotype_from", ""),
+                    ("branches", ()), ("fusion", ""))
+
+#: Fusion levels a run may train (:mod:`tff_ser.fusion`).
+FUSION_LEVELS = ("decision", "feature")
 
 #: Run modes: the pooled-data baseline or FedAvg on TFF.
 CENTRALIZED = "centralized"
@@ -135,6 +141,28 @@ class RunSpec(_ReadsFlKnobs):
     noisy_clients : float
         The share of training clients that are noisy (drawn with the run's
         seed, :func:`tff_ser.task.choose_clients`).
+    model_kwargs : tuple of (name, value)
+        Hyperparameters of the preset ``model`` (``(("input_pool", 2),)``);
+        values JSON-able.
+    feature_kind : str
+        The features the run reads when not its model's own
+        (``MODELS[model].feature_kind``): e.g. paper 001's ``conv1d`` on
+        paper 003's ``"spectrogram"``.
+    search : SearchSpec, optional
+        The run is an architecture search of its model (a DARTS search
+        network, :mod:`tff_ser.nas`): federated is FedNAS over the run's
+        clients, centralized is DARTS on one client holding every training
+        clip.  Its result holds the searched genotype.
+    genotype_from : str
+        The run id of a search run of the same experiment whose genotype
+        builds this run's model (``genotype=`` of ``darts_derived``).
+    branches : tuple of str
+        Fusion (paper 003): the conditions of two or more runs of the same
+        experiment (seed matched, each with ``keep_weights``) whose trained
+        models' outputs are this run's features; ``fusion`` says which.
+    fusion : {"", "decision", "feature"}
+        The branches' class probabilities, or their embeddings (the input of
+        each branch's output layer), concatenated (:func:`tff_ser.fusion.fusion_task`).
     """
 
     run_id: str
@@ -156,8 +184,31 @@ class RunSpec(_ReadsFlKnobs):
     personal: Optional[PersonalPlan] = None
     label_noise: float = 0.0
     noisy_clients: float = 0.5
+    model_kwargs: Tuple[Tuple[str, object], ...] = ()
+    feature_kind: str = ""
+    search: Optional[SearchSpec] = None
+    genotype_from: str = ""
+    branches: Tuple[str, ...] = ()
+    fusion: str = ""
 
     def __post_init__(self):
+        kwargs = tuple((str(k), v) for k, v in self.model_kwargs)
+        try:
+            json.dumps(dict(kwargs))
+        except TypeError:
+            raise ValueError(f"run {self.run_id!r}: model_kwargs must be JSON-able "
+                             f"(numbers, strings, lists, dicts); got {self.model_kwargs!r}") from None
+        object.__setattr__(self, "model_kwargs", kwargs)
+        object.__setattr__(self, "branches", tuple(self.branches))
+        if self.fusion not in ("",) + FUSION_LEVELS:
+            raise ValueError(f"run {self.run_id!r}: fusion must be one of {FUSION_LEVELS} or "
+                             f"'', got {self.fusion!r}")
+        if bool(self.fusion) != bool(self.branches) or len(self.branches) == 1:
+            raise ValueError(f"run {self.run_id!r}: a fusion run names its level and two or more "
+                             f"branches (fusion={self.fusion!r}, branches={self.branches!r})")
+        if self.search is not None and (self.genotype_from or self.branches or self.teacher):
+            raise ValueError(f"run {self.run_id!r}: a search run trains its search network "
+                             "alone (no genotype_from, branches or teacher)")
         from tff_ser.engines.base import ENGINE_NAMES as ENGINES
         if self.personal is not None and self.mode != FEDERATED:
             raise ValueError(f"run {self.run_id!r}: personalization (personal=) is for federated "
@@ -192,10 +243,34 @@ class RunSpec(_ReadsFlKnobs):
                 key.pop(name)
         return json.loads(json.dumps(key))  # as result.json reads it back (tuples as lists)
 
-    def recipe(self):
-        """The :class:`tff_ser.task.TaskRecipe` of this run (its task is ``recipe().task(features, seed)``)."""
+    def upstream(self) -> Tuple[str, ...]:
+        """The runs of the same experiment this run reads: its teacher, search and branches."""
+        ids = [f"{self.teacher}-s{self.seed}"] if self.teacher else []
+        if self.genotype_from:
+            ids.append(self.genotype_from)
+        return tuple(ids) + self.branch_runs()
+
+    def branch_runs(self) -> Tuple[str, ...]:
+        """The run ids a fusion run fuses (its branches at its own seed)."""
+        return tuple(f"{b}-s{self.seed}" for b in self.branches)
+
+    def model_def(self, **extra):
+        """The run's model: the preset name, or with ``model_kwargs`` (and ``extra``) a
+        :class:`tff_ser.models.KerasModel` of the preset's builder with them."""
+        kwargs = {**dict(self.model_kwargs), **extra}
+        if not kwargs:
+            return self.model
+        from tff_ser.models import KerasModel, get_spec
+        spec = get_spec(self.model)
+        return KerasModel(spec.builder, name=self.model, hyperparameters=kwargs,
+                          feature_kind=self.feature_kind or spec.feature_kind)
+
+    def recipe(self, model=None):
+        """The :class:`tff_ser.task.TaskRecipe` of this run (its task is ``recipe().task(features, seed)``);
+        ``model`` replaces :meth:`model_def` (a derived network with its searched genotype)."""
         from tff_ser.task import TaskRecipe
-        return TaskRecipe(self.model, partition=self.partition, k=self.clients,
+        return TaskRecipe(self.model_def() if model is None else model,
+                          partition=self.partition, k=self.clients,
                           split_seed=self.split_seed, normalization=self.normalization,
                           enroll=self.enroll)
 

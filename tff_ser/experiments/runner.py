@@ -24,6 +24,7 @@ full-size experiment picks up where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import shutil
@@ -119,15 +120,36 @@ def _check_models(config) -> None:
                                  f"({reason}); use engine='auto' or 'tff'")
 
 
-def _load_features(config, data_dir: Optional[str], progress: bool):
-    """(corpus line, corpus fingerprint, {feature kind: FeatureSet}) for the config's models."""
-    from tff_ser.corpus import resolve_corpus
-    from tff_ser.features.pipeline import extract
+def run_feature_kind(spec: RunSpec, by_id: Dict[str, RunSpec]) -> str:
+    """The features ``spec`` trains on: its own ``feature_kind``, its model's, or (fusion)
+    its first branch's, whose clients and labels it shares."""
     from tff_ser.models import MODELS
+    if spec.branches:
+        first = f"{spec.branches[0]}-s{spec.seed}"
+        if first not in by_id:
+            raise ValueError(f"run {spec.run_id!r} fuses run {first!r}, which is not a run of "
+                             "this experiment")
+        return run_feature_kind(by_id[first], by_id)
+    return spec.feature_kind or MODELS[spec.model].feature_kind
+
+
+def _load_features(config, data_dir: Optional[str], progress: bool):
+    """(corpus line, corpus fingerprint, {feature kind: FeatureSet}) for the config's runs.
+
+    With several kinds, every set is cut to the clips all of them have
+    (:func:`tff_ser.features.pipeline.common_clips`): runs of one experiment
+    share held-out speakers, clients and clip rows whatever they read.
+    """
+    from tff_ser.corpus import resolve_corpus
+    from tff_ser.features.pipeline import common_clips, extract
     load = resolve_corpus(data_dir, size=config.size, corpus_seed=0, progress=progress)
     clips = limit_speakers(load.clips, config.max_speakers)
-    kinds = list(dict.fromkeys(MODELS[m].feature_kind for m in config.models))
+    specs = config.runs()
+    by_id = {spec.run_id: spec for spec in specs}
+    kinds = list(dict.fromkeys(run_feature_kind(spec, by_id) for spec in specs))
     features = {kind: extract(clips, kind, progress=progress) for kind in kinds}
+    if len(features) > 1:
+        features = dict(zip(features, common_clips(*features.values())))
     from tff_ser.corpus.problems import corpus_problems, format_problems
     for fs in features.values():
         fs.corpus_problems = corpus_problems(load, fs, load.emotions)
@@ -141,14 +163,17 @@ def _load_features(config, data_dir: Optional[str], progress: bool):
 # one run
 # ---------------------------------------------------------------------------
 
-def _run_key(spec: RunSpec, corpus: dict, features) -> dict:
+def _run_key(spec: RunSpec, corpus: dict, features, upstream: Optional[dict] = None) -> dict:
     """What a saved run must match to be reused instead of retrained.
 
     The run's settings (:meth:`RunSpec.key_dict`: not its name, not the
     engine that computed it), the corpus fingerprint and the features.
     """
-    return {"run_spec": spec.key_dict(), "corpus": corpus,
-            "feature_kind": features.kind, "n_clips": len(features.clips)}
+    key = {"run_spec": spec.key_dict(), "corpus": corpus,
+           "feature_kind": features.kind, "n_clips": len(features.clips)}
+    if upstream:  # a run that reads other runs matches only while they do
+        key["upstream"] = upstream
+    return key
 
 
 def _reusable(run_dir: pathlib.Path, key: dict):
@@ -163,7 +188,7 @@ def _reusable(run_dir: pathlib.Path, key: dict):
 
 
 def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None,
-              checkpoint: bool = False, progress: bool = True):
+              checkpoint: bool = False, progress: bool = True, branches=None):
     """Build the task of ``spec`` from ``features`` and train it; returns the RunResult.
 
     Parameters
@@ -178,8 +203,16 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
     checkpoint : bool
     progress : bool
         Progress bar over rounds.
+    branches : list of (RunSpec, FeatureSet), optional
+        A fusion run's branch runs and their features (their saved models are
+        read from ``run_dir``'s sibling folders).
     """
-    task = spec.recipe().task(features, seed=spec.seed)
+    model = None
+    if spec.genotype_from:
+        model = spec.model_def(genotype=searched_genotype(run_dir, spec).to_dict())
+    task = spec.recipe(model).task(features, seed=spec.seed)
+    if spec.branches:
+        task = _fusion_task(task, spec, run_dir, branches)
     personal_test = None
     if spec.personal is not None:  # before the noise: personal-test labels stay clean
         task, personal_test = spec.personal.prepare(task, seed=spec.seed)
@@ -189,13 +222,21 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
                                 clients=choose_clients(task, spec.noisy_clients, seed=spec.seed))
     if spec.teacher:
         task = _distillation_task(task, spec, run_dir)
-    if spec.mode == CENTRALIZED:
+    config = spec.federated_config()
+    if spec.search is not None:
+        from tff_ser import nas
+        if spec.federated:  # FedNAS over the run's clients
+            task = nas.search_task(task, spec.search, seed=spec.seed)
+        else:  # DARTS: one client with every training clip, every round
+            task = nas.pooled_search_task(task, spec.search, seed=spec.seed)
+            config = dataclasses.replace(config, client_fraction=1.0)
+    if spec.mode == CENTRALIZED and spec.search is None:
         from tff_ser.centralized import train_centralized
         result = train_centralized(task, spec.centralized_config(), progress=progress)
     else:
         from tff_ser.federated import train_federated
         checkpoint_dir = str(run_dir / "checkpoint") if (checkpoint and run_dir) else None
-        result = train_federated(task, spec.federated_config(), checkpoint_dir=checkpoint_dir,
+        result = train_federated(task, config, checkpoint_dir=checkpoint_dir,
                                  progress=progress, federated_eval=spec.federated_eval,
                                  engine=spec.engine)
         if spec.personal is not None:
@@ -203,8 +244,11 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
                 task, personal_test, result, seed=spec.seed)
         if checkpoint_dir:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if spec.genotype_from:
+        result.extra["genotype"] = task.model_def.hyperparameters["genotype"]
     if spec.keep_weights and run_dir is not None:
-        save_weights(run_dir / WEIGHTS_FILE, spec.model, result.weights)
+        save_weights(run_dir / WEIGHTS_FILE, spec.model, result.weights,
+                     kwargs=task.model_def.hyperparameters)
     # The final weights (104 MB for the dense model) are not part of the record.
     result.extra.pop("weights", None)
     return result
@@ -214,14 +258,15 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
 WEIGHTS_FILE = "weights.npz"
 
 
-def save_weights(path: pathlib.Path, model: str, weights) -> None:
-    """Write ``(trainable, non_trainable)`` of preset ``model`` to ``path`` atomically."""
+def save_weights(path: pathlib.Path, model: str, weights, kwargs: Optional[dict] = None) -> None:
+    """Write ``(trainable, non_trainable)`` of preset ``model`` (built with ``kwargs``) to
+    ``path`` atomically."""
     trainable, non_trainable = weights
     arrays = {f"t{i}": w for i, w in enumerate(trainable)}
     arrays.update({f"n{i}": w for i, w in enumerate(non_trainable)})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, model=np.array(model), **arrays)
+    np.savez(tmp, model=np.array(model), kwargs=np.array(json.dumps(kwargs or {})), **arrays)
     os.replace(tmp, path)
 
 
@@ -243,14 +288,46 @@ def load_kept_model(run_dir, *, input_shape=None, num_classes: int = 4):
                                 "teacher) keep their weights; rerun the experiment to make it")
     with np.load(path) as saved:
         name = str(saved["model"])
+        kwargs = json.loads(str(saved["kwargs"])) if "kwargs" in saved.files else {}
         trainable = [saved[f"t{i}"] for i in range(sum(k.startswith("t") for k in saved.files))]
         non_trainable = [saved[f"n{i}"]
                          for i in range(sum(k.startswith("n") for k in saved.files))]
-    model = build_model(name, input_shape=input_shape, num_classes=num_classes, seed=0)
+    model = build_model(name, input_shape=input_shape, num_classes=num_classes, seed=0,
+                        **kwargs)
     for var, value in zip(model.trainable_weights + model.non_trainable_weights,
                           trainable + non_trainable):
         var.assign(value)
     return model
+
+
+def searched_genotype(run_dir: pathlib.Path, spec: RunSpec):
+    """The genotype the search run ``spec.genotype_from`` found (its saved result)."""
+    from tff_ser.nas import searched_genotype as from_result
+    from tff_ser.results import RunResult
+    folder = pathlib.Path(run_dir).parent / spec.genotype_from
+    if not (folder / "result.json").is_file():
+        raise ValueError(f"run {spec.run_id!r} builds the genotype of search run "
+                         f"{spec.genotype_from!r}, which has not run; run the experiment "
+                         f"without --only, or with --only {spec.genotype_from!r}")
+    return from_result(RunResult.load(folder))
+
+
+def _fusion_task(task, spec: RunSpec, run_dir: pathlib.Path, branches):
+    """``task`` whose features are the saved branch runs' outputs on every clip (paper 003)."""
+    from tff_ser.fusion import branch_outputs, fusion_task
+    outputs = []
+    for branch, fs in branches:
+        branch_task = branch.recipe().task(fs, seed=branch.seed)
+        if not np.array_equal(branch_task.y, task.y) or \
+                branch_task.train_clients.keys() != task.train_clients.keys():
+            raise ValueError(f"run {spec.run_id!r} fuses run {branch.run_id!r}, whose clips, "
+                             "labels or clients differ from its own; give branches the same "
+                             "partition and split")
+        model = load_kept_model(run_dir.parent / branch.run_id,
+                                input_shape=branch_task.input_shape,
+                                num_classes=branch_task.num_classes)
+        outputs.append(branch_outputs(model, branch_task.x, name=branch.run_id))
+    return fusion_task(task, outputs, spec.model_def(), level=spec.fusion)
 
 
 def teacher_run_id(spec: RunSpec) -> str:
@@ -355,14 +432,14 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
     try:
         _check_models(config)
         corpus, fingerprint, features = _load_features(config, data_dir, progress)
-        from tff_ser.models import MODELS
         reused: List[str] = []
         missing: List[str] = []
         to_train: List[tuple] = []
+        by_id = {spec.run_id: spec for spec in specs}
+        keys = _run_keys(specs, by_id, fingerprint, features)
         for spec in specs:
-            fs = features[MODELS[spec.model].feature_kind]
             run_dir = out / RUNS_DIR / spec.run_id
-            key = _run_key(spec, fingerprint, fs)
+            key = keys[spec.run_id]
             chosen = spec.run_id in selected
             result = _reusable(run_dir, key) if (reuse or not chosen) else None
             if result is not None:
@@ -373,8 +450,8 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
             else:
                 if not reuse:  # retrain from round 1, not from a killed run's checkpoint
                     shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
-                to_train.append((spec, fs, run_dir, key))
-        waves = _teachers_first(to_train, specs, out, features, fingerprint)
+                to_train.append(_item(spec, by_id, features, out, keys))
+        waves = _upstream_first(to_train, by_id, out, features, keys)
         trained = {item[0].run_id for wave in waves for item in wave}
         reused = [run_id for run_id in reused if run_id not in trained]  # a teacher retrained
         bar = tqdm(total=sum(map(len, waves)), desc=config.name, unit="run",
@@ -421,34 +498,82 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
                              figures=figures, corpus=corpus, wall_seconds=wall, reused=reused)
 
 
-def _teachers_first(to_train: List[tuple], specs, out: pathlib.Path, features,
-                    fingerprint) -> List[List[tuple]]:
-    """``to_train`` in two waves: the teachers the distilling runs need, then the rest.
+def _run_keys(specs, by_id, fingerprint, features) -> Dict[str, dict]:
+    """Every run's key; a run built from a search or from branches carries their keys too."""
+    keys: Dict[str, dict] = {}
 
-    A distilling run whose teacher's ``weights.npz`` is not on disk (a fresh
-    clone has the teacher's result but not its weights, which are not
-    committed) gets its teacher retrained first: same settings and seed, so
-    the same weights (``tests/integration/test_distillation.py``).
+    def key_of(spec: RunSpec) -> dict:
+        if spec.run_id not in keys:
+            upstream = {}
+            for uid in spec.upstream():
+                if uid not in by_id:
+                    raise ValueError(f"run {spec.run_id!r} reads run {uid!r}, which is not a run "
+                                     "of this experiment")
+                if not (spec.teacher and uid == teacher_run_id(spec)):  # keys saved before
+                    upstream[uid] = key_of(by_id[uid])
+            keys[spec.run_id] = _run_key(spec, fingerprint,
+                                         features[run_feature_kind(spec, by_id)], upstream)
+        return keys[spec.run_id]
+
+    for spec in specs:
+        key_of(spec)
+    return keys
+
+
+def _item(spec: RunSpec, by_id, features, out: pathlib.Path, keys) -> tuple:
+    """What training ``spec`` takes: (spec, its features, run folder, key, its branches'
+    (spec, features) pairs or None)."""
+    branches = [(by_id[uid], features[run_feature_kind(by_id[uid], by_id)])
+                for uid in spec.branch_runs()] or None
+    return (spec, features[run_feature_kind(spec, by_id)], out / RUNS_DIR / spec.run_id,
+            keys[spec.run_id], branches)
+
+
+def _upstream_first(to_train: List[tuple], by_id, out: pathlib.Path, features,
+                    keys) -> List[List[tuple]]:
+    """``to_train`` in waves: the runs others read (teachers, searches, branches) before them.
+
+    A run read by another is trained first when it is queued itself or what it
+    leaves is not on disk: a search's result (with a matching key), or the
+    ``weights.npz`` of a teacher or a branch (a fresh clone has their results
+    but not their weights, which are not committed): same settings and seed,
+    so the same weights (``tests/integration/test_distillation.py``).
     """
-    from tff_ser.models import MODELS
-    by_id = {spec.run_id: spec for spec in specs}
-    queued = {item[0].run_id for item in to_train}
-    teachers: Dict[str, tuple] = {}
-    for spec, *_ in to_train:
-        if not spec.teacher:
-            continue
-        tid = teacher_run_id(spec)
-        teacher = by_id.get(tid)
-        if teacher is None:
-            raise ValueError(f"run {spec.run_id!r} distils from {tid!r}, which is not a run of "
-                             "this experiment")
-        run_dir = out / RUNS_DIR / tid
-        if tid in queued or not (run_dir / WEIGHTS_FILE).is_file():
-            fs = features[MODELS[teacher.model].feature_kind]
-            teachers[tid] = (teacher, fs, run_dir, _run_key(teacher, fingerprint, fs))
-    first = [teachers[t] for t in teachers]
-    rest = [item for item in to_train if item[0].run_id not in teachers]
-    return [wave for wave in (first, rest) if wave]
+    items = {item[0].run_id: item for item in to_train}
+
+    def needed(uid: str) -> bool:
+        run_dir = out / RUNS_DIR / uid
+        if uid in items:
+            return True
+        if by_id[uid].search is not None:
+            return _reusable(run_dir, keys[uid]) is None
+        return not (run_dir / WEIGHTS_FILE).is_file()
+
+    pending = list(items)
+    while pending:
+        spec = by_id[pending.pop()]
+        for uid in spec.upstream():
+            up = by_id[uid]
+            if uid != spec.genotype_from and not up.keep_weights:
+                raise ValueError(f"run {spec.run_id!r} reads the trained model of run {uid!r}, "
+                                 "which does not keep its weights (keep_weights=True)")
+            if uid not in items and needed(uid):
+                items[uid] = _item(up, by_id, features, out, keys)
+                pending.append(uid)
+    depth: Dict[str, int] = {}
+
+    def depth_of(uid: str, seen=()) -> int:
+        if uid in seen:
+            raise ValueError(f"runs {' -> '.join(seen + (uid,))} read each other in a circle")
+        if uid not in depth:
+            ups = [u for u in by_id[uid].upstream() if u in items]
+            depth[uid] = 1 + max((depth_of(u, seen + (uid,)) for u in ups), default=-1)
+        return depth[uid]
+
+    waves: Dict[int, List[tuple]] = {}
+    for uid in items:  # queued order within a wave, upstream runs in earlier waves
+        waves.setdefault(depth_of(uid), []).append(items[uid])
+    return [waves[d] for d in sorted(waves)]
 
 
 def _check_jobs(jobs) -> int:
@@ -459,10 +584,10 @@ def _check_jobs(jobs) -> int:
     return (os.cpu_count() or 1) if jobs == -1 else int(jobs)
 
 
-def _train_and_save(spec: RunSpec, features, run_dir: pathlib.Path, key: dict,
+def _train_and_save(spec: RunSpec, features, run_dir: pathlib.Path, key: dict, branches,
                     experiment: str, checkpoint: bool, progress: bool):
     result = train_run(spec, features, run_dir=run_dir, checkpoint=checkpoint,
-                       progress=progress)
+                       progress=progress, branches=branches)
     result.extra["run_key"] = key
     result.extra["experiment"] = experiment
     if features.corpus_problems is not None:
@@ -476,18 +601,19 @@ def _job_init(threads: int) -> None:
     set_threads(threads)
 
 
-def _job(spec, features, run_dir, key, experiment, checkpoint) -> str:
-    _train_and_save(spec, features, run_dir, key, experiment, checkpoint, progress=False)
+def _job(spec, features, run_dir, key, branches, experiment, checkpoint) -> str:
+    _train_and_save(spec, features, run_dir, key, branches, experiment, checkpoint,
+                    progress=False)
     return spec.run_id
 
 
 def _train_runs(to_train: Sequence[tuple], experiment: str, *, checkpoint: bool,
                 progress: bool, jobs: int):
-    """Train ``(spec, features, run_dir, key)`` items, yielding ``(run_id, result)`` as each
-    one is saved: in this process one after another, or in ``jobs`` spawned processes."""
+    """Train ``(spec, features, run_dir, key, branches)`` items, yielding ``(run_id, result)``
+    as each one is saved: in this process one after another, or in ``jobs`` spawned processes."""
     if jobs <= 1 or len(to_train) <= 1:
-        for spec, fs, run_dir, key in to_train:
-            yield spec.run_id, _train_and_save(spec, fs, run_dir, key, experiment,
+        for spec, fs, run_dir, key, branches in to_train:
+            yield spec.run_id, _train_and_save(spec, fs, run_dir, key, branches, experiment,
                                                checkpoint, progress)
         return
     import concurrent.futures
@@ -501,8 +627,9 @@ def _train_runs(to_train: Sequence[tuple], experiment: str, *, checkpoint: bool,
         max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
         initializer=_job_init, initargs=(threads,))
     try:
-        futures = {pool.submit(_job, spec, fs, run_dir, key, experiment, checkpoint): run_dir
-                   for spec, fs, run_dir, key in to_train}
+        futures = {pool.submit(_job, spec, fs, run_dir, key, branches, experiment,
+                               checkpoint): run_dir
+                   for spec, fs, run_dir, key, branches in to_train}
         for future in concurrent.futures.as_completed(futures):
             run_id = future.result()  # a run that failed raises here, with its traceback
             yield run_id, RunResult.load(futures[future])

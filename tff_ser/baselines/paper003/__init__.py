@@ -9,6 +9,8 @@ is measured: this folder's README.md.
 import pathlib
 
 from tff_ser.baselines import Baseline, register_baseline
+from tff_ser.baselines.paper003 import configs
+from tff_ser.experiments.registry import Experiment, register_experiment
 from tff_ser.models import FEATURE_SHAPES, ModelSpec, register_model
 
 _SHAPE = FEATURE_SHAPES["spectrogram"]
@@ -31,8 +33,14 @@ for _spec in (
                   "-> softmax, 128 parameters")):
     register_model(_spec)
 
+register_experiment(Experiment(
+    "paper003_nas", configs.PAPER003_NAS, configs.PAPER003_NAS_QUICK,
+    "paper 003 Tables 2-3: DARTS vs FedNAS search of the spectrogram branch, the searched cells "
+    "vs hand-designed ones, the recurrent stream, decision- and feature-level fusion"))
+
 BASELINE = register_baseline(Baseline(
     "paper003", "Sun et al., EmotionNAS: a two-stream neural architecture search framework "
                 "for speech emotion recognition",
-    models=("darts_search", "darts_derived", "attention_rnn", "fusion_mlp"), experiments=(),
+    models=("darts_search", "darts_derived", "attention_rnn", "fusion_mlp"),
+    experiments=("paper003_nas",),
     readme=pathlib.Path(__file__).with_name("README.md")))

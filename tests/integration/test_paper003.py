@@ -1,0 +1,110 @@
+"""Paper 003's experiment: searches before the networks they derive, branches before their fusion.
+
+* the runner trains upstream runs first, in waves: searches and branches, then derived
+  networks, then fusion -- and trains a needed upstream run that was not selected;
+* a derived run builds its search's genotype and records it; a fusion run reads its branches'
+  saved models;
+* a run's key carries its search's and branches' keys, so a changed search makes it stale;
+* declarations that cannot work are refused when made.
+"""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from tff_ser.baselines.paper003.configs import PAPER003_NAS, PAPER003_NAS_QUICK
+from tff_ser.experiments import runner
+from tff_ser.experiments.configs import RunSpec, with_overrides
+from tff_ser.features.pipeline import FeatureSet
+
+
+def dummy_features(config):
+    by_id = {s.run_id: s for s in config.runs()}
+    kinds = {runner.run_feature_kind(s, by_id) for s in config.runs()}
+    return {k: FeatureSet(np.zeros((0, 1), np.float32), [], [], k, {}) for k in kinds}, by_id
+
+
+def waves_of(config, tmp_path, selected=None):
+    features, by_id = dummy_features(config)
+    keys = runner._run_keys(config.runs(), by_id, {"corpus": "x"}, features)
+    to_train = [runner._item(s, by_id, features, tmp_path, keys) for s in config.runs()
+                if selected is None or s.run_id in selected]
+    waves = runner._upstream_first(to_train, by_id, tmp_path, features, keys)
+    return [sorted(item[0].run_id for item in wave) for wave in waves]
+
+
+def test_searches_and_branches_train_before_what_reads_them(tmp_path):
+    first, second, third = waves_of(PAPER003_NAS_QUICK, tmp_path)
+    assert {"search-darts-s0", "search-fednas-s0", "attention_rnn-federated-s0",
+            "conv1d-federated-s0", "darts_v2-federated-s0"} <= set(first)
+    assert set(second) == {f"derived-{a}-{m}-s0" for a in ("darts", "fednas")
+                           for m in ("federated", "centralized")}
+    assert set(third) == {"fusion-decision-s0", "fusion-feature-s0"}
+
+
+def test_a_run_whose_upstream_is_not_saved_gets_it_trained_first(tmp_path):
+    assert waves_of(PAPER003_NAS_QUICK, tmp_path, selected={"fusion-decision-s0"}) == [
+        ["attention_rnn-federated-s0", "search-fednas-s0"], ["derived-fednas-federated-s0"],
+        ["fusion-decision-s0"]]
+
+
+def test_a_changed_search_makes_the_runs_built_from_it_stale():
+    features, by_id = dummy_features(PAPER003_NAS)
+    keys = runner._run_keys(PAPER003_NAS.runs(), by_id, {}, features)
+    longer = with_overrides(PAPER003_NAS, search_fl=dataclasses.replace(
+        PAPER003_NAS.search_fl, rounds=11))
+    other = runner._run_keys(longer.runs(), {s.run_id: s for s in longer.runs()}, {}, features)
+    assert other["derived-fednas-federated-s1"] != keys["derived-fednas-federated-s1"]
+    assert other["fusion-decision-s1"] != keys["fusion-decision-s1"]
+    assert other["attention_rnn-federated-s1"] == keys["attention_rnn-federated-s1"]
+    assert other["conv1d-federated-s0"] == keys["conv1d-federated-s0"]
+
+
+def test_a_fusion_branch_that_keeps_no_weights_is_refused(tmp_path):
+    specs = [s for s in PAPER003_NAS_QUICK.runs()]
+    by_id = {s.run_id: s for s in specs}
+    by_id["attention_rnn-federated-s0"] = dataclasses.replace(
+        by_id["attention_rnn-federated-s0"], keep_weights=False)
+    features, _ = dummy_features(PAPER003_NAS_QUICK)
+    keys = runner._run_keys(list(by_id.values()), by_id, {}, features)
+    item = runner._item(by_id["fusion-decision-s0"], by_id, features, tmp_path, keys)
+    with pytest.raises(ValueError, match="does not keep its weights"):
+        runner._upstream_first([item], by_id, tmp_path, features, keys)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"branches": ("a",), "fusion": "decision"}, "two or more branches"),
+    ({"branches": ("a", "b")}, "names its level"),
+    ({"fusion": "late"}, "fusion must be one of"),
+    ({"model_kwargs": (("genotype", object()),)}, "JSON-able"),
+])
+def test_a_run_that_cannot_work_is_refused_when_declared(fields, message):
+    with pytest.raises(ValueError, match=message):
+        RunSpec("r", "mlp", "federated", "by_speaker", 4, "x", **fields)
+
+
+def test_a_search_run_trains_its_search_network_alone():
+    from tff_ser.engines.search_spec import SearchSpec
+    with pytest.raises(ValueError, match="trains its search network alone"):
+        RunSpec("r", "darts_search", "federated", "by_speaker", 4, "x", search=SearchSpec(),
+                genotype_from="s-s0")
+
+
+def test_fusion_reads_the_searched_branch_and_the_stream_it_trained_first(small_corpus_dir,
+                                                                        tmp_path):
+    # resolve_corpus(size="small") finds the session's small corpus (conftest's TFF_SER_DATA)
+    outcome = runner.run_experiment(PAPER003_NAS_QUICK, tmp_path / "out",
+                                    only=["fusion-decision-s0"], progress=False)
+    runs = tmp_path / "out" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "attention_rnn-federated-s0", "derived-fednas-federated-s0", "fusion-decision-s0",
+        "search-fednas-s0"]
+    search = json.loads((runs / "search-fednas-s0" / "result.json").read_text())
+    derived = json.loads((runs / "derived-fednas-federated-s0" / "result.json").read_text())
+    assert derived["extra"]["genotype"] == search["final_metrics"]["search"]["genotype"]
+    assert set(derived["extra"]["run_key"]["upstream"]) == {"search-fednas-s0"}
+    fusion = json.loads((runs / "fusion-decision-s0" / "result.json").read_text())
+    assert set(fusion["extra"]["run_key"]["upstream"]) == {"derived-fednas-federated-s0",
+                                                          "attention_rnn-federated-s0"}
+    assert "fusion-feature-s0" in outcome.missing
