@@ -17,7 +17,11 @@ import zlib
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+
+def keras_backend() -> str:
+    """The backend Keras runs on in this process (Keras 2: always ``"tensorflow"``)."""
+    return keras.backend.backend()
 
 
 @keras.utils.register_keras_serializable(package="tff_ser")
@@ -47,11 +51,26 @@ class ReproducibleDropout(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:
             return inputs
+        if keras_backend() == "jax":
+            return self._jax_call(inputs)
+        import tensorflow as tf
         total = tf.reduce_sum(tf.cast(inputs, tf.float32))
         seed = tf.stack([tf.constant(self._salt, tf.int32), tf.bitcast(total, tf.int32)])
         keep = tf.random.stateless_uniform(tf.shape(inputs), seed=seed) >= self.rate
         scaled = inputs / (1.0 - self.rate)
         return tf.where(keep, scaled, tf.zeros_like(scaled))
+
+    def _jax_call(self, inputs):
+        # The same rule on Keras' JAX backend (engine="jax"): the key is (salt, bits of the
+        # input's sum), so the same seed gives the same run; the masks are JAX's own
+        # generator's, not TensorFlow's.
+        import jax
+        import jax.numpy as jnp
+        total = jnp.sum(inputs.astype(jnp.float32))
+        key = jax.random.wrap_key_data(jnp.stack([
+            jnp.uint32(self._salt), jax.lax.bitcast_convert_type(total, jnp.uint32)]))
+        keep = jax.random.uniform(key, inputs.shape) >= self.rate
+        return jnp.where(keep, inputs / (1.0 - self.rate), jnp.zeros_like(inputs))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -63,6 +82,16 @@ class ReproducibleDropout(keras.layers.Layer):
 # --------------------------------------------------------------------------
 # Keras 2.14's seeded initializers, for Keras 3
 # --------------------------------------------------------------------------
+
+def _ops():
+    """``keras.ops`` (Keras 3, any backend), or the same names from TensorFlow (Keras 2)."""
+    if hasattr(keras, "ops"):
+        return keras.ops
+    import types
+    import tensorflow as tf
+    return types.SimpleNamespace(tanh=tf.tanh, einsum=tf.einsum, squeeze=tf.squeeze,
+                                 softmax=lambda x, axis: tf.nn.softmax(x, axis=axis))
+
 
 def _fans(shape):
     """Keras 2.14's ``_compute_fans``."""
@@ -77,12 +106,22 @@ def _fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-def _as_backend_tensor(values: tf.Tensor, dtype):
+def _tensorflow():
+    """TensorFlow if it is installed, else ``None`` (``engine="jax"`` without TensorFlow)."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    return tf
+
+
+def _as_backend_tensor(values, dtype):
     # Through NumPy, so that the values reach any Keras 3 backend unchanged
     # (Keras 2 has no keras.ops: its backend is TensorFlow).
     if not hasattr(keras, "ops"):
+        import tensorflow as tf
         return tf.cast(values, dtype or tf.float32)
-    return keras.ops.convert_to_tensor(values.numpy(), dtype=dtype or "float32")
+    return keras.ops.convert_to_tensor(np.asarray(values), dtype=dtype or "float32")
 
 
 @keras.utils.register_keras_serializable(package="tff_ser")
@@ -93,7 +132,9 @@ class Keras2GlorotUniform(keras.initializers.Initializer):
     in ``[-limit, limit]``, ``limit = sqrt(3 / max(1, (fan_in + fan_out) / 2))``;
     Keras 3 uses another generator, so the same seed would start another
     model.  This computes Keras 2.14's draw with TensorFlow's stateless op, so
-    a seeded model starts from the same weights on both stacks.
+    a seeded model starts from the same weights on both stacks; without
+    TensorFlow, with the same generator in NumPy (:mod:`tff_ser.stateless`,
+    bit for bit).
     """
 
     def __init__(self, seed: int):
@@ -103,9 +144,14 @@ class Keras2GlorotUniform(keras.initializers.Initializer):
         fan_in, fan_out = _fans(shape)
         scale = 1.0 / max(1.0, (fan_in + fan_out) / 2.0)
         limit = math.sqrt(3.0 * scale)
+        tf = _tensorflow()
+        if tf is None:
+            from tff_ser.stateless import stateless_uniform
+            return _as_backend_tensor(stateless_uniform(shape, [self.seed, 0], -limit, limit),
+                                      dtype)
         values = tf.random.stateless_uniform(tuple(shape), seed=[self.seed, 0], minval=-limit,
                                              maxval=limit, dtype=tf.float32)
-        return _as_backend_tensor(values, dtype)
+        return _as_backend_tensor(values.numpy() if hasattr(keras, "ops") else values, dtype)
 
     def get_config(self):
         return {"seed": self.seed}
@@ -117,7 +163,9 @@ class Keras2Orthogonal(keras.initializers.Initializer):
 
     As Keras 2.14: the QR decomposition of a ``stateless_normal`` matrix of
     shape (max(rows, cols), min(rows, cols)) drawn with ``seed=[seed, 0]``,
-    columns signed by R's diagonal, transposed when rows < cols.
+    columns signed by R's diagonal, transposed when rows < cols.  Without
+    TensorFlow: the same draw in NumPy (:mod:`tff_ser.stateless`, to float32
+    rounding) and NumPy's QR.
     """
 
     def __init__(self, seed: int):
@@ -128,13 +176,21 @@ class Keras2Orthogonal(keras.initializers.Initializer):
         if len(shape) < 2:
             raise ValueError(f"the orthogonal initializer needs a shape of rank >= 2; got {shape}")
         rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        tf = _tensorflow()
+        if tf is None:
+            from tff_ser.stateless import stateless_normal
+            q, r = np.linalg.qr(stateless_normal((max(rows, cols), min(rows, cols)),
+                                                 [self.seed, 0]))
+            q = (q * np.sign(np.diag(r))).astype(np.float32)
+            return _as_backend_tensor((q.T if rows < cols else q).reshape(shape), dtype)
         a = tf.random.stateless_normal((max(rows, cols), min(rows, cols)), seed=[self.seed, 0],
                                        dtype=tf.float32)
         q, r = tf.linalg.qr(a, full_matrices=False)
         q *= tf.sign(tf.linalg.tensor_diag_part(r))
         if rows < cols:
             q = tf.linalg.matrix_transpose(q)
-        return _as_backend_tensor(tf.reshape(q, shape), dtype)
+        q = tf.reshape(q, shape)
+        return _as_backend_tensor(q.numpy() if hasattr(keras, "ops") else q, dtype)
 
     def get_config(self):
         return {"seed": self.seed}
@@ -178,12 +234,13 @@ class AttentionPooling(keras.layers.Layer):
 
     def attention(self, inputs):
         """The frames' weights, ``(batch, frames)``: each row sums to 1."""
-        hidden = tf.tanh(tf.einsum("btd,du->btu", inputs, self.kernel) + self.bias)
-        return tf.nn.softmax(tf.squeeze(tf.einsum("btu,uo->bto", hidden, self.score), -1),
-                             axis=-1)
+        ops = _ops()
+        hidden = ops.tanh(ops.einsum("btd,du->btu", inputs, self.kernel) + self.bias)
+        return ops.softmax(ops.squeeze(ops.einsum("btu,uo->bto", hidden, self.score), -1),
+                           axis=-1)
 
     def call(self, inputs):
-        return tf.einsum("bt,btd->bd", self.attention(inputs), inputs)
+        return _ops().einsum("bt,btd->bd", self.attention(inputs), inputs)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])

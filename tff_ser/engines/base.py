@@ -56,10 +56,11 @@ ENGINES: Dict[str, EngineEntry] = {
     "batched": EngineEntry("tff_ser.engines.batched:BatchedEngine"),
     "tf": EngineEntry("tff_ser.engines.plain_tf:PlainTFEngine"),
     "tff": EngineEntry("tff_ser.engines.tff_process:TffEngine", auto=False, needs_tff=True),
+    "jax": EngineEntry("tff_ser.engines.jax_fedavg:JaxEngine"),
 }
 
 #: Engine names ``train_federated(engine=...)`` accepts; "auto" picks one (:func:`choose_engine`).
-ENGINE_NAMES = ("auto", "tff", "batched", "tf")
+ENGINE_NAMES = ("auto", "tff", "batched", "tf", "jax")
 
 
 def register_engine(name: str, target: str, *, auto: bool = True,
@@ -170,6 +171,16 @@ def fast_engine_reason(engine: str, task, config, supported_optimizers, *,
     return None
 
 
+def tensorflow_backend_reason(engine: str) -> Optional[str]:
+    """Why TensorFlow engine ``engine`` cannot run here: Keras 3 runs on another backend."""
+    import keras
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return None
+    return (f"the {engine} engine runs TensorFlow, but Keras runs on {backend!r} in this "
+            "process (KERAS_BACKEND); engine='jax' trains on Keras' JAX backend")
+
+
 def _engine_class(name: str):
     entry = ENGINES.get(name)
     if entry is None:
@@ -177,7 +188,13 @@ def _engine_class(name: str):
     if entry.needs_tff:
         from tff_ser.stack import require_tff
         require_tff(f"engine={name!r}" + (" (TFF's own process)" if name == "tff" else ""))
-    return entry.load()
+    try:
+        return entry.load()
+    except ImportError as exc:
+        if not exc.name or exc.name.startswith("tff_ser"):
+            raise
+        raise EngineUnsupported(f"the {name} engine needs {exc.name}, which is not installed "
+                                "here") from exc
 
 
 #: Engines that train a :class:`tff_ser.distillation.DistillationTask` (a teacher-guided loss).
@@ -238,7 +255,9 @@ def choose_engine(task, config, engine: str = "auto") -> str:
        models (paper 000's MLP), 5-45x faster per round than TFF;
     2. ``"tf"`` -- clients one after another in one traced function over one
        Keras model; any model of standard Keras layers, on CPU or GPU;
-    3. ``"tff"`` -- TFF 0.87's ``build_weighted_fed_avg`` process, the reference.
+    3. ``"jax"`` -- Keras 3 on its JAX backend (``KERAS_BACKEND=jax``, where the
+       TensorFlow engines cannot run): every sampled client at once, vmapped;
+    4. ``"tff"`` -- TFF 0.87's ``build_weighted_fed_avg`` process, the reference.
 
     An explicit engine that cannot train the task raises
     :class:`EngineUnsupported` naming what and why.
@@ -255,7 +274,10 @@ def choose_engine(task, config, engine: str = "auto") -> str:
     for name, entry in ENGINES.items():
         if not entry.auto:
             continue
-        reason = unsupported_reason(name, task, config)
+        try:
+            reason = unsupported_reason(name, task, config)
+        except EngineUnsupported as exc:  # not installed here (TensorFlow, JAX)
+            reason = str(exc)
         if reason is None:
             return name
         reasons.append(reason)

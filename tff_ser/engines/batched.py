@@ -330,8 +330,9 @@ class BatchedEngine:
 
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
-        from tff_ser.engines.base import fast_engine_reason
-        reason = fast_engine_reason("batched", task, config, SUPPORTED_OPTIMIZERS)
+        from tff_ser.engines.base import fast_engine_reason, tensorflow_backend_reason
+        reason = (tensorflow_backend_reason("batched")
+                  or fast_engine_reason("batched", task, config, SUPPORTED_OPTIMIZERS))
         if reason:
             return reason
         try:

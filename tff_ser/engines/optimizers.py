@@ -22,7 +22,6 @@ import dataclasses
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 #: TFF 0.87's default arguments of each builder (``sgd`` is ``build_sgdm`` without momentum;
 #: tff_ser's ``sgdm`` defaults to momentum 0.9).
@@ -96,13 +95,33 @@ def initial_slots(spec: OptimizerSpec, weights: Sequence[np.ndarray]
     return accumulator, [np.zeros(np.shape(w), np.float32) for w in weights]
 
 
-def _f32(value) -> tf.Tensor:
-    return tf.constant(value, tf.float32)
+class TensorMath:
+    """The handful of operations :func:`apply` needs, from one array library.
+
+    ``TensorMath.tensorflow()`` for the TensorFlow engines, ``TensorMath.jax()``
+    for the JAX engine (:mod:`tff_ser.engines.jax_fedavg`): one text of TFF's
+    formulas serves both.
+    """
+
+    def __init__(self, f32, to_float, sqrt, square, sign, pow):
+        self.f32, self.to_float = f32, to_float
+        self.sqrt, self.square, self.sign, self.pow = sqrt, square, sign, pow
+
+    @classmethod
+    def tensorflow(cls) -> "TensorMath":
+        import tensorflow as tf
+        return cls(lambda v: tf.constant(v, tf.float32), lambda t: tf.cast(t, tf.float32),
+                   tf.math.sqrt, tf.math.square, tf.sign, tf.math.pow)
+
+    @classmethod
+    def jax(cls) -> "TensorMath":
+        import jax.numpy as jnp
+        return cls(jnp.float32, lambda t: jnp.asarray(t, jnp.float32),
+                   jnp.sqrt, jnp.square, jnp.sign, jnp.power)
 
 
-def apply(spec: OptimizerSpec, lr, step, weights: Sequence[tf.Tensor],
-          accumulator: Sequence[tf.Tensor], preconditioner: Sequence[tf.Tensor],
-          gradients: Sequence[tf.Tensor]):
+def apply(spec: OptimizerSpec, lr, step, weights: Sequence, accumulator: Sequence,
+          preconditioner: Sequence, gradients: Sequence, math: "TensorMath" = None):
     """One step of TFF's ``optimizer.next``: ``(weights, accumulator, preconditioner)`` after it.
 
     Parameters
@@ -114,7 +133,11 @@ def apply(spec: OptimizerSpec, lr, step, weights: Sequence[tf.Tensor],
         The step being taken, 1-based (used by Adam and Yogi only).
     weights, accumulator, preconditioner, gradients : sequences of tensors
         ``accumulator`` / ``preconditioner`` empty where ``spec`` has none.
+    math : TensorMath
+        The array library (default TensorFlow's).
     """
+    m = math or TensorMath.tensorflow()
+    _f32 = m.f32
     kind = spec.kind
     if kind == "sgd":
         return [w - lr * g for w, g in zip(weights, gradients)], [], []
@@ -126,32 +149,31 @@ def apply(spec: OptimizerSpec, lr, step, weights: Sequence[tf.Tensor],
         return [w - lr * a for w, a in zip(weights, acc)], acc, []
     if kind in ("adam", "yogi"):
         beta_1, beta_2, epsilon = _f32(spec["beta_1"]), _f32(spec["beta_2"]), _f32(spec["epsilon"])
-        t = tf.cast(step, tf.float32)
+        t = m.to_float(step)
         one = _f32(1.0)
-        normalized_lr = lr * tf.math.sqrt(one - tf.math.pow(beta_2, t)) / (
-            one - tf.math.pow(beta_1, t))
+        normalized_lr = lr * m.sqrt(one - m.pow(beta_2, t)) / (one - m.pow(beta_1, t))
         new_w, new_a, new_p = [], [], []
         for w, a, p, g in zip(weights, accumulator, preconditioner, gradients):
             a = a + (g - a) * (one - beta_1)
             if kind == "adam":
-                p = p + (tf.math.square(g) - p) * (one - beta_2)
+                p = p + (m.square(g) - p) * (one - beta_2)
             else:
-                g2 = tf.math.square(g)
-                p = p + (one - beta_2) * tf.sign(g2 - p) * g2
-            new_w.append(w - normalized_lr * a / (tf.math.sqrt(p) + epsilon))
+                g2 = m.square(g)
+                p = p + (one - beta_2) * m.sign(g2 - p) * g2
+            new_w.append(w - normalized_lr * a / (m.sqrt(p) + epsilon))
             new_a.append(a)
             new_p.append(p)
         return new_w, new_a, new_p
     if kind == "adagrad":
         epsilon = _f32(spec["epsilon"])
-        new_p = [p + tf.math.square(g) for p, g in zip(preconditioner, gradients)]
-        return ([w - lr * g / tf.math.sqrt(p + epsilon)
+        new_p = [p + m.square(g) for p, g in zip(preconditioner, gradients)]
+        return ([w - lr * g / m.sqrt(p + epsilon)
                  for w, g, p in zip(weights, gradients, new_p)], [], new_p)
     if kind == "rmsprop":
         decay, epsilon = _f32(spec["decay"]), _f32(spec["epsilon"])
         one = _f32(1.0)
-        new_p = [p + (tf.math.square(g) - p) * (one - decay)
+        new_p = [p + (m.square(g) - p) * (one - decay)
                  for p, g in zip(preconditioner, gradients)]
-        return ([w - lr * g / (tf.math.sqrt(p) + epsilon)
+        return ([w - lr * g / (m.sqrt(p) + epsilon)
                  for w, g, p in zip(weights, gradients, new_p)], [], new_p)
     raise ValueError(f"unknown optimizer {kind!r}")

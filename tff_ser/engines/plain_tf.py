@@ -65,7 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 from tff_ser.engines import aggregators, optimizers
-from tff_ser.engines.state import EngineState
+from tff_ser.engines.state import EngineState, check_server_slots
 from tff_ser.fedconfig import FederatedConfig, initial_model_weights, round_clip_rows
 from tff_ser.task import Task
 
@@ -383,8 +383,8 @@ class PlainTFEngine:
 
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
-        from tff_ser.engines.base import fast_engine_reason
-        return fast_engine_reason("tf", task, config, SUPPORTED_OPTIMIZERS,
+        from tff_ser.engines.base import fast_engine_reason, tensorflow_backend_reason
+        return tensorflow_backend_reason("tf") or fast_engine_reason("tf", task, config, SUPPORTED_OPTIMIZERS,
                                   algorithms=("fedavg", "fedprox"), unweighted=True,
                                   optimizer_arguments=True, any_loss=True,
                                   aggregators=(None, "mean", "robust", "compression", "dp"))
@@ -466,18 +466,6 @@ class PlainTFEngine:
 
     def federated_eval(self) -> dict:
         return {}
-
-
-def check_server_slots(spec: "optimizers.OptimizerSpec", state: EngineState) -> None:
-    """Refuse a saved state whose server optimizer slots do not belong to ``spec``."""
-    for name, wanted in (("accumulator", spec.has_accumulator),
-                         ("preconditioner", spec.has_preconditioner)):
-        have = bool(getattr(state, f"server_{name}"))
-        if have != wanted:
-            raise ValueError(
-                f"the saved state {'holds' if have else 'lacks'} a server {name}, but the "
-                f"server optimizer {spec.kind!r} {'has' if wanted else 'has no'} such slot; "
-                "it was saved by a run with another server optimizer (start it afresh)")
 
 
 def aggregation_seed(seed: int, round_num: int, client: int) -> np.ndarray:

@@ -101,6 +101,19 @@ class EngineState:
                        aggregator_state=group("aggregator_state"))
 
 
+def check_server_slots(spec, state: EngineState) -> None:
+    """Refuse a saved state whose server optimizer slots do not belong to ``spec``."""
+    for name, wanted in (("accumulator", spec.has_accumulator),
+                         ("preconditioner", spec.has_preconditioner)):
+        have = bool(getattr(state, f"server_{name}"))
+        if have != wanted:
+            raise ValueError(
+                f"the saved state {'holds' if have else 'lacks'} a server {name}, but the "
+                f"server optimizer {spec.kind!r} {'has' if wanted else 'has no'} such slot; "
+                "it was saved by a run with another server optimizer (start it afresh)")
+
+
+
 # --------------------------------------------------------------------------
 # one round's clients, clip order and batches, as index arrays
 # --------------------------------------------------------------------------
