@@ -73,13 +73,15 @@ def train_federated(task: Task, config: FederatedConfig, *,
     federated_eval : bool
         Also run TFF's ``build_fed_eval`` on the validation clients at the end
         (TFF engine only).
-    engine : {"auto", "tff", "batched", "tf"}
+    engine : {"auto", "tff", "batched", "tf", "jax"}
         Who computes the rounds (:func:`tff_ser.engines.base.choose_engine`).
         ``"auto"`` (default): the fastest engine that implements the model
         and configuration -- ``"batched"`` (all clients in one graph;
         Dense/Dropout models such as paper 000's MLP), else ``"tf"`` (clients
         one after another in one traced TensorFlow function; every model of
-        the package, CPU or GPU), else ``"tff"``.  ``"tff"``: TFF's FedAvg
+        the package, CPU or GPU), else ``"jax"`` (Keras 3 on its JAX backend,
+        ``KERAS_BACKEND=jax``: every sampled client at once, vmapped; CPU or
+        GPU, TensorFlow not needed), else ``"tff"``.  ``"tff"``: TFF's FedAvg
         process, the reference every other engine is tested against.  The
         engine used is recorded in ``result.config["engine"]``.
     threads : int, optional

@@ -74,6 +74,67 @@ class Task:
         if overlap:
             raise ValueError(f"{len(overlap)} clips are in both training and validation clients")
 
+    def save(self, path) -> None:
+        """Write the task's arrays to one ``.npz`` file (atomically), for :meth:`load`.
+
+        Features, labels, clients, class names, provenance and the fitted
+        normalizer; the model only by name (a preset), so a saved task can be
+        trained where the features cannot be computed -- e.g. ``engine="jax"``
+        in an environment without TensorFlow or librosa.
+        """
+        import io
+        import json
+        from tff_ser.rundir import atomic_write_bytes
+        arrays = {"x": self.x, "y": self.y, "meta": np.asarray(json.dumps({
+            "format": "tff_ser.task/1", "class_names": list(self.class_names),
+            "model": self.model if isinstance(self.model, str) else None,
+            "info": self.info, "train_clients": sorted(self.train_clients),
+            "val_clients": sorted(self.val_clients),
+            "normalizer": (self.normalizer.to_dict()
+                           if getattr(self.normalizer, "fitted", False) else None),
+        }, default=str))}
+        for group in ("train", "val"):
+            for i, cid in enumerate(sorted(getattr(self, f"{group}_clients"))):
+                arrays[f"{group}/{i}"] = np.asarray(getattr(self, f"{group}_clients")[cid])
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(str(path), buffer.getvalue())
+
+    @classmethod
+    def load(cls, path, model=None) -> "Task":
+        """A task written by :meth:`save`; ``model`` replaces the saved model name.
+
+        Raises ``ValueError`` naming the file when it is not such a task, or
+        when it saved no model name and ``model`` is not given.
+        """
+        import json
+        import zipfile
+        try:
+            with np.load(str(path), allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta.get("format") != "tff_ser.task/1":
+                    raise KeyError("format")
+                clients = {group: {cid: data[f"{group}/{i}"]
+                                   for i, cid in enumerate(meta[f"{group}_clients"])}
+                           for group in ("train", "val")}
+                x, y = data["x"], data["y"]
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{path} is not a task saved by Task.save ({type(exc).__name__}: "
+                             f"{exc}); write one with task.save(path)") from None
+        model = model if model is not None else meta["model"]
+        if model is None:
+            raise ValueError(f"{path} holds a task of a model of the user's own (saved without "
+                             "a name); pass model=... to Task.load")
+        normalizer = None
+        if meta.get("normalizer"):
+            from tff_ser.features.normalize import Standardizer
+            normalizer = Standardizer.from_dict(meta["normalizer"])
+        return cls(model, x, y, clients["train"], clients["val"],
+                   class_names=tuple(meta["class_names"]), info=meta["info"],
+                   normalizer=normalizer)
+
     @property
     def model_def(self):
         """The :class:`tff_ser.models.KerasModel` every trainer builds from."""

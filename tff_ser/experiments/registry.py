@@ -134,10 +134,12 @@ def add_experiment_parser(subparsers) -> None:
     p.add_argument("--out", default=None,
                    help="results folder (default results/NAME; quick: "
                         "results/_scratch/NAME-quick)")
-    p.add_argument("--engine", choices=("auto", "tff", "batched", "tf"), default=None,
+    from tff_ser.engines.base import ENGINE_NAMES  # the registry (light: no TensorFlow)
+    p.add_argument("--engine", choices=ENGINE_NAMES, default=None,
                    help="FedAvg engine (default: the config's): tff (TFF's process, the "
                         "reference), auto (the fastest engine for each model), batched "
-                        "(Dense/Dropout models such as the mlp), tf (plain TensorFlow, any model)")
+                        "(Dense/Dropout models such as the mlp), tf (plain TensorFlow, any model), "
+                        "jax (Keras 3 on JAX, KERAS_BACKEND=jax: all clients at once)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                    help="training seeds of every run (default: the config's, e.g. 0 1 2; "
                         "run ids end in -s<seed>)")

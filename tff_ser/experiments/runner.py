@@ -103,7 +103,7 @@ def _check_models(config) -> None:
     if unknown:
         raise ValueError(f"{config.name} names unknown model(s) {unknown}; "
                          f"choose from {sorted(MODELS)}")
-    if config.engine in ("batched", "tf"):
+    if config.engine in ("batched", "tf", "jax"):
         from tff_ser.engines.base import unsupported_reason
         from tff_ser.fedconfig import FederatedConfig
         from tff_ser.task import Task
