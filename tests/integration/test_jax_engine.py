@@ -304,3 +304,21 @@ def test_a_saved_task_loads_back_whole(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
     with pytest.raises(ValueError, match="bad.npz is not a task saved by Task.save"):
         Task.load(tmp_path / "bad.npz")
+
+
+@current_stack
+def test_the_gpu_benchmark_runs_at_a_tiny_size_on_cpu(tmp_path):
+    pytest.importorskip("jax")
+    script = os.path.join(HERE, "..", "..", "benchmarks", "bench_jax_clients.py")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, script, "run", "--tiny", str(tmp_path), "--models",
+                           "mlp", "lstm", "--reps", "1"], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(tmp_path / "jax_clients.json"))
+    assert report["device"]["platform"] == "cpu"
+    assert [r["model"] for r in report["rows"]] == ["mlp", "lstm"]
+    mlp = report["rows"][0]
+    assert (mlp["clients"], mlp["sampled_per_round"], mlp["clients_per_chunk"]) == (12, 6, 6)
+    assert all(r["vmapped_s"] > 0 and r["sequential_s"] > 0 for r in report["rows"])
+    assert "| lstm | 12 (12) |" in (tmp_path / "jax_clients.md").read_text()
