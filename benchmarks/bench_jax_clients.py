@@ -223,8 +223,8 @@ def report(rows, info, note, out_dir) -> None:
                      f"({r['vmapped_range'][0]:.3f}-{r['vmapped_range'][1]:.3f}) | "
                      f"{r['sequential_s']:.3f} ({r['sequential_range'][0]:.3f}-"
                      f"{r['sequential_range'][1]:.3f}) | {r['speedup']:.2f}x | {peak} |")
-    lines += ["", "Median over the repetitions (range in brackets), compilation left out; "
-              "`benchmarks/bench_jax_clients.py`."]
+    lines += ["", "Median over the repetitions (range in brackets), compilation left out. "
+              f"Command: `KERAS_BACKEND=jax python {' '.join(sys.argv)}`."]
     with open(os.path.join(out_dir, "jax_clients.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
