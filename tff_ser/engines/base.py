@@ -240,9 +240,24 @@ def task_reason(name: str, task) -> Optional[str]:
             or search_reason(name, task))
 
 
+def availability_reason(name: str) -> Optional[str]:
+    """Why engine ``name`` cannot run in this process at all (``None``: it can).
+
+    Not installed (TensorFlow, JAX), or Keras runs on another backend: the
+    engine is left out of ``"auto"``'s choice, and of the reasons it gives.
+    """
+    try:
+        engine = _engine_class(name)
+    except EngineUnsupported as exc:
+        return str(exc)
+    check = getattr(engine, "availability_reason", None)
+    return check() if check else None
+
+
 def unsupported_reason(name: str, task, config) -> Optional[str]:
     """Why engine ``name`` cannot train ``task`` with ``config`` (``None``: it can)."""
-    return task_reason(name, task) or _engine_class(name).unsupported_reason(task, config)
+    return (task_reason(name, task) or availability_reason(name)
+            or _engine_class(name).unsupported_reason(task, config))
 
 
 def choose_engine(task, config, engine: str = "auto") -> str:
@@ -270,22 +285,24 @@ def choose_engine(task, config, engine: str = "auto") -> str:
             raise EngineUnsupported(f"engine={engine!r} cannot train this run: {reason}. "
                                     "Use engine='auto' or engine='tff' (the reference).")
         return engine
-    reasons = []
+    reasons, unavailable = [], []
     for name, entry in ENGINES.items():
         if not entry.auto:
             continue
-        try:
-            reason = unsupported_reason(name, task, config)
-        except EngineUnsupported as exc:  # not installed here (TensorFlow, JAX)
-            reason = str(exc)
+        missing = availability_reason(name)
+        if missing:  # not installed here, or Keras runs on another backend
+            unavailable.append(missing)
+            continue
+        reason = unsupported_reason(name, task, config)
         if reason is None:
             return name
         reasons.append(reason)
     reason = task_reason("tff", task)
     if reason:
-        raise EngineUnsupported(f"no engine can train this run: {'; '.join(reasons)}")
+        raise EngineUnsupported(f"no engine can train this run: "
+                                f"{'; '.join(reasons + unavailable)}")
     from tff_ser.stack import require_tff
-    require_tff(f"this run ({reasons[-1]})")
+    require_tff(f"this run ({reasons[-1] if reasons else '; '.join(unavailable)})")
     return "tff"
 
 

@@ -329,10 +329,15 @@ class BatchedEngine:
     name = "batched"
 
     @staticmethod
+    def availability_reason() -> Optional[str]:
+        """Why this process cannot run the engine (Keras on a backend other than TensorFlow)."""
+        from tff_ser.engines.base import tensorflow_backend_reason
+        return tensorflow_backend_reason("batched")
+
+    @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
-        from tff_ser.engines.base import fast_engine_reason, tensorflow_backend_reason
-        reason = (tensorflow_backend_reason("batched")
-                  or fast_engine_reason("batched", task, config, SUPPORTED_OPTIMIZERS))
+        from tff_ser.engines.base import fast_engine_reason
+        reason = fast_engine_reason("batched", task, config, SUPPORTED_OPTIMIZERS)
         if reason:
             return reason
         try:

@@ -336,9 +336,14 @@ class JaxEngine:
     @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
         from tff_ser.engines.base import fast_engine_reason
-        return backend_reason() or fast_engine_reason(
-            "jax", task, config, SUPPORTED_OPTIMIZERS, algorithms=("fedavg", "fedprox"),
-            unweighted=True, optimizer_arguments=True)
+        return fast_engine_reason("jax", task, config, SUPPORTED_OPTIMIZERS,
+                                  algorithms=("fedavg", "fedprox"), unweighted=True,
+                                  optimizer_arguments=True)
+
+    @staticmethod
+    def availability_reason() -> Optional[str]:
+        """Why this process cannot run the engine (no JAX, or Keras not on JAX)."""
+        return backend_reason()
 
     def __init__(self, task: Task, config: FederatedConfig):
         self.task, self.config = task, config

@@ -382,9 +382,15 @@ class PlainTFEngine:
     distills = True
 
     @staticmethod
+    def availability_reason() -> Optional[str]:
+        """Why this process cannot run the engine (Keras on a backend other than TensorFlow)."""
+        from tff_ser.engines.base import tensorflow_backend_reason
+        return tensorflow_backend_reason("tf")
+
+    @staticmethod
     def unsupported_reason(task: Task, config: FederatedConfig) -> Optional[str]:
-        from tff_ser.engines.base import fast_engine_reason, tensorflow_backend_reason
-        return tensorflow_backend_reason("tf") or fast_engine_reason("tf", task, config, SUPPORTED_OPTIMIZERS,
+        from tff_ser.engines.base import fast_engine_reason
+        return fast_engine_reason("tf", task, config, SUPPORTED_OPTIMIZERS,
                                   algorithms=("fedavg", "fedprox"), unweighted=True,
                                   optimizer_arguments=True, any_loss=True,
                                   aggregators=(None, "mean", "robust", "compression", "dp"))

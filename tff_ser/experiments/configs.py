@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from tff_ser.distillation import KDConfig
-from tff_ser.engines.search_spec import SearchSpec
 from tff_ser.fedconfig import FederatedConfig
 from tff_ser.personalization import PersonalPlan
+
+if TYPE_CHECKING:  # declaring an experiment loads nothing under tff_ser.engines but its base
+    from tff_ser.engines.search_spec import SearchSpec
 
 #: The FL knobs (NGE, NLE, BS, CD, learning rates, optimizers, seed, eval_every):
 #: declared once, in :class:`~tff_ser.fedconfig.FederatedConfig`.  Experiments
