@@ -168,9 +168,9 @@ class JaxFedAvg:
 
     def _loss(self, trainable, non_trainable, xb, yb, mask):
         import jax.numpy as jnp
+        import keras
         predictions, _, losses = self.model.stateless_call(
             trainable, non_trainable, xb, training=True, return_losses=True)
-        import keras
         per_clip = keras.losses.sparse_categorical_crossentropy(yb, predictions)
         n = jnp.sum(mask)
         loss = jnp.sum(per_clip * mask) / jnp.maximum(n, 1.0)
