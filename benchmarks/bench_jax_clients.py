@@ -201,7 +201,7 @@ def device_info() -> dict:
     device = jax.devices()[0]
     return {"platform": device.platform, "device": getattr(device, "device_kind", str(device)),
             "devices": len(jax.devices()), "jax": jax.__version__, "keras": keras.__version__,
-            "python": platform.python_version(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "cpus": len(os.sched_getaffinity(0)),
             "machine": platform.node(), "when": datetime.datetime.now().isoformat(timespec="seconds")}
 
 

@@ -30,9 +30,17 @@ def test_the_full_experiment_crosses_normalization_with_each_method_and_a_noisy_
     conditions = list(dict.fromkeys(r.condition for r in runs))
     assert conditions[:12] == [f"mlp-{n}-{m}" for n in ("pooled", "federated", "per_client")
                                for m in ("finetune", "fedper", "fedrep", "ditto")]
-    assert conditions[12:] == [f"mlp-noisy-{m}" for m in ("finetune", "fedprox", "fedper",
-                                                          "ditto")]
-    assert len(runs) == 16 * 3 and {r.seed for r in runs} == {0, 1, 2}
+    assert conditions[12:16] == [f"mlp-noisy-{m}" for m in ("finetune", "fedprox", "fedper",
+                                                            "ditto")]
+    # the same 16 cells on openSMILE's functionals; conv1d on paper 001's frames, reduced
+    for model in ("mlp_egemaps", "mlp_compare"):
+        assert [c for c in conditions if c.startswith(f"{model}-")] == \
+            [c.replace("mlp-", f"{model}-", 1) for c in conditions[:16]]
+    assert [c for c in conditions if c.startswith("conv1d-")] == \
+        [f"conv1d-{n}-{m}" for n in ("pooled", "per_client") for m in ("finetune", "ditto")]
+    assert len(runs) == (3 * 16 + 4) * 3 and {r.seed for r in runs} == {0, 1, 2}
+    assert ("mlp_compare-per_client-finetune", "mlp-per_client-finetune") in \
+        PAPER000_PERSONALIZATION.comparison_pairs(conditions)
     for r in runs:
         # paper 000's per-speaker point, every run personalized and scored per client
         assert (r.partition, r.rounds, r.local_epochs, r.batch_size, r.client_fraction) == \
@@ -117,6 +125,10 @@ def test_every_run_records_each_clients_own_and_global_score(quick_out):
         n_train = result.config["task"]["train_speakers"]
         assert len(personalized["clients"]) == n_train
         assert personalized["plan"]["method"] in ("finetune", "fedper", "fedrep", "ditto")
+        # each model reads its own features: clip statistics, eGeMAPS, paper 001's frames
+        assert result.config["task"]["feature_kind"] == \
+            {"mlp": "clip_stats", "mlp_egemaps": "egemaps", "conv1d": "paper001"}[
+                run_id.split("-")[0]]
 
 
 def test_the_summary_has_the_personalization_and_enrollment_tables(quick_out):

@@ -37,7 +37,8 @@ for _experiment in (
         Experiment("paper000_personalization", personalization.PAPER000_PERSONALIZATION,
                    personalization.PAPER000_PERSONALIZATION_QUICK,
                    "beyond the papers: each speaker's own model on paper 000's 73 speaker "
-                   "clients: normalization pooled / federated / per_client x fine-tuning, FedPer, "
+                   "clients (MLP on clip statistics, eGeMAPS, ComParE; conv1d on frames): "
+                   "normalization pooled / federated / per_client x fine-tuning, FedPer, FedRep, "
                    "Ditto; new-speaker enrollment; half the clients with 30 % noisy labels "
                    "(FedAvg, FedProx, FedPer, Ditto)")):
     register_experiment(_experiment)

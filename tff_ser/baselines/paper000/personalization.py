@@ -23,6 +23,13 @@ Ditto runs also enroll each held-out speaker with k = 0, 5, 10, 20 labelled
 clips (paper 001's future work).  A third block makes half the clients noisy
 (30 % of their training labels flipped, FedAudio's label-noise challenge) and
 compares FedAvg, FedProx (mu 0.01) and the two personalized methods under it.
+
+The blocks run on four inputs (issue 26, part 5): the MLP on paper 000's
+clip statistics (``mlp``) and on openSMILE's eGeMAPSv02 (``mlp_egemaps``, 88)
+and ComParE_2016 (``mlp_compare``, 6,373) functionals, every cell; and paper
+001's conv1d on its (100, 34) frames, whose runs cost ~40 times the MLP's
+here, in a reduced block (:attr:`PersonalizationExperiment.reduced_models`:
+pooled and per-client normalization x fine-tuning and Ditto, no noisy block).
 """
 from __future__ import annotations
 
@@ -67,6 +74,10 @@ class PersonalizationExperiment(PerSpeakerFederation):
         proximal term (``proximal_mu``) and fine-tuning after it.
     noisy_normalization : str
     proximal_mu : float
+    reduced_models : tuple of str
+        Models of ``models`` that run only ``reduced_normalizations`` x
+        ``reduced_methods`` and no noisy block (their runs are expensive).
+    reduced_normalizations, reduced_methods : tuple of str
     """
 
     name: str = "paper000_personalization"
@@ -82,14 +93,25 @@ class PersonalizationExperiment(PerSpeakerFederation):
     noisy_methods: Tuple[str, ...] = ("finetune", "fedprox", "fedper", "ditto")
     noisy_normalization: str = "pooled"
     proximal_mu: float = 0.01
+    models: Tuple[str, ...] = ("mlp", "mlp_egemaps", "mlp_compare", "conv1d")
+    reduced_models: Tuple[str, ...] = ("conv1d",)
+    reduced_normalizations: Tuple[str, ...] = ("pooled", "per_client")
+    reduced_methods: Tuple[str, ...] = ("finetune", "ditto")
+
+    def cells(self, model: str) -> Tuple[Tuple[str, ...], Tuple[str, ...], bool]:
+        """``(normalizations, methods, noisy block?)`` that ``model`` runs."""
+        if model in self.reduced_models:
+            return self.reduced_normalizations, self.reduced_methods, False
+        return self.normalizations, self.methods, bool(self.label_noise)
 
     def conditions(self):
         out = []
         for model in self.models:
-            for norm in self.normalizations:
-                for method in self.methods:
+            normalizations, methods, noisy = self.cells(model)
+            for norm in normalizations:
+                for method in methods:
                     out.append(self._personal(f"{model}-{norm}-{method}", model, norm, method))
-            if self.label_noise:
+            if noisy:
                 for method in self.noisy_methods:
                     out.append(self._personal(f"{model}-noisy-{method}", model,
                                               self.noisy_normalization, method, noisy=True))
@@ -114,13 +136,17 @@ class PersonalizationExperiment(PerSpeakerFederation):
     def comparison_pairs(self, conditions: Sequence[str]) -> List[tuple]:
         pairs = []
         for m in self.models:
-            for method in self.methods:
+            normalizations, methods, _ = self.cells(m)
+            for method in methods:
                 base = f"{m}-pooled-{method}"
-                pairs += [(f"{m}-{norm}-{method}", base) for norm in self.normalizations
+                pairs += [(f"{m}-{norm}-{method}", base) for norm in normalizations
                           if norm != "pooled"]
             pairs += [(f"{m}-noisy-{method}", f"{m}-noisy-finetune")
                       for method in self.noisy_methods if method != "finetune"]
             pairs.append((f"{m}-noisy-finetune", f"{m}-{self.noisy_normalization}-finetune"))
+        first = self.models[0]  # each input against the first model's, fine-tuned
+        pairs += [(f"{m}-{norm}-finetune", f"{first}-{norm}-finetune")
+                  for m in self.models[1:] for norm in self.normalizations]
         return [(a, b) for a, b in pairs if a in conditions and b in conditions]
 
     def summary_figures(self, table, corpus_note: str) -> List[tuple]:
@@ -239,8 +265,11 @@ def personalization_section(table: pd.DataFrame, config) -> List[str]:
 
 PAPER000_PERSONALIZATION = with_overrides(PersonalizationExperiment(seeds=(0, 1, 2)),
                                           eval_every=0, federated_eval=False)
-# Quick: the small corpus (10 training speakers, 2 held out), 2 rounds, one seed, fewer cells.
+# Quick: the small corpus (10 training speakers, 2 held out), 2 rounds, one seed, fewer cells
+# (eGeMAPS and conv1d: one cell each).
 PAPER000_PERSONALIZATION_QUICK = with_overrides(
     PAPER000_PERSONALIZATION, size="small", max_speakers=12, rounds=2, quick=True, seeds=(0,),
     normalizations=("pooled", "per_client"), noisy_methods=("finetune", "ditto"),
-    plan=PersonalPlan(steps=2, enroll_ks=(0, 5)))
+    plan=PersonalPlan(steps=2, enroll_ks=(0, 5)), models=("mlp", "mlp_egemaps", "conv1d"),
+    reduced_models=("mlp_egemaps", "conv1d"), reduced_normalizations=("per_client",),
+    reduced_methods=("finetune",))
