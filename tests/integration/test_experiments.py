@@ -641,3 +641,23 @@ def test_the_recorded_command_keeps_only_so_partial_says_what_was_run():
     from tff_ser.experiments.registry import experiment_command
     assert experiment_command("paper004_fedavg", only=["cnn_logmel-K5-E5-*"]) \
         == "tff-ser experiment paper004_fedavg --only 'cnn_logmel-K5-E5-*'"
+
+
+def test_models_restricts_an_experiment_to_some_of_its_models_and_refuses_what_it_cannot(
+        capsys):
+    from tff_ser import cli
+    from tff_ser.experiments.registry import experiment_command, get_experiment, only_models
+    full = get_experiment("paper000_personalization").full
+    some = only_models(full, ["mlp_egemaps", "mlp"])
+    assert some.models == ("mlp", "mlp_egemaps")  # the experiment's order
+    assert [r.run_id for r in some.runs()] == [r.run_id for r in full.runs()
+                                               if r.model in ("mlp", "mlp_egemaps")]
+    assert experiment_command("paper000_personalization", models=["mlp"]) \
+        == "tff-ser experiment paper000_personalization --models mlp"
+    with pytest.raises(ValueError, match="no model 'lstm'; its models are mlp, mlp_egemaps"):
+        only_models(full, ["lstm"])
+    # an experiment whose runs read each other's (a teacher, a search) runs whole
+    with pytest.raises(ValueError, match="run it whole, or pick runs with --only"):
+        only_models(get_experiment("paper002_kd").full, ["conv1d"])
+    assert cli.main(["experiment", "paper003_nas", "--models", "conv1d", "--no-progress"]) == 2
+    assert "--models: paper003_nas declares its runs" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from tff_ser.plugins import DiscoveredRegistry
 
@@ -98,7 +98,7 @@ def default_out_dir(name: str, quick: bool = False) -> str:
 
 def experiment_command(name: str, *, quick: bool = False, data_dir: Optional[str] = None,
                        out: Optional[str] = None, engine: Optional[str] = None,
-                       seeds=None, only=None) -> str:
+                       seeds=None, only=None, models=None) -> str:
     """The ``tff-ser experiment`` command line that runs these arguments."""
     parts = ["tff-ser", "experiment", name]
     if quick:
@@ -107,6 +107,8 @@ def experiment_command(name: str, *, quick: bool = False, data_dir: Optional[str
         parts += ["--engine", engine]
     if seeds:
         parts += ["--seeds"] + [str(s) for s in seeds]
+    if models:
+        parts += ["--models"] + list(models)
     if data_dir:
         parts += ["--data-dir", data_dir]
     if out:
@@ -143,6 +145,9 @@ def add_experiment_parser(subparsers) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                    help="training seeds of every run (default: the config's, e.g. 0 1 2; "
                         "run ids end in -s<seed>)")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="only these of the experiment's models (e.g. --models mlp on a noisy "
+                        "copy of the corpus): the summary covers them alone")
     p.add_argument("--fresh", action="store_true",
                    help="retrain every run even if a finished one with the same settings is "
                         "saved in the results folder")
@@ -170,15 +175,38 @@ def _cmd_experiment(args) -> int:
         config = with_overrides(config, engine=args.engine)
     if args.seeds:
         config = with_overrides(config, seeds=tuple(args.seeds), seed_counts=())
+    if args.models:
+        try:
+            config = only_models(config, args.models)
+        except ValueError as exc:
+            print(f"error: --models: {exc}", file=sys.stderr)
+            return 2
     out = args.out or default_out_dir(args.name, args.quick)
     command = experiment_command(args.name, quick=args.quick, data_dir=args.data_dir,
                                  out=args.out, engine=args.engine, seeds=args.seeds,
-                                 only=args.only)
+                                 only=args.only, models=args.models)
     outcome = run_experiment(config, out, data_dir=args.data_dir, command=command,
                              progress=not args.no_progress, reuse=not args.fresh,
                              only=args.only, jobs=args.jobs)
     _print_outcome(outcome)
     return 0
+
+
+def only_models(config, models: Sequence[str]):
+    """``config`` running only ``models`` of its own (in its order); ValueError naming them
+    otherwise, or when the experiment's runs are not declared per model."""
+    from tff_ser.experiments.configs import with_overrides
+    own = tuple(config.models)
+    unknown = [m for m in models if m not in own]
+    if unknown:
+        raise ValueError(f"{config.name} has no model {', '.join(map(repr, unknown))}; its "
+                         f"models are {', '.join(own)}")
+    if "models" not in {f.name for f in dataclasses.fields(config)}:
+        raise ValueError(f"{config.name} declares its runs across its models together "
+                         "(they read each other's results); run it whole, or pick runs with "
+                         "--only")
+    return with_overrides(config, models=tuple(m for m in own if m in models),
+                          seed_counts=tuple((m, n) for m, n in config.seed_counts if m in models))
 
 
 def _print_outcome(outcome) -> None:
