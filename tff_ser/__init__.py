@@ -38,6 +38,8 @@ _API = {
     "quiet_logs": "tff_ser.runtime",
     "speaker_folds": "tff_ser.crossval",
     "cross_validate": "tff_ser.crossval",
+    "cross_validate_settings": "tff_ser.crossval",
+    "compare_settings": "tff_ser.crossval",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -314,3 +314,105 @@ def _keep_finished_fold(fold_dir: str, result) -> None:
     mark_complete(where)
     # the fold's round checkpoints are no longer needed once its result is kept
     shutil.rmtree(os.path.join(fold_dir, "rounds"), ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# several settings on the same folds
+# ---------------------------------------------------------------------------
+
+#: The long table of :func:`cross_validate_settings`: one row per setting, seed and fold.
+SETTINGS_FILE = "folds.csv"
+
+
+def cross_validate_settings(features, recipes, config, *, seeds: Sequence[int] = (0,),
+                            folds: Union[int, str] = 5, fold_seed: int = 0,
+                            engine: str = "auto", out_dir: Optional[str] = None,
+                            progress: bool = True) -> pd.DataFrame:
+    """Cross-validate several settings on the same speaker folds, once per seed.
+
+    The deal of speakers to folds depends on ``fold_seed`` alone, so fold i
+    holds out the same speakers for every setting and seed: the settings are
+    paired fold by fold (:func:`compare_settings`).
+
+    Parameters
+    ----------
+    features : FeatureSet
+    recipes : mapping of str to TaskRecipe
+        The settings, by label (e.g. one :class:`tff_ser.task.TaskRecipe` per
+        normalization).
+    config : FederatedConfig
+        The FL knobs; its seed is replaced by each of ``seeds``.
+    seeds, folds, fold_seed, engine, progress
+        As :func:`cross_validate`.
+    out_dir : str, optional
+        ``out_dir/<label>-s<seed>/`` checkpoints each cross-validation (a rerun
+        reads finished folds back and resumes the interrupted one), and
+        ``out_dir/folds.csv`` receives the table once every setting is done.
+
+    Returns
+    -------
+    DataFrame
+        One row per (setting, seed, fold): held-out speakers and clips,
+        accuracy, UAR, macro F1, and the UAR and macro F1 pooled over every
+        held-out clip of that setting and seed (``pooled_uar``, ``pooled_f1``).
+    """
+    import dataclasses
+    from tff_ser.rundir import atomic_write_csv, clear_complete, mark_complete
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        clear_complete(out_dir)
+    frames = []
+    for label, recipe in recipes.items():
+        for seed in seeds:
+            cv = cross_validate(
+                features, recipe, dataclasses.replace(config, seed=int(seed)), folds=folds,
+                fold_seed=fold_seed, engine=engine, progress=progress,
+                checkpoint_dir=os.path.join(out_dir, f"{label}-s{seed}") if out_dir else None)
+            frames.append(cv.per_fold.assign(
+                setting=label, seed=int(seed), pooled_uar=cv.pooled["balanced_accuracy"],
+                pooled_f1=cv.pooled["f1_macro"]))
+    table = pd.concat(frames, ignore_index=True)
+    first = ["setting", "seed", "fold"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    if out_dir:
+        atomic_write_csv(os.path.join(out_dir, SETTINGS_FILE), table)
+        mark_complete(out_dir, settings=list(recipes), seeds=[int(s) for s in seeds],
+                      folds=int(table["fold"].max()) + 1)
+    return table
+
+
+def compare_settings(table: pd.DataFrame, baseline: str, metric: str = "uar") -> pd.DataFrame:
+    """Each setting of :func:`cross_validate_settings` against ``baseline``.
+
+    One row per setting: the fold scores' mean ± sd and 95 % t-interval over
+    every (seed, fold) cell, the pooled score's mean ± sd over seeds, and the
+    difference from ``baseline`` with a paired t-test over the cells both
+    ran (the same held-out speakers on both sides).  Folds share training
+    speakers, so fold scores are not independent and their t-interval is
+    narrower than the truth (Nadeau & Bengio, 2003); the pooled score over
+    seeds is the stricter view.
+    """
+    from tff_ser.stats import compare, mean_interval
+    if baseline not in set(table["setting"]):
+        raise ValueError(f"baseline {baseline!r} is not a setting of the table; its settings "
+                         f"are {', '.join(dict.fromkeys(table['setting']))}")
+    pooled_col = {"uar": "pooled_uar", "f1_macro": "pooled_f1"}.get(metric)
+
+    def cells(rows):
+        return {f"s{s}-f{f}": v for s, f, v in zip(rows["seed"], rows["fold"], rows[metric])}
+
+    base = cells(table[table["setting"] == baseline])
+    out = []
+    for setting, rows in table.groupby("setting", sort=False):
+        iv = mean_interval(list(rows[metric]))
+        row = {"setting": setting, "seeds": rows["seed"].nunique(), "folds": rows["fold"].nunique(),
+               f"fold {metric} mean ± sd": iv.format(), "95 % CI": iv.format_interval()}
+        if pooled_col:
+            pooled = rows.drop_duplicates("seed")[pooled_col]
+            row[f"pooled {metric} (mean ± sd over seeds)"] = mean_interval(list(pooled)).format()
+        if setting != baseline:
+            c = compare(cells(rows), base)
+            row[f"- {baseline} (paired over folds)"] = \
+                f"{c.diff:+.3f}" + (f", p = {c.paired_p:.3g}" if c.paired_p is not None else "")
+        out.append(row)
+    return pd.DataFrame(out)

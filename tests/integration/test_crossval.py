@@ -95,3 +95,45 @@ def test_a_partitioner_of_your_own_is_one_registration(features, monkeypatch):
     assert sorted(task.train_clients) == P.client_ids(2)
     with pytest.raises(ValueError, match="unknown partitioner 'nope'"):
         task_from_features(features, "mlp", partition="nope")
+
+
+def test_settings_share_their_folds_resume_from_saved_folds_and_compare_pairwise(
+        features, tmp_path, monkeypatch):
+    """Normalizations cross-validated on the same speaker folds: fold i holds out the same
+    speakers for every setting and seed, a rerun reads every fold back, and the paired
+    difference is the mean of the per-fold differences."""
+    import numpy as np
+    from tff_ser import crossval
+    from tff_ser.task import TaskRecipe
+    cfg = tff_ser.FederatedConfig(rounds=1, local_epochs=1, batch_size=16, eval_every=0)
+    recipes = {n: TaskRecipe("mlp", normalization=n) for n in ("pooled", "per_client")}
+    out = tmp_path / "folds"
+    table = tff_ser.cross_validate_settings(features, recipes, cfg, seeds=(0, 1), folds=3,
+                                            out_dir=str(out), progress=False)
+    assert len(table) == 2 * 2 * 3
+    assert list(table.columns[:3]) == ["setting", "seed", "fold"]
+    held = table.groupby("fold")["val_speakers"].nunique()
+    assert (held == 1).all()  # the same speakers in fold i, whatever the setting and seed
+    assert (out / crossval.SETTINGS_FILE).is_file() and (out / "COMPLETE.json").is_file()
+    assert table.groupby(["setting", "seed"])["pooled_uar"].nunique().eq(1).all()
+    # per_client normalization changes the features: the settings are not the same run
+    assert not np.allclose(table[table.setting == "pooled"]["uar"],
+                           table[table.setting == "per_client"]["uar"])
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished fold was trained again")
+
+    from tff_ser import federated
+    monkeypatch.setattr(federated, "train_federated", no_training)
+    again = tff_ser.cross_validate_settings(features, recipes, cfg, seeds=(0, 1), folds=3,
+                                            out_dir=str(out), progress=False)
+    assert again.drop(columns="train_seconds").equals(table.drop(columns="train_seconds"))
+
+    view = tff_ser.compare_settings(table, baseline="pooled")
+    assert list(view["setting"]) == ["pooled", "per_client"]
+    assert list(view["seeds"]) == [2, 2] and list(view["folds"]) == [3, 3]
+    diff = (table[table.setting == "per_client"]["uar"].to_numpy()
+            - table[table.setting == "pooled"]["uar"].to_numpy()).mean()
+    assert view["- pooled (paired over folds)"].iloc[1].startswith(f"{diff:+.3f}, p = ")
+    with pytest.raises(ValueError, match="baseline 'federated' is not a setting"):
+        tff_ser.compare_settings(table, baseline="federated")
