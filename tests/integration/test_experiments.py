@@ -166,6 +166,8 @@ def test_the_experiment_command_writes_table_runs_figures_and_summary(per_speake
     assert list(table["setup"]) == ["by_speaker", "centralized"]
     assert list(table["seed"]) == [0, 0]
     assert table[["accuracy", "f1_macro", "uar", "train_seconds"]].notna().all().all()
+    # paper 000's MLP, 136 -> 256 -> 128 -> 4, federated and centralized alike
+    assert list(table["parameters"]) == [68_484, 68_484]
     for png in ("confusion_matrices.png", "learning_curves.png", "metrics.png"):
         assert (per_speaker_out / png).stat().st_size > 1000
     assert not (per_speaker_out / runner.FAILED_FILE).exists()

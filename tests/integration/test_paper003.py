@@ -108,3 +108,20 @@ def test_fusion_reads_the_searched_branch_and_the_stream_it_trained_first(small_
     assert set(fusion["extra"]["run_key"]["upstream"]) == {"derived-fednas-federated-s0",
                                                           "attention_rnn-federated-s0"}
     assert "fusion-feature-s0" in outcome.missing
+
+
+def test_the_paper_section_gives_parameters_train_time_and_the_search_cost():
+    import pandas as pd
+    rows = [{"run_id": f"{c}-s{seed}", "condition": c, "seed": seed, "model": m, "setup": setup,
+             "mode": "federated", "clients": 73, "rounds": rounds, "uar": uar + 0.01 * seed,
+             "train_seconds": secs, "parameters": params}
+            for c, m, setup, rounds, uar, secs, params in (
+                ("search-fednas", "darts_search", "search", 10, 0.40, 7200.0, 130_000),
+                ("derived-fednas-federated", "darts_derived", "derived", 20, 0.60, 600.0,
+                 52_000))
+            for seed in ((0,) if setup == "search" else (0, 1, 2))]
+    text = "\n".join(PAPER003_NAS.paper_section(pd.DataFrame(rows)))
+    assert "| derived-fednas-federated | 3 | 0.05M | 0.610 ± 0.010 |" in text
+    assert "| search-fednas | 1 | 0.13M | 0.400 |" in text
+    assert "`search-fednas-s0` 10 epochs (rounds), 2.00 h of training" in text
+    assert "63.5" in text and "not CREMA-D or IEMOCAP" in text

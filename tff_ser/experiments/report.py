@@ -45,7 +45,8 @@ TABLE_COLUMNS = ("run_id", "condition", "seed", "model", "setup", "mode", "parti
                  "val_clips", "epsilon", "bytes_up", "bytes_down", "speaker_acc_sd",
                  "speaker_acc_p10", "speaker_acc_min", "speaker_acc_female", "speaker_acc_male",
                  "label_noise", "client_global_uar", "client_personal_uar",
-                 "client_personal_uar_p10", "client_personal_better", "enroll_uar")
+                 "client_personal_uar_p10", "client_personal_better", "enroll_uar",
+                 "parameters")
 
 #: Scores summarised over seeds (mean ± sd, 95 % t-interval) in the summary tables.
 SEED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "uar",
@@ -101,6 +102,8 @@ def table_row(spec: RunSpec, result, speaker_sex: Optional[dict] = None) -> dict
         "label_noise": spec.label_noise or None,
         # personalization: each training client's own model on its personal-test clips
         **personal_summary(result.final_metrics.get("personalized")),
+        # the trained network's weights (a search run: its search network), if recorded
+        "parameters": result.extra.get("parameters"),
     }
 
 

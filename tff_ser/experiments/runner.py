@@ -246,6 +246,8 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
     if spec.genotype_from:
         result.extra["genotype"] = task.model_def.hyperparameters["genotype"]
+    if getattr(result, "weights", None) is not None:  # the trained network's size
+        result.extra["parameters"] = int(sum(np.size(w) for part in result.weights for w in part))
     if spec.keep_weights and run_dir is not None:
         save_weights(run_dir / WEIGHTS_FILE, spec.model, result.weights,
                      kwargs=task.model_def.hyperparameters)
