@@ -121,6 +121,17 @@ class Genotype:
     def nodes(self) -> int:
         return len(self.normal) // 2
 
+    def to_frame(self):
+        """One row per edge: cell (normal / reduce), node, its input, the operation."""
+        import pandas as pd
+
+        def source(i: int) -> str:
+            return ("c_{k-2}", "c_{k-1}")[i] if i < 2 else f"node {i - 2}"
+
+        return pd.DataFrame([{"cell": kind, "node": k // 2, "input": source(i), "operation": op}
+                             for kind in ("normal", "reduce")
+                             for k, (op, i) in enumerate(getattr(self, kind))])
+
     def to_dict(self) -> dict:
         return {"normal": [list(e) for e in self.normal], "normal_concat": list(self.normal_concat),
                 "reduce": [list(e) for e in self.reduce], "reduce_concat": list(self.reduce_concat)}

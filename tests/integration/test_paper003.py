@@ -124,4 +124,5 @@ def test_the_paper_section_gives_parameters_train_time_and_the_search_cost():
     assert "| derived-fednas-federated | 3 | 0.05M | 0.610 ± 0.010 |" in text
     assert "| search-fednas | 1 | 0.13M | 0.400 |" in text
     assert "`search-fednas-s0` 10 epochs (rounds), 2.00 h of training" in text
+    assert "| Spectrogram branch | 0.13M | 63.5 |" in text
     assert "63.5" in text and "not CREMA-D or IEMOCAP" in text

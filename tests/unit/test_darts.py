@@ -155,3 +155,15 @@ def test_a_derived_network_trains():
     model.fit(x, y, epochs=15, batch_size=16, verbose=0)
     loss, accuracy = model.evaluate(x, y, verbose=0)
     assert loss < 0.5 * before and accuracy > 0.9
+
+
+def test_a_genotype_reads_as_a_table_of_edges():
+    from tff_ser.darts import DARTS_V2
+    frame = DARTS_V2.to_frame()
+    assert len(frame) == len(DARTS_V2.normal) + len(DARTS_V2.reduce) == 16
+    assert frame.iloc[0].to_dict() == {"cell": "normal", "node": 0, "input": "c_{k-2}",
+                                       "operation": "sep_conv_3x3"}
+    # DARTS_V2's last normal edge: node 3 reads node 0 through a dilated 3x3 convolution
+    assert frame.iloc[7].to_dict() == {"cell": "normal", "node": 3, "input": "node 0",
+                                       "operation": "dil_conv_3x3"}
+    assert list(frame[frame.cell == "reduce"]["node"]) == [0, 0, 1, 1, 2, 2, 3, 3]

@@ -155,7 +155,7 @@ class EmotionNASExperiment(ExperimentConfig):
                              for _, r in summary.iterrows()])
         lines = ["## Paper 003 Tables 2-3", "",
                  "Paper 003 (IEMOCAP; its parameters are the search network's):", "",
-                 markdown_table(paper), "",
+                 markdown_table(paper, formats={"UA %": ".1f"}), "",
                  "Ours (generated corpus, not CREMA-D or IEMOCAP; held-out speakers; "
                  "mean ± sd over seeds, 95 % t-interval; parameters of the trained network, a "
                  "search run's being its search network's; a fusion run's are the fusion "
@@ -164,15 +164,26 @@ class EmotionNASExperiment(ExperimentConfig):
         if not searches.empty:
             lines += ["", "Search cost (one search each, the budget this 2-core machine "
                       "affords; a search's cost grows with the spectrogram's pixels, L and C): "
-                      + "; ".join(f"`{r['run_id']}` {int(r['rounds'])} epochs (rounds), "
-                                  f"{r['train_seconds'] / 3600:.2f} h of training"
+                      + "; ".join(f"`{r['run_id']}` {_epochs(r['rounds'])} (rounds), "
+                                  f"{_duration(r['train_seconds'])} of training"
                                   for _, r in searches.iterrows()) + "."]
         return lines
 
 
 def _millions(count) -> str:
-    """``"0.13M"`` as paper 003 writes parameter counts; ``""`` when not recorded."""
-    return "" if count is None or pd.isna(count) else f"{count / 1e6:.2f}M"
+    """``"0.13M"`` as paper 003 writes parameter counts (``"1,234"`` below 5,000); ``""``
+    when not recorded."""
+    if count is None or pd.isna(count):
+        return ""
+    return f"{count / 1e6:.2f}M" if count >= 5e3 else f"{int(count):,}"
+
+
+def _epochs(rounds) -> str:
+    return f"{int(rounds)} epoch" + ("" if int(rounds) == 1 else "s")
+
+
+def _duration(seconds) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
 
 # ---------------------------------------------------------------------------
