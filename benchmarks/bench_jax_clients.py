@@ -183,16 +183,28 @@ def measure(model: str, bundle: dict, reps: int) -> dict:
             row = engine.run_round(rep + 2)
             times[name].append(row["seconds"])
     vm, sq = (statistics.median(times[n]) for n in ("vmapped", "sequential"))
+    chunk, steps = engines["vmapped"].chunk, engines["vmapped"].max_steps
+    compile_s = {n: e.compile_seconds for n, e in engines.items()}
+    peak = _peak_bytes()
+    _free(engines)
     return {"model": model, "clients": len(bundle[RECIPES[model][0]][2]),
             "sampled_per_round": sampled_per_round(len(bundle[RECIPES[model][0]][2]),
                                                    RECIPES[model][1]["client_fraction"]),
-            "clients_per_chunk": engines["vmapped"].chunk,
-            "local_steps_padded_to": engines["vmapped"].max_steps,
+            "clients_per_chunk": chunk, "local_steps_padded_to": steps,
             "vmapped_s": vm, "sequential_s": sq, "speedup": sq / vm,
             "vmapped_range": [min(times["vmapped"]), max(times["vmapped"])],
             "sequential_range": [min(times["sequential"]), max(times["sequential"])],
-            "compile_s": {n: e.compile_seconds for n, e in engines.items()},
-            "peak_device_bytes": _peak_bytes()}
+            "compile_s": compile_s, "peak_device_bytes": peak}
+
+
+def _free(engines: dict) -> None:
+    """Drop a model's engines and compiled functions before the next model sizes its chunk
+    (on CPU the chunk is sized to the RAM available when the engine is made)."""
+    import gc
+    import jax
+    engines.clear()
+    gc.collect()
+    jax.clear_caches()
 
 
 def device_info() -> dict:

@@ -322,3 +322,19 @@ def test_the_gpu_benchmark_runs_at_a_tiny_size_on_cpu(tmp_path):
     assert (mlp["clients"], mlp["sampled_per_round"], mlp["clients_per_chunk"]) == (12, 6, 6)
     assert all(r["vmapped_s"] > 0 and r["sequential_s"] > 0 for r in report["rows"])
     assert "| lstm | 12 (12) |" in (tmp_path / "jax_clients.md").read_text()
+
+
+@current_stack
+def test_the_chunk_estimate_counts_a_recurrent_layers_time_steps():
+    """A chunk sized on an LSTM's outputs alone held 25 times too many clients and was killed
+    for memory on a 24 GiB CPU machine (paper 001's lstm, 73 clients): the estimate counts
+    every time step a recurrent layer keeps for its backward pass."""
+    from tff_ser.engines.jax_fedavg import _client_bytes
+    from tff_ser.models import build_model
+    lstm = build_model("lstm")
+    per_clip_steps = 100 * (12 * 512 + 34) + 100 * (12 * 512 + 512)
+    weights = lstm.count_params()
+    assert _client_bytes(lstm, 20, 2) >= 4 * weights * 5 + 4 * 20 * 3 * per_clip_steps
+    dense = build_model("dense")  # no recurrent layer: its outputs only
+    outputs = sum(int(np.prod(layer.output.shape[1:])) for layer in dense.layers) + 3400
+    assert _client_bytes(dense, 20, 2) == 4 * dense.count_params() * 5 + 4 * 20 * outputs * 3

@@ -37,7 +37,11 @@ A chunk of C clients holds C copies of the weights, of the client
 optimizer's slots and of the gradients, and C batches of activations.  The
 engine estimates one client's bytes as ``4 * weights * (3 + slots)`` plus
 ``4 * BS * (input + every layer's output) * 3`` (forward values, their
-gradients, and the scan's saved residuals), and takes the largest C (at most
+gradients, and the scan's saved residuals), where a recurrent layer's output
+counts every time step it keeps for its backward pass (``T * (12 * units +
+features)``: its inputs, states, gates and their activations; paper 001's
+two 512-unit LSTMs on 100 frames keep ~1.3 M values per clip, 25 times their
+outputs), and takes the largest C (at most
 the clients sampled per round) whose total fits half the device's memory:
 ``bytes_limit`` from ``jax.devices()[0].memory_stats()`` on a GPU, the
 available RAM (psutil) on CPU.  ``TFF_SER_JAX_CHUNK=<C>`` fixes it.  A
@@ -95,7 +99,21 @@ def _client_bytes(model, batch_size: int, slots: int) -> int:
             activations += int(np.prod(layer.output.shape[1:]))
         except (AttributeError, ValueError, TypeError):
             pass
+        activations += _recurrent_steps(layer)
     return 4 * weights * (3 + slots) + 4 * batch_size * activations * 3
+
+
+def _recurrent_steps(layer) -> int:
+    """Values a recurrent layer keeps over its time steps for the backward pass (per clip):
+    ``T * (12 * units + features)``, 0 for any other layer (the module docstring)."""
+    units = getattr(getattr(layer, "cell", None), "units", None)
+    if not units:
+        return 0
+    try:
+        steps, features = layer.input.shape[1], layer.input.shape[-1]
+    except (AttributeError, ValueError, TypeError, IndexError):
+        return 0
+    return int(steps or 0) * (12 * int(units) + int(features or 0))
 
 
 def _memory_budget() -> int:
