@@ -561,10 +561,13 @@ def test_a_garbled_history_is_named(tmp_path, small_corpus_dir, capsys):
 def test_an_interrupt_ends_with_one_line_saying_where_it_stopped(sig, tmp_path,
                                                                  small_corpus_dir):
     ckpt = tmp_path / "c"
+    # SIGINT as a terminal delivers it: a suite started in the background (`cmd &` from a
+    # script) ignores SIGINT, its children inherit that, and Python keeps it ignored
     proc = subprocess.Popen([sys.executable, "-m", "tff_ser.cli", "train", *SMALL,
                              "--max-speakers", "4", "--rounds", "100000", "--threads", "1",
                              "--checkpoint-dir", str(ckpt)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and not (ckpt / "engine_state.npz").exists():
         time.sleep(0.05)
