@@ -66,6 +66,27 @@ def test_enrollment_never_scores_a_clip_it_adapted_on_and_k0_is_the_global_model
         enrollment_curve(task, weights, ks=(0, 40))
 
 
+@pytest.mark.parametrize("layers", ["all", "head"])
+def test_an_adapter_reused_across_clients_adapts_as_a_fresh_model_does(trained, layers):
+    # finetune_clients and enrollment_curve adapt one compiled model client after client
+    # (tracing a fresh one per client was most of their time): the weights and the
+    # optimizer's slots and step count must start over for each, as a fresh model's do.
+    from tff_ser.personalization import _Adapter
+    _, train_task, _, weights = trained
+    first, second = sorted(train_task.train_clients)[:2]
+    kw = dict(steps=3, batch_size=8, seed=5)
+    reused = _Adapter(train_task, lr=1e-2, layers=layers)
+    reused.adapt(weights, train_task.train_clients[first], **kw)
+    after_another = [v.numpy() for v in reused.adapt(weights, train_task.train_clients[second],
+                                                     **kw).weights]
+    fresh = _Adapter(train_task, lr=1e-2, layers=layers).adapt(
+        weights, train_task.train_clients[second], **kw)
+    for got, want in zip(after_another, fresh.weights):
+        np.testing.assert_array_equal(got, want.numpy())
+    start = list(weights[0]) + list(weights[1])
+    assert any(not np.array_equal(w.numpy(), s) for w, s in zip(fresh.weights, start))
+
+
 def _no_dropout(input_shape, num_classes):
     import keras
     return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(32, activation="relu"),
