@@ -544,10 +544,16 @@ def _all_parsers(parser):
 USER_ERRORS = (ValueError, OSError, LookupError, ArithmeticError)
 
 
-def _on_sigterm(signum, frame):
+def _on_signal(signum, frame):
     # SIGTERM (a scheduler's kill, `timeout`) takes the Ctrl-C path: the training
     # loop says where it stopped, and finally-blocks stop workers and subprocesses.
-    raise KeyboardInterrupt("terminated (SIGTERM)")
+    # The request is also recorded: an exception raised while a finalizer runs is
+    # only printed, and the training loop then raises it again (check_stop_requested).
+    import signal
+    from tff_ser.errors import request_stop
+    reason = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    request_stop(reason)
+    raise KeyboardInterrupt(reason)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -569,8 +575,13 @@ def main(argv=None) -> int:
     runtime.quiet_logs()  # before any TensorFlow import
     tempdir.use_private_tempdir()
     import signal
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    from tff_ser import errors
+    errors.request_stop(None)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if previous[signal.SIGTERM] in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_signal)
+    if previous[signal.SIGINT] is signal.default_int_handler:  # not SIG_IGN (nohup, &)
+        signal.signal(signal.SIGINT, _on_signal)
     name = f"tff-ser {args.cmd}" + (f" {args.hpo_cmd}" if getattr(args, "hpo_cmd", None) else "")
     try:
         return int(handler(args) or 0)
@@ -596,6 +607,10 @@ def main(argv=None) -> int:
     finally:
         if "tff_ser.runtime" in sys.modules:
             sys.modules["tff_ser.runtime"].shutdown()
+        for sig, handler_before in previous.items():  # main() called in a notebook or a test
+            if handler_before is not None:
+                signal.signal(sig, handler_before)
+        errors.request_stop(None)
 
 
 if __name__ == "__main__":

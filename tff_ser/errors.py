@@ -7,6 +7,8 @@ for the disk), so code written against earlier releases keeps working.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 
 class TffSerError(Exception):
     """Base class: a problem of the input, the disk or the run, not a bug of tff_ser."""
@@ -59,3 +61,27 @@ def interrupt_in_chain(exc: BaseException) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+#: Why the CLI's signal handler asked the run to stop (``None``: it has not).
+_stop_reason: Optional[str] = None
+
+
+def request_stop(reason: Optional[str]) -> None:
+    """Record that a signal asked the run to stop (the CLI's SIGINT / SIGTERM handler; None: clear)."""
+    global _stop_reason
+    _stop_reason = reason
+
+
+def check_stop_requested() -> None:
+    """Raise the ``KeyboardInterrupt`` of a stop request whose own exception was lost.
+
+    Python raises a signal handler's exception in whatever Python code runs
+    next.  When that is a finalizer -- TensorFlow runs many, the ``__del__`` of
+    its functions and resources -- Python prints it as "Exception ignored in"
+    and carries on, and a run sent SIGTERM would go on to the end.  The
+    training loop calls this before each round and the experiment runner
+    before each run, so such a run stops one round later instead.
+    """
+    if _stop_reason is not None:
+        raise KeyboardInterrupt(_stop_reason)

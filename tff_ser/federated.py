@@ -228,7 +228,7 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
     from tff_ser.checkpoint import RunCheckpoint
     from tff_ser.communication import round_bytes
     from tff_ser.fedconfig import sampled_per_round
-    from tff_ser.errors import DiskFull, TrainingInterrupted
+    from tff_ser.errors import DiskFull, TrainingInterrupted, check_stop_requested
     from tff_ser.rundir import check_writable
     run_config = {"mode": "federated", "engine": engine, "model": task.model_name,
                   **config.to_dict(), "num_train_clients": len(task.train_clients),
@@ -270,6 +270,7 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
     saved, rejected, round_num = done, 0, done + 1
     try:
         for round_num in bar:
+            check_stop_requested()
             row = rounds.round(round_num)
             if not allow_nonfinite:
                 rejected = _check_round(row, round_num, last, config, rejected)

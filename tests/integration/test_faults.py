@@ -580,6 +580,36 @@ def test_an_interrupt_ends_with_one_line_saying_where_it_stopped(sig, tmp_path,
     assert "are saved in" in lines[0] and "run the same command again to resume" in lines[0]
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_a_sigterm_whose_exception_a_finalizer_swallowed_still_stops_the_run(tmp_path):
+    # Python raises a signal handler's exception in the next Python code that runs; when
+    # that is a finalizer (TensorFlow runs many), it prints "Exception ignored in" and goes
+    # on.  A background experiment sent SIGTERM was seen training on that way.  The
+    # handler records the request, and the next round raises it.
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from helpers import synthetic_task
+    from tff_ser import errors
+    from tff_ser.fedconfig import FederatedConfig
+    from tff_ser.federated import train_federated
+
+    class SignalledDuringFinalizer:
+        def __del__(self):
+            cli._on_signal(signal.SIGTERM, None)
+
+    def signal_in_round_2(round_num, metrics, weights):
+        if round_num == 2:
+            SignalledDuringFinalizer()  # dropped at once: its __del__ raises, and is ignored
+
+    config = FederatedConfig(rounds=6, local_epochs=1, batch_size=8, seed=0, eval_every=0)
+    try:
+        with pytest.raises(errors.TrainingInterrupted, match="in round 3 of 6; rounds 1..2"):
+            train_federated(synthetic_task(n_train_clients=3), config, progress=False,
+                            callbacks=[signal_in_round_2], checkpoint_dir=str(tmp_path / "c"),
+                            checkpoint_every=1, federated_eval=False)
+    finally:
+        errors.request_stop(None)
+
+
 _SPAWN_THEN_WAIT = r"""
 import subprocess, sys, threading, time
 from tff_ser.runtime import dies_with_parent

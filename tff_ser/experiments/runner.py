@@ -38,6 +38,7 @@ import pandas as pd
 
 from tff_ser.corpus.summary import (GENERATED_NOTICE, corpus_fingerprint,  # noqa: F401
                                     describe_corpus)
+from tff_ser.errors import check_stop_requested
 from tff_ser.task import limit_speakers
 
 if TYPE_CHECKING:
@@ -615,6 +616,7 @@ def _train_runs(to_train: Sequence[tuple], experiment: str, *, checkpoint: bool,
     as each one is saved: in this process one after another, or in ``jobs`` spawned processes."""
     if jobs <= 1 or len(to_train) <= 1:
         for spec, fs, run_dir, key, branches in to_train:
+            check_stop_requested()
             yield spec.run_id, _train_and_save(spec, fs, run_dir, key, branches, experiment,
                                                checkpoint, progress)
         return
