@@ -64,10 +64,14 @@ class _Adapter:
     evaluation (73 clients and 72 enrollments: minutes for paper 000's MLP).
     Here each :meth:`adapt` restores the model's weights and the optimizer's
     variables (slots, step count) to their starting values instead, so the
-    traced function is reused.  The numbers are those of a fresh model and a
-    fresh optimizer per client: the package's dropout draws its masks from the
-    layer's input (:class:`tff_ser.layers.ReproducibleDropout`), not from a
-    generator that advances between calls, and the shuffle is seeded per call.
+    traced function is reused.  For the package's models the numbers are those
+    of a fresh model and a fresh optimizer per client (bit for bit, both
+    stacks): their dropout draws its masks from the layer's input
+    (:class:`tff_ser.layers.ReproducibleDropout`), not from a generator that
+    advances between calls, and the shuffle is seeded per call.  A user's model
+    with Keras' own ``Dropout`` keeps drawing from one generator across
+    clients: the same seed still gives the same table, but a client's masks
+    depend on the clients adapted before it.
     """
 
     def __init__(self, task: Task, *, lr: float, layers: str):
