@@ -389,6 +389,11 @@ def _cmd_train(args):
         table = table.dropna(axis=1, how="all")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
         _print_class_warning(results["federated"].final_metrics.get("validation", {}))
+    from tff_ser.experiments.report import collapse_note
+    for name, r in results.items():
+        note = collapse_note(name, r)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
     if args.out:
         print(f"saved in {args.out}/<run>/result.json, history.csv")
     return 0

@@ -36,6 +36,22 @@ def _as_labels(y, name: str, num_classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def predicted_class_count(confusion_matrix) -> int:
+    """How many classes a model predicted at least once (columns of a confusion matrix).
+
+    1 means the model gives every clip the same class: its training collapsed
+    or diverged, and its UAR is chance (1 / classes) whatever it learned.
+
+    >>> predicted_class_count([[0, 3], [0, 2]])
+    1
+    """
+    matrix = np.asarray(confusion_matrix, dtype=np.int64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a confusion matrix is square (classes x classes); got shape "
+                         f"{matrix.shape}")
+    return int((matrix.sum(axis=0) > 0).sum())
+
+
 def classification_metrics(y_true, y_pred, *, num_classes: int = 4,
                            class_names: Optional[Sequence[str]] = None) -> dict:
     """Accuracy, macro/weighted scores, UAR and the confusion matrix of one prediction set.

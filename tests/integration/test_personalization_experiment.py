@@ -47,6 +47,9 @@ def test_the_full_experiment_crosses_normalization_with_each_method_and_a_noisy_
             ("by_speaker", 50, 5, 16, 0.5)
         assert r.personal is not None and r.personal.test_fraction == 0.25
         assert r.label_noise == (0.3 if "noisy" in r.condition else 0.0)
+        # paper 000's Adam 0.01; conv1d paper 001's 1e-3 (at 0.01 its runs collapsed)
+        assert (r.client_lr, r.server_lr) == ((0.001, 0.001) if r.model == "conv1d" else
+                                              (0.01, 0.01))
     prox = [r for r in runs if r.condition == "mlp-noisy-fedprox"]
     assert all(r.algorithm == "fedprox" and r.proximal_strength == 0.01
                and r.personal.method == "finetune" for r in prox)

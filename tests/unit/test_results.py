@@ -142,3 +142,44 @@ def test_unstorable_values_are_refused_naming_where_they_are():
 def test_to_jsonable_converts_nested_numpy_structures():
     value = {"a": (np.int8(1), np.array([[1.5, 2.0]], dtype=np.float32)), "b": [np.bool_(True)]}
     assert to_jsonable(value) == {"a": [1, [[1.5, 2.0]]], "b": [True]}
+
+
+# -- a run whose final model predicts one class (training collapsed) is flagged, never silent
+
+def _scored(y_pred, losses=(12.5, 1.386)):
+    y_true = [0, 1, 2, 3, 0, 1, 2, 3]
+    validation = classification_metrics(y_true, y_pred, num_classes=4)
+    return RunResult(history=[{"round": i + 1, "train_loss": v} for i, v in enumerate(losses)],
+                     final_metrics={"validation": validation})
+
+
+def test_a_run_predicting_one_class_is_flagged_with_its_losses_and_what_to_try():
+    from tff_ser.experiments.report import collapse_note, predicted_classes
+    collapsed = _scored([3] * 8)
+    assert predicted_classes(collapsed) == 1
+    note = collapse_note("conv1d-pooled-s0", collapsed)
+    assert "conv1d-pooled-s0 predicts one class" in note
+    assert "12.5" in note and "1.39" in note and "learning rate" in note
+    healthy = _scored([0, 1, 2, 2, 0, 1, 2, 2])
+    assert predicted_classes(healthy) == 3 and collapse_note("ok", healthy) == ""
+    assert predicted_classes(RunResult()) is None and collapse_note("unscored", RunResult()) == ""
+
+
+def test_the_summary_names_collapsed_runs_and_says_their_scores_are_chance():
+    from tff_ser.experiments.report import collapse_section, predicted_classes
+    table = pd.DataFrame({"run_id": ["a-s0", "a-s1", "b-s0"],
+                          "predicted_classes": [predicted_classes(_scored([3] * 8)),
+                                                predicted_classes(_scored([0, 1, 2, 3] * 2)),
+                                                predicted_classes(_scored([1] * 8))]})
+    text = "\n".join(collapse_section(table))
+    assert "## Collapsed runs" in text and "2 runs of 3 predict one class" in text
+    assert "`a-s0`, `b-s0`" in text and "a-s1" not in text and "chance" in text
+    assert collapse_section(table[table["run_id"] == "a-s1"]) == []
+    assert collapse_section(pd.DataFrame({"run_id": ["x"]})) == []  # older results.csv
+
+
+def test_predicted_class_count_reads_the_confusion_matrix_columns():
+    from tff_ser.metrics import predicted_class_count
+    assert predicted_class_count([[2, 0, 1], [0, 0, 4], [1, 0, 0]]) == 2
+    with pytest.raises(ValueError, match="square"):
+        predicted_class_count([[1, 2, 3]])

@@ -46,7 +46,7 @@ TABLE_COLUMNS = ("run_id", "condition", "seed", "model", "setup", "mode", "parti
                  "speaker_acc_p10", "speaker_acc_min", "speaker_acc_female", "speaker_acc_male",
                  "label_noise", "client_global_uar", "client_personal_uar",
                  "client_personal_uar_p10", "client_personal_better", "enroll_uar",
-                 "parameters")
+                 "parameters", "predicted_classes")
 
 #: Scores summarised over seeds (mean ± sd, 95 % t-interval) in the summary tables.
 SEED_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "uar",
@@ -104,7 +104,45 @@ def table_row(spec: RunSpec, result, speaker_sex: Optional[dict] = None) -> dict
         **personal_summary(result.final_metrics.get("personalized")),
         # the trained network's weights (a search run: its search network), if recorded
         "parameters": result.extra.get("parameters"),
+        # 1: the final model gives every held-out clip one class (collapsed_section)
+        "predicted_classes": predicted_classes(result),
     }
+
+
+def predicted_classes(result) -> Optional[int]:
+    """How many classes the run's final model predicted on the held-out clips (None: not
+    scored).  1 flags a collapsed or diverged training whose scores are chance."""
+    from tff_ser.metrics import predicted_class_count
+    matrix = (result.final_metrics.get("validation") or {}).get("confusion_matrix")
+    return None if matrix is None else predicted_class_count(matrix)
+
+
+def collapse_note(run_id: str, result) -> str:
+    """'' unless the run's final model predicts one class for every held-out clip; then one
+    line saying so and what to try (printed when the run ends)."""
+    if predicted_classes(result) != 1:
+        return ""
+    losses = [row.get("train_loss") for row in result.history if row.get("train_loss") is not None]
+    trend = (f" (train loss {losses[0]:.3g} in the first round or epoch, {losses[-1]:.3g} in "
+             "the last)") if losses else ""
+    return (f"run {run_id} predicts one class for every held-out clip{trend}: its training "
+            "collapsed or diverged and its scores are chance, not what the model can learn; "
+            "try a lower learning rate (client_lr, server_lr) or fewer local epochs")
+
+
+def collapse_section(table: pd.DataFrame) -> List[str]:
+    """``summary.md``'s warning about runs whose final model predicts one class."""
+    if "predicted_classes" not in table.columns:
+        return []
+    collapsed = table[pd.to_numeric(table["predicted_classes"], errors="coerce") == 1]
+    if collapsed.empty:
+        return []
+    return ["## Collapsed runs", "",
+            f"**{plural(len(collapsed), 'run')} of {len(table)} predict one class for every "
+            "held-out clip**: training collapsed or diverged, so those scores are chance "
+            "(UAR = 1 / classes), not a measure of the model or the setting. Rows that include "
+            "them are not evidence; rerun with a lower learning rate or fewer local epochs.",
+            "", ", ".join(f"`{r}`" for r in collapsed["run_id"]), ""]
 
 
 def problems_note(feature_sets) -> str:
@@ -468,6 +506,7 @@ def write_summary(path: pathlib.Path, *, config, table: pd.DataFrame,
         "`fit`), evaluation excluded.", "",
         markdown_table(results_view(table), formats=TIME_FORMATS), "",
     ]
+    lines += collapse_section(table)
     lines += per_speaker_section(table)
     lines += _differences_section(config, table)
     lines += list(config.paper_section(table)) + [""]

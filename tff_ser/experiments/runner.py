@@ -45,9 +45,9 @@ if TYPE_CHECKING:
     from tff_ser.results import RunResult
 from tff_ser.experiments.configs import CENTRALIZED, RunSpec
 from tff_ser.experiments.report import (FAILED_FILE, PARTIAL_FILE, RUNS_DIR,  # noqa: F401
-                                        SUMMARY_FILE, TABLE_COLUMNS, TABLE_FILE, draw_figures,
-                                        machines_line, problems_note, table_row, write_partial,
-                                        write_summary, write_table)
+                                        SUMMARY_FILE, TABLE_COLUMNS, TABLE_FILE, collapse_note,
+                                        draw_figures, machines_line, problems_note, table_row,
+                                        write_partial, write_summary, write_table)
 
 @dataclasses.dataclass
 class ExperimentOutcome:
@@ -463,6 +463,9 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
             for run_id, result in _train_runs(wave, config.name, checkpoint=checkpoint,
                                               progress=progress, jobs=jobs):
                 results[run_id] = result
+                note = collapse_note(run_id, result)
+                if note:
+                    print(f"warning: {note}", file=sys.stderr, flush=True)
                 bar.set_postfix_str(run_id)
                 bar.update(1)
         bar.close()
