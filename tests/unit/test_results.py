@@ -183,3 +183,26 @@ def test_predicted_class_count_reads_the_confusion_matrix_columns():
     assert predicted_class_count([[2, 0, 1], [0, 0, 4], [1, 0, 0]]) == 2
     with pytest.raises(ValueError, match="square"):
         predicted_class_count([[1, 2, 3]])
+
+
+def test_compare_results_pairs_two_folders_condition_by_condition_over_their_seeds(tmp_path):
+    from tff_ser.experiments import compare_results
+
+    def table(shift, conditions=("x-pooled", "x-per_client")):
+        return pd.DataFrame([{"condition": c, "seed": s, "uar": 0.6 + 0.01 * s + 0.1 * k * shift}
+                             for k, c in enumerate(conditions) for s in (0, 1, 2)])
+
+    noisy, clean = table(-1.0), table(0.0, ("x-pooled", "x-per_client", "y-only-here"))
+    out = compare_results(noisy, clean, labels=("noisy", "clean"))
+    assert list(out["condition"]) == ["x-pooled", "x-per_client"]  # shared conditions only
+    assert list(out["noisy - clean"]) == ["+0.000", "-0.100"]
+    assert list(out["verdict"]) == ["no difference shown", "a difference"]
+    assert out.loc[0, "noisy"] == "0.610 ± 0.010"
+    clean.to_csv(tmp_path / "results.csv", index=False)
+    assert compare_results(noisy, tmp_path, conditions=["x-per_client"]).shape[0] == 1
+    with pytest.raises(ValueError, match="not in both tables"):
+        compare_results(noisy, clean, conditions=["y-only-here"])
+    with pytest.raises(FileNotFoundError, match="finished results folder"):
+        compare_results(noisy, tmp_path / "unfinished")
+    with pytest.raises(ValueError, match="no column 'f1'"):
+        compare_results(noisy, clean, metric="f1")

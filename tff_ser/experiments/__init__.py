@@ -10,7 +10,9 @@ The public API (what notebooks and users import from here):
 * :func:`load_kept_model` -- the trained model of a run that kept its weights (a teacher);
 * :func:`with_overrides` -- a config with some settings changed;
 * :func:`results_view`, :func:`seed_summary`, :func:`describe_corpus` -- the
-  tables (a paper's own comparison tables live in its baseline).
+  tables (a paper's own comparison tables live in its baseline);
+  :func:`compare_results` -- one results folder against another, condition by
+  condition, paired over seeds.
 
 Imported lazily, so ``tff-ser`` starts without pandas.
 """
@@ -24,6 +26,7 @@ _API = {
     "run_experiment": "tff_ser.experiments.runner",
     "load_kept_model": "tff_ser.experiments.runner",
     "results_view": "tff_ser.experiments.report",
+    "compare_results": "tff_ser.experiments.report",
     "seed_summary": "tff_ser.experiments.report",
     "describe_corpus": "tff_ser.corpus.summary",
 }

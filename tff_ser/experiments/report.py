@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -372,6 +372,58 @@ def interval(row, metric: str) -> str:
     if pd.isna(row[f"{metric}_low"]):
         return "n = 1"
     return f"[{row[f'{metric}_low']:.3f}, {row[f'{metric}_high']:.3f}]"
+
+
+def compare_results(a, b, *, metric: str = "uar", labels: Tuple[str, str] = ("a", "b"),
+                    conditions: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Condition by condition, one results folder against another: the same experiment on two
+    corpora (a noisy copy against the clean one) or at two settings.
+
+    ``a`` and ``b`` are results folders (their ``results.csv``) or results tables.  One row per
+    condition both hold (or each of ``conditions``): each side's mean ± sd over seeds, and
+    ``a - b`` with its verdict (:func:`tff_ser.stats.compare`: 95 % t-intervals, and the
+    paired t-test over the seeds both ran -- the same seed draws the same initial weights,
+    split and client sampling, so the pairs differ only in what differs between the folders).
+    """
+    from tff_ser.stats import compare, mean_interval
+
+    def table_of(x) -> pd.DataFrame:
+        if isinstance(x, pd.DataFrame):
+            return x
+        path = pathlib.Path(x)
+        path = path / TABLE_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"no {TABLE_FILE} at {path}: give a finished results folder "
+                                    "(run the experiment to the end) or its table")
+        return pd.read_csv(path)
+
+    ta, tb = table_of(a), table_of(b)
+    for name, t in zip(labels, (ta, tb)):
+        if metric not in t.columns:
+            raise ValueError(f"{name}'s table has no column {metric!r}; its columns: "
+                             f"{', '.join(t.columns)}")
+    shared = [c for c in dict.fromkeys(ta["condition"]) if c in set(tb["condition"])]
+    if conditions is not None:
+        unknown = [c for c in conditions if c not in shared]
+        if unknown:
+            raise ValueError(f"conditions {unknown} are not in both tables; shared: "
+                             f"{', '.join(shared) or 'none'}")
+        shared = list(conditions)
+    rows = []
+    for cond in shared:
+        va, vb = ({int(s): float(v) for s, v in zip(t.loc[t["condition"] == cond, "seed"],
+                                                     t.loc[t["condition"] == cond, metric])
+                   if pd.notna(v)} for t in (ta, tb))
+        if not va or not vb:
+            continue
+        c = compare(va, vb)
+        p = "" if c.paired_p is None else ("p < 0.001" if c.paired_p < 0.001
+                                           else f"p = {c.paired_p:.3f}")
+        rows.append({"condition": cond, labels[0]: mean_interval(list(va.values())).format(),
+                     labels[1]: mean_interval(list(vb.values())).format(),
+                     f"{labels[0]} - {labels[1]}": f"{c.diff:+.3f}", "paired test": p,
+                     "verdict": "a difference" if c.differs else "no difference shown"})
+    return pd.DataFrame(rows)
 
 
 def results_view(table: pd.DataFrame) -> pd.DataFrame:
