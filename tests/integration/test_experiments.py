@@ -86,6 +86,8 @@ def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config(
                 if run.algorithm == "fedprox" and not isinstance(config, AlgorithmComparison):
                     # paper000_personalization's FedProx condition: the proximal term added
                     swept.update(algorithm="fedprox", proximal_strength=run.proximal_strength)
+                # paper000_personalization's conv1d: its own learning rates (model_knobs)
+                swept.update(dict(dict(getattr(config, "model_knobs", ())).get(run.model, ())))
                 if isinstance(config, AlgorithmComparison):
                     # the recipe's own knobs, the experiment's shared ones
                     shared = ("rounds", "local_epochs", "batch_size", "client_fraction",
