@@ -163,17 +163,23 @@ def test_a_run_predicting_one_class_is_flagged_with_its_losses_and_what_to_try()
     healthy = _scored([0, 1, 2, 2, 0, 1, 2, 2])
     assert predicted_classes(healthy) == 3 and collapse_note("ok", healthy) == ""
     assert predicted_classes(RunResult()) is None and collapse_note("unscored", RunResult()) == ""
+    # held-out clips of one class, every one right: one class predicted, nothing collapsed
+    one_class = RunResult(final_metrics={"validation": classification_metrics(
+        [2, 2, 2], [2, 2, 2], num_classes=4)})
+    assert predicted_classes(one_class) == 1 and collapse_note("one-class", one_class) == ""
 
 
 def test_the_summary_names_collapsed_runs_and_says_their_scores_are_chance():
     from tff_ser.experiments.report import collapse_section, predicted_classes
-    table = pd.DataFrame({"run_id": ["a-s0", "a-s1", "b-s0"],
+    table = pd.DataFrame({"run_id": ["a-s0", "a-s1", "b-s0", "one-class-s0"],
                           "predicted_classes": [predicted_classes(_scored([3] * 8)),
                                                 predicted_classes(_scored([0, 1, 2, 3] * 2)),
-                                                predicted_classes(_scored([1] * 8))]})
+                                                predicted_classes(_scored([1] * 8)), 1],
+                          "uar": [0.25, 1.0, 0.25, 1.0]})
     text = "\n".join(collapse_section(table))
-    assert "## Collapsed runs" in text and "2 runs of 3 predict one class" in text
+    assert "## Collapsed runs" in text and "2 runs of 4 predict one class" in text
     assert "`a-s0`, `b-s0`" in text and "a-s1" not in text and "chance" in text
+    assert "one-class" not in text
     assert collapse_section(table[table["run_id"] == "a-s1"]) == []
     assert collapse_section(pd.DataFrame({"run_id": ["x"]})) == []  # older results.csv
 

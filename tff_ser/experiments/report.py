@@ -120,7 +120,8 @@ def predicted_classes(result) -> Optional[int]:
 def collapse_note(run_id: str, result) -> str:
     """'' unless the run's final model predicts one class for every held-out clip; then one
     line saying so and what to try (printed when the run ends)."""
-    if predicted_classes(result) != 1:
+    uar = (result.final_metrics.get("validation") or {}).get("balanced_accuracy")
+    if predicted_classes(result) != 1 or uar == 1.0:  # 1.0: held-out clips of one class, all right
         return ""
     losses = [row.get("train_loss") for row in result.history if row.get("train_loss") is not None]
     trend = (f" (train loss {losses[0]:.3g} in the first round or epoch, {losses[-1]:.3g} in "
@@ -134,7 +135,8 @@ def collapse_section(table: pd.DataFrame) -> List[str]:
     """``summary.md``'s warning about runs whose final model predicts one class."""
     if "predicted_classes" not in table.columns:
         return []
-    collapsed = table[pd.to_numeric(table["predicted_classes"], errors="coerce") == 1]
+    collapsed = table[(pd.to_numeric(table["predicted_classes"], errors="coerce") == 1)
+                      & (pd.to_numeric(table.get("uar"), errors="coerce") != 1.0)]
     if collapsed.empty:
         return []
     return ["## Collapsed runs", "",
