@@ -92,6 +92,18 @@ class Comparison:
         return (self.intervals_overlap is False) or (self.paired_p is not None
                                                      and self.paired_p < 0.05)
 
+    @property
+    def p_text(self) -> str:
+        """The paired test's p as a table cell: ``p = 0.012``, ``p < 0.001``, or '' (none)."""
+        if self.paired_p is None:
+            return ""
+        return "p < 0.001" if self.paired_p < 0.001 else f"p = {self.paired_p:.3f}"
+
+    @property
+    def verdict(self) -> str:
+        """``a difference`` or ``no difference shown`` (:attr:`differs`)."""
+        return "a difference" if self.differs else "no difference shown"
+
     def reading(self, a: str, b: str, metric: str = "F1") -> str:
         """One sentence a README can quote."""
         base = f"{a} - {b}: {metric} {self.diff:+.3f}"
@@ -100,10 +112,8 @@ class Comparison:
                     "no difference claimed)")
         tests = ["95 % intervals " + ("overlap" if self.intervals_overlap else "separate")]
         if self.paired_p is not None:
-            p = "p < 0.001" if self.paired_p < 0.001 else f"p = {self.paired_p:.3f}"
-            tests.append(f"paired t-test over {self.paired_n} seeds {p}")
-        verdict = "a difference" if self.differs else "no difference shown"
-        return f"{base} ({'; '.join(tests)}): {verdict}"
+            tests.append(f"paired t-test over {self.paired_n} seeds {self.p_text}")
+        return f"{base} ({'; '.join(tests)}): {self.verdict}"
 
 
 def compare(a: dict, b: dict, confidence: float = 0.95) -> Comparison:

@@ -419,12 +419,10 @@ def compare_results(a, b, *, metric: str = "uar", labels: Tuple[str, str] = ("a"
         if not va or not vb:
             continue
         c = compare(va, vb)
-        p = "" if c.paired_p is None else ("p < 0.001" if c.paired_p < 0.001
-                                           else f"p = {c.paired_p:.3f}")
         rows.append({"condition": cond, labels[0]: mean_interval(list(va.values())).format(),
                      labels[1]: mean_interval(list(vb.values())).format(),
-                     f"{labels[0]} - {labels[1]}": f"{c.diff:+.3f}", "paired test": p,
-                     "verdict": "a difference" if c.differs else "no difference shown"})
+                     f"{labels[0]} - {labels[1]}": f"{c.diff:+.3f}", "paired test": c.p_text,
+                     "verdict": c.verdict})
     return pd.DataFrame(rows)
 
 
