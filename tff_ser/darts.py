@@ -125,12 +125,15 @@ class Genotype:
         """One row per edge: cell (normal / reduce), node, its input, the operation."""
         import pandas as pd
 
-        def source(i: int) -> str:
-            return ("c_{k-2}", "c_{k-1}")[i] if i < 2 else f"node {i - 2}"
-
-        return pd.DataFrame([{"cell": kind, "node": k // 2, "input": source(i), "operation": op}
+        return pd.DataFrame([{"cell": kind, "node": k // 2, "input": input_name(i),
+                              "operation": op}
                              for kind in ("normal", "reduce")
                              for k, (op, i) in enumerate(getattr(self, kind))])
+
+    def picks(self, kind: str) -> Tuple[Tuple[str, str], ...]:
+        """The ``kind`` cell's chosen ``(edge label, operation)`` pairs, labelled as
+        :func:`edge_labels` labels the rows of ``theta``."""
+        return tuple((edge_label(k // 2, i), op) for k, (op, i) in enumerate(getattr(self, kind)))
 
     def to_dict(self) -> dict:
         return {"normal": [list(e) for e in self.normal], "normal_concat": list(self.normal_concat),
@@ -182,6 +185,31 @@ def as_genotype(genotype) -> Genotype:
                     f"{type(genotype).__name__}")
 
 
+def input_name(source: int) -> str:
+    """A node's input as DARTS writes it: ``c_{k-2}``, ``c_{k-1}`` (the two cells
+    before) or ``node j``."""
+    return ("c_{k-2}", "c_{k-1}")[source] if source < 2 else f"node {source - 2}"
+
+
+def edge_label(node: int, source: int) -> str:
+    """``"node 1 <- c_{k-1}"``: the edge into ``node`` from input ``source``."""
+    return f"node {node} <- {input_name(source)}"
+
+
+def edge_labels(nodes: int = NODES) -> Tuple[str, ...]:
+    """One label per row of a cell's ``theta``, in its order (node 0's two inputs,
+    node 1's three, ...)."""
+    return tuple(edge_label(node, source) for node in range(nodes) for source in range(node + 2))
+
+
+def edge_weights(theta) -> np.ndarray:
+    """``softmax(theta)`` per edge: the mixed operation's weight on each of
+    :data:`PRIMITIVES` (each row sums to 1)."""
+    theta = np.asarray(theta, dtype=np.float64)
+    e = np.exp(theta - theta.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def derive_cell(weights: np.ndarray, nodes: int = NODES) -> Tuple[Tuple[str, int], ...]:
     """DARTS's discretisation of one cell's softmaxed architecture weights.
 
@@ -215,13 +243,9 @@ def derive_cell(weights: np.ndarray, nodes: int = NODES) -> Tuple[Tuple[str, int
 
 def derive_genotype(alpha_normal, alpha_reduce, nodes: int = NODES) -> Genotype:
     """The :class:`Genotype` of architecture parameters ``theta`` (softmaxed per edge here)."""
-    def softmax(a):
-        a = np.asarray(a, dtype=np.float64)
-        e = np.exp(a - a.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
     concat = tuple(range(2, 2 + nodes))
-    return Genotype(derive_cell(softmax(alpha_normal), nodes), concat,
-                    derive_cell(softmax(alpha_reduce), nodes), concat)
+    return Genotype(derive_cell(edge_weights(alpha_normal), nodes), concat,
+                    derive_cell(edge_weights(alpha_reduce), nodes), concat)
 
 
 # --------------------------------------------------------------------------

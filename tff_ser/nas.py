@@ -17,8 +17,8 @@ Held-out speakers take part in neither: the search's architecture is chosen
 on the training speakers' validation clips, and reported on held-out
 speakers it never saw.  ``train_federated(search_task(...), config,
 engine="tf")`` runs it (resumable like every run); :func:`searched_genotype`
-reads the derived cell from its result, :func:`tff_ser.darts.derived_network`
-builds it.
+reads the derived cell from its result, :func:`architecture_weights` the
+weights it was derived from, :func:`tff_ser.darts.derived_network` builds it.
 
 Examples
 --------
@@ -31,9 +31,10 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
+import pandas as pd
 
 from tff_ser.darts import Genotype
 from tff_ser.engines.search_spec import SearchSpec
@@ -78,3 +79,20 @@ def searched_genotype(result) -> Genotype:
         raise ValueError("this result is no architecture search (its final metrics hold no "
                          "'search'); run train_federated on a tff_ser.nas.search_task")
     return Genotype.from_dict(found["genotype"])
+
+
+def architecture_weights(result) -> Dict[str, pd.DataFrame]:
+    """A finished search's ``softmax(theta)``, one table per cell type.
+
+    Returns ``{"normal": frame, "reduce": frame}``: rows the cell's edges
+    (:func:`tff_ser.darts.edge_labels`), columns the candidate operations
+    (:data:`tff_ser.darts.PRIMITIVES`), each row summing to 1.  The derived
+    cell keeps each node's two strongest edges, each with its strongest
+    operation other than ``none`` (``searched_genotype(result).picks(kind)``).
+    """
+    from tff_ser.darts import PRIMITIVES, edge_labels, edge_weights
+    genotype = searched_genotype(result)
+    found = result.final_metrics["search"]
+    return {kind: pd.DataFrame(edge_weights(found[f"alpha_{kind}"]),
+                               index=list(edge_labels(genotype.nodes)), columns=list(PRIMITIVES))
+            for kind in ("normal", "reduce")}

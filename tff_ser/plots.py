@@ -2,7 +2,7 @@
 
 Corpus: clips per speaker and emotion, waveform and spectrogram per emotion,
 feature matrices.  Experiments: confusion matrices, F1 against the number of
-clients, learning curves, metric bars.
+clients, learning curves, metric bars, a DARTS search's architecture weights.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without
 ``pyplot``, so nothing depends on (or changes) the interactive backend: the
@@ -20,6 +20,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 #: Metric columns of ``results.csv`` and how axes and legends name them.
@@ -507,4 +508,39 @@ def plot_per_speaker_ecdf(accuracies: Mapping[str, Sequence[float]], *,
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     ax.set_title(title)
+    return fig
+
+
+def plot_architecture_weights(cells: Mapping[str, pd.DataFrame], *,
+                              picks: Optional[Mapping[str, Sequence[Tuple[str, str]]]] = None,
+                              title: str = "Architecture weights: softmax(theta) per edge"
+                              ) -> Figure:
+    """One heatmap per cell type of a DARTS search's mixed-operation weights.
+
+    ``cells``: cell type -> frame of edges (rows) by operations (columns), each
+    row summing to 1 (:func:`tff_ser.nas.architecture_weights`).  ``picks``:
+    cell type -> the derived cell's ``(edge, operation)`` pairs
+    (:meth:`tff_ser.darts.Genotype.picks`), outlined.  A search that learned
+    little leaves every row near uniform (``1 / operations``).
+    """
+    if not cells:
+        raise ValueError("no architecture weights to draw; pass {cell type: frame}")
+    fig = Figure(figsize=(4.6 * len(cells) + 1.0, 0.32 * max(len(f) for f in cells.values()) + 2),
+                 layout="constrained")
+    axes = fig.subplots(1, len(cells), squeeze=False)[0]
+    image = None
+    for ax, (kind, frame) in zip(axes, cells.items()):
+        image = ax.imshow(frame.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0,
+                          vmax=float(max(f.to_numpy().max() for f in cells.values())),
+                          interpolation="nearest")
+        ax.set_xticks(range(frame.shape[1]), list(frame.columns), rotation=60, ha="right",
+                      fontsize="small")
+        ax.set_yticks(range(frame.shape[0]), list(frame.index), fontsize="small")
+        for edge, op in (picks or {}).get(kind, ()):
+            row, col = list(frame.index).index(edge), list(frame.columns).index(op)
+            ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red",
+                                   linewidth=1.8))
+        ax.set_title(f"{kind} cell")
+    fig.colorbar(image, ax=axes, label="Weight of the operation on its edge", shrink=0.9)
+    fig.suptitle(title + (" (outlined: the derived cell)" if picks else ""))
     return fig

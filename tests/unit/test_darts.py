@@ -167,3 +167,38 @@ def test_a_genotype_reads_as_a_table_of_edges():
     assert frame.iloc[7].to_dict() == {"cell": "normal", "node": 3, "input": "node 0",
                                        "operation": "dil_conv_3x3"}
     assert list(frame[frame.cell == "reduce"]["node"]) == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_architecture_weights_label_theta_rows_as_derivation_reads_them_and_mark_its_picks():
+    import matplotlib.patches
+    from types import SimpleNamespace
+
+    from tff_ser.nas import architecture_weights
+    from tff_ser.plots import plot_architecture_weights
+    nodes = 2
+    assert darts.edge_labels(nodes) == ("node 0 <- c_{k-2}", "node 0 <- c_{k-1}",
+                                        "node 1 <- c_{k-2}", "node 1 <- c_{k-1}",
+                                        "node 1 <- node 0")
+    rng = np.random.default_rng(1)
+    theta = {kind: rng.normal(size=(edge_count(nodes), 8)) for kind in ("normal", "reduce")}
+    theta["normal"][4, PRIMITIVES.index("dil_conv_5x5")] = 9.0  # node 1 <- node 0, dil 5x5
+    g = derive_genotype(theta["normal"], theta["reduce"], nodes)
+    result = SimpleNamespace(final_metrics={"search": {
+        "genotype": g.to_dict(), **{f"alpha_{k}": v.tolist() for k, v in theta.items()}}})
+    frames = architecture_weights(result)
+    assert list(frames) == ["normal", "reduce"]
+    np.testing.assert_allclose(frames["normal"].to_numpy().sum(axis=1), 1.0)
+    assert list(frames["normal"].columns) == list(PRIMITIVES)
+    # the genotype's picks name rows and columns of the frames, and are their derivation
+    assert ("node 1 <- node 0", "dil_conv_5x5") in g.picks("normal")
+    for kind, frame in frames.items():
+        picks = g.picks(kind)
+        assert len(picks) == 2 * nodes
+        for edge, op in picks:  # each pick is its row's strongest operation other than none
+            assert frame.loc[edge, op] == frame.loc[edge].drop("none").max()
+    fig = plot_architecture_weights(frames, picks={k: g.picks(k) for k in frames})
+    boxes = [p for ax in fig.axes for p in ax.patches
+             if isinstance(p, matplotlib.patches.Rectangle)]
+    assert len(boxes) == 2 * 2 * nodes
+    with pytest.raises(ValueError, match="no architecture weights"):
+        plot_architecture_weights({})
