@@ -4,11 +4,15 @@ Paper 001's three models (dense 26.0 M, conv1d 1.83 M and lstm 3.48 M
 parameters) at the 12-speaker size: 4 IID clients of 130 clips of (100, 34)
 features (random values: time does not depend on them), BS 20, NLE 1,
 client and server Adam (paper 001's recipe), every client every round.
-Three ways of computing the same round:
+``--models`` takes any registered model: each reads clips of its own input
+shape and trains with its paper's recipe (paper 004's ``cnn_logmel`` and
+``lstm_logmel``: (300, 40) log-Mel frames, BS 10, client SGD 0.01, server
+SGD 1.0, i.e. FedAvg's plain average).  The ways of computing the same round:
 
 * ``tf`` engine on the current stack's venv,
 * ``tf`` engine on the reference stack's venv,
-* TFF 0.87's own process on the reference stack's venv;
+* TFF 0.87's own process on the reference stack's venv (``--no-tff``: left out),
+* with ``--jax``, the ``jax`` engine on the current stack's venv (``KERAS_BACKEND=jax``);
 
 each measurement is a fresh worker process (one warm-up round, then
 ``--rounds`` timed rounds; the median is kept), and the three are
@@ -20,6 +24,8 @@ Usage (both venvs: ``make setup`` and ``make setup STACK=current``)::
 
     .venv/bin/python benchmarks/bench_stacks.py \\
         --reference .venv/bin/python --current .venv-current/bin/python   # ~20 min on 2 cores
+    .venv/bin/python benchmarks/bench_stacks.py --models cnn_logmel lstm_logmel --jax \\
+        --no-tff --out stacks_paper004                                    # ~10 min on one core
 
 Writes ``results/benchmarks/stacks.md`` and ``.json``.
 """
@@ -38,6 +44,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = ("dense", "conv1d", "lstm")
 CLIENTS, CLIPS = 4, 130
+#: Each paper's recipe: (batch size, client optimizer, client lr, server optimizer, server lr).
+RECIPES = {"004": (10, "sgd", 0.01, "sgd", 1.0)}
+PAPER001_RECIPE = (20, "adam", 0.001, "adam", 0.001)
+
+
+def recipe(model: str) -> tuple:
+    """The round's recipe of ``model``'s paper (paper 001's for any paper without one here)."""
+    from tff_ser.models import get_spec
+    return RECIPES.get(get_spec(model).paper[:3], PAPER001_RECIPE)
 
 
 def _worker(model: str, engine: str, rounds: int) -> None:
@@ -46,16 +61,19 @@ def _worker(model: str, engine: str, rounds: int) -> None:
     import tff_ser  # noqa: F401
     from tff_ser.fedconfig import FederatedConfig
     from tff_ser.federated import train_federated
+    from tff_ser.models import get_spec
     from tff_ser.stack import stack_info
     from tff_ser.task import Task
     rng = np.random.default_rng(0)
     n = CLIENTS * CLIPS
-    x = rng.normal(size=(n, 100, 34)).astype(np.float32)
+    x = rng.normal(size=(n, *get_spec(model).input_shape)).astype(np.float32)
     y = rng.integers(0, 4, size=n).astype(np.int32)
     clients = {f"c{i}": np.arange(i * CLIPS, (i + 1) * CLIPS) for i in range(CLIENTS)}
     task = Task(model, x, y, clients, {}, info={"corpus": "random, 12-speaker size"})
-    config = FederatedConfig(rounds=rounds + 1, local_epochs=1, batch_size=20, client_lr=0.001,
-                             server_lr=0.001, seed=0)
+    batch, client_opt, client_lr, server_opt, server_lr = recipe(model)
+    config = FederatedConfig(rounds=rounds + 1, local_epochs=1, batch_size=batch,
+                             client_optimizer=client_opt, client_lr=client_lr,
+                             server_optimizer=server_opt, server_lr=server_lr, seed=0)
     result = train_federated(task, config, engine=engine, progress=False)
     seconds = [h["seconds"] for h in result.history][1:]  # round 1 warms up
     print(json.dumps({"model": model, "engine": engine, "seconds": seconds,
@@ -63,9 +81,11 @@ def _worker(model: str, engine: str, rounds: int) -> None:
 
 
 def _measure(python: str, model: str, engine: str, rounds: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    if engine == "jax":
+        env["KERAS_BACKEND"] = "jax"
     out = subprocess.run([python, os.path.abspath(__file__), "--worker", model, engine,
-                          str(rounds)], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": ROOT})
+                          str(rounds)], capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{python} {model} {engine} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -79,6 +99,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--no-tff", action="store_true", help="leave TFF's process out")
+    parser.add_argument("--jax", action="store_true",
+                        help="add the jax engine on the current stack (KERAS_BACKEND=jax)")
     parser.add_argument("--out", default="stacks",
                         help="file name under results/benchmarks/ (default stacks: .md and .json)")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "ENGINE", "ROUNDS"),
@@ -90,6 +112,8 @@ def main(argv=None) -> None:
     ways = [("current tf", args.current, "tf"), ("reference tf", args.reference, "tf")]
     if not args.no_tff:
         ways.append(("reference tff", args.reference, "tff"))
+    if args.jax:
+        ways.append(("current jax", args.current, "jax"))
     samples = {(m, w[0]): [] for m in args.models for w in ways}
     stacks = {}
     t0 = time.perf_counter()
@@ -102,6 +126,7 @@ def main(argv=None) -> None:
                 stacks[label] = r["stack"]
                 print(f"rep {rep} {model:7s} {label:14s} "
                       f"{statistics.median(r['seconds']):8.2f} s/round", flush=True)
+    from tff_ser.models import get_spec
     rows = []
     for model in args.models:
         med = {label: statistics.median(samples[(model, label)]) for label, _, _ in ways}
@@ -109,6 +134,8 @@ def main(argv=None) -> None:
                "current / reference (tf)": med["current tf"] / med["reference tf"]}
         if "reference tff" in med:
             row["current tf / TFF"] = med["current tf"] / med["reference tff"]
+        if "current jax" in med:
+            row["current jax / tf"] = med["current jax"] / med["current tf"]
         rows.append(row)
     out_dir = os.path.join(ROOT, "results", "benchmarks")
     os.makedirs(out_dir, exist_ok=True)
@@ -119,9 +146,12 @@ def main(argv=None) -> None:
         json.dump({"meta": meta, "rows": rows,
                    "samples": {f"{m}|{l}": s for (m, l), s in samples.items()}}, fh, indent=1)
     cols = list(rows[0])
-    lines = [f"# tf engine round: current stack vs reference stack (and TFF), {meta['date']}", "",
-             f"4 IID clients x 130 clips of (100, 34), BS 20, NLE 1, client + server Adam; "
-             f"median of {args.reps} x {args.rounds} rounds per cell, interleaved; "
+    recipes = "; ".join(f"{m}: {CLIENTS} IID clients x {CLIPS} clips of "
+                        f"{get_spec(m).input_shape}, BS {recipe(m)[0]}, NLE 1, client "
+                        f"{recipe(m)[1]} {recipe(m)[2]}, server {recipe(m)[3]} {recipe(m)[4]}"
+                        for m in args.models)
+    lines = [f"# FedAvg round by stack and engine (tf on both stacks; TFF; jax), {meta['date']}", "",
+             f"{recipes}; median of {args.reps} x {args.rounds} rounds per cell, interleaved; "
              f"{meta['wall_seconds']:.0f} s wall. Stacks: " + "; ".join(
                  f"{k}: TF {v.get('tensorflow')}, Keras {v.get('keras')}"
                  for k, v in stacks.items()), "",
