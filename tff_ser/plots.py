@@ -529,10 +529,10 @@ def plot_architecture_weights(cells: Mapping[str, pd.DataFrame], *,
                  layout="constrained")
     axes = fig.subplots(1, len(cells), squeeze=False)[0]
     image = None
+    top = float(max(f.to_numpy().max() for f in cells.values()))  # one colour scale for all
     for ax, (kind, frame) in zip(axes, cells.items()):
         image = ax.imshow(frame.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0,
-                          vmax=float(max(f.to_numpy().max() for f in cells.values())),
-                          interpolation="nearest")
+                          vmax=top, interpolation="nearest")
         ax.set_xticks(range(frame.shape[1]), list(frame.columns), rotation=60, ha="right",
                       fontsize="small")
         ax.set_yticks(range(frame.shape[0]), list(frame.index), fontsize="small")
