@@ -240,6 +240,56 @@ def test_nge_4_after_nge_2_trains_only_2_more_rounds_and_matches_a_straight_run(
     assert again2.accuracy == at2.accuracy and again2.computation_time == at2.computation_time
 
 
+def test_a_milestone_a_kill_lost_is_evaluated_before_a_larger_nge_passes_it(
+        small_task, tmp_path):
+    """Killed after the state's save at NGE 2, before the milestone's write (CI, stop 40).
+
+    NGE 4 used to train past round 2 without evaluating it and delete the state;
+    the retried NGE 2 point then retrained rounds 1-2 and overwrote rounds 3-4.
+    """
+    from tff_ser.hpo.objective import (PROGRESS_FILE, RunSettings, evaluate_point,
+                                       read_computations, read_progress)
+    from tff_ser.rundir import atomic_write_json
+    task, fingerprint = small_task
+    point = {"local_epochs": 1, "client_lr": 0.01, "batch_size": 16, "client_fraction": 0.5}
+    kw = dict(trajectory_root=str(tmp_path), milestones=(2, 4), final_round=4,
+              fingerprint=fingerprint)
+    at2 = evaluate_point(task, {**point, "rounds": 2}, RunSettings(), **kw)
+    directory = str(tmp_path / trajectory_key(point))
+    progress = read_progress(directory)
+    del progress["milestones"]["2"]  # the write the kill lost
+    atomic_write_json(os.path.join(directory, PROGRESS_FILE), progress)
+
+    at4 = evaluate_point(task, {**point, "rounds": 4}, RunSettings(), **kw)
+    again2 = evaluate_point(task, {**point, "rounds": 2}, RunSettings(), **kw)
+    assert (at4.rounds_computed, again2.rounds_computed) == (2, 0)
+    assert again2.accuracy == at2.accuracy and again2.metrics == at2.metrics
+    assert [(c["start"], c["end"]) for c in read_computations(directory)] == [(1, 2), (3, 4)]
+    progress = read_progress(directory)
+    assert [(s["start"], s["end"]) for s in progress["segments"]] == [(1, 2), (3, 4)]
+    assert sorted(progress["milestones"]) == ["2", "4"]
+    assert [r["round"] for r in progress["rows"]] == [1, 2, 3, 4]
+
+
+def test_a_finished_trajectory_missing_a_milestone_is_refused_not_overwritten(
+        small_task, tmp_path):
+    from tff_ser.hpo.objective import (PROGRESS_FILE, RunSettings, evaluate_point,
+                                       read_progress)
+    from tff_ser.rundir import atomic_write_json
+    task, fingerprint = small_task
+    point = {"local_epochs": 1, "client_lr": 0.01, "batch_size": 16, "client_fraction": 0.5}
+    kw = dict(trajectory_root=str(tmp_path), milestones=(2, 4), final_round=4,
+              fingerprint=fingerprint)
+    evaluate_point(task, {**point, "rounds": 4}, RunSettings(), **kw)
+    directory = str(tmp_path / trajectory_key(point))
+    progress = read_progress(directory)
+    del progress["milestones"]["2"]  # a folder an older tff_ser left
+    atomic_write_json(os.path.join(directory, PROGRESS_FILE), progress)
+    with pytest.raises(RuntimeError, match="is finished but holds no evaluation at round 2"):
+        evaluate_point(task, {**point, "rounds": 2}, RunSettings(), **kw)
+    assert [r["round"] for r in read_progress(directory)["rows"]] == [1, 2, 3, 4]
+
+
 def test_trajectory_folder_of_another_run_is_refused(small_task, tmp_path):
     from tff_ser.hpo.objective import RunSettings, evaluate_point
     task, fingerprint = small_task

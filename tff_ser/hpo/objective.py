@@ -45,7 +45,10 @@ of the first n round times.  The state is saved every ``checkpoint_every``
 rounds and at the point's NGE, so a killed worker loses at most that many
 rounds.  ``progress.json`` is written before the state (by
 :class:`TrajectoryRecorder`, a ``train_federated`` callback); on load,
-anything past the state's round is dropped, so the two always agree.
+anything past the state's round is dropped, so the two always agree.  A
+kill between the state's save at a point's NGE and that milestone's write
+leaves the state unevaluated there; the next point extending the trajectory
+evaluates it first, from the saved state, before training past it.
 """
 from __future__ import annotations
 
@@ -382,9 +385,18 @@ def extend_trajectory(directory: str, task, config, rounds: int, *,
         progress = read_progress(directory)
         computed = 0
         if str(rounds) not in progress["milestones"]:
-            progress, computed = _train_to(directory, task, config, rounds, marks=marks,
-                                           final_round=final_round, engine=engine,
-                                           checkpoint_every=checkpoint_every)
+            # A kill between the state's save at an earlier point's NGE and that
+            # milestone's write leaves the state there unevaluated; the rounds
+            # past it would pass it by (and the last NGE deletes the state), so
+            # it is evaluated first, from the saved state, training no round.
+            saved = max((s["end"] for s in progress["segments"]), default=0)
+            steps = [saved] if saved in marks and saved < rounds \
+                and str(saved) not in progress["milestones"] else []
+            for target in steps + [rounds]:
+                progress, n = _train_to(directory, task, config, target, marks=marks,
+                                        final_round=final_round, engine=engine,
+                                        checkpoint_every=checkpoint_every)
+                computed += n
         rows = progress["rows"][:rounds]
         if len(rows) != rounds or [r["round"] for r in rows] != list(range(1, rounds + 1)):
             raise RuntimeError(f"trajectory {directory} lacks rows for rounds 1..{rounds}; "
@@ -446,7 +458,13 @@ def _train_to(directory, task, config, rounds, *, marks, final_round, engine,
     """Train the trajectory from its saved round to ``rounds``; its progress and rounds trained."""
     from tff_ser.federated import train_federated
     run_dir = os.path.join(directory, RUN_DIR)
-    recorder = TrajectoryRecorder(directory, task, read_progress(directory), marks=marks,
+    given = read_progress(directory)
+    if str(final_round) in given["milestones"] and not _state_files(run_dir):
+        # finished (the state is deleted after the last NGE's milestone is
+        # written): training from round 1 again would overwrite its rows
+        raise RuntimeError(f"trajectory {directory} is finished but holds no evaluation at "
+                           f"round {rounds}; delete the folder to recompute it")
+    recorder = TrajectoryRecorder(directory, task, given, marks=marks,
                                   last=rounds, checkpoint_every=checkpoint_every)
     try:
         # allow_nonfinite: a diverging grid point is scored (its Acc is low), not failed
@@ -469,10 +487,16 @@ def _train_to(directory, task, config, rounds, *, marks, final_round, engine,
         final["validation_per_client_accuracy"])
     _write_json(os.path.join(directory, PROGRESS_FILE), recorder.progress)
     if rounds >= final_round:  # no point needs more rounds: drop the state, keep the rows
-        for name in os.listdir(run_dir):
-            if name.endswith(".npz"):
-                os.remove(os.path.join(run_dir, name))
+        for path in _state_files(run_dir):
+            os.remove(path)
     return recorder.progress, recorder.computed
+
+
+def _state_files(run_dir: str) -> List[str]:
+    """The engine's saved state in a trajectory's ``run/`` folder (none once finished)."""
+    if not os.path.isdir(run_dir):
+        return []
+    return [os.path.join(run_dir, n) for n in sorted(os.listdir(run_dir)) if n.endswith(".npz")]
 
 
 # --------------------------------------------------------------------------
