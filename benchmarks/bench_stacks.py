@@ -44,22 +44,28 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = ("dense", "conv1d", "lstm")
 CLIENTS, CLIPS = 4, 130
-#: Each paper's recipe: (batch size, client optimizer, client lr, server optimizer, server lr).
-RECIPES = {"004": (10, "sgd", 0.01, "sgd", 1.0)}
-PAPER001_RECIPE = (20, "adam", 0.001, "adam", 0.001)
 
 
-def recipe(model: str) -> tuple:
-    """The round's recipe of ``model``'s paper (paper 001's for any paper without one here)."""
+def recipe(model: str):
+    """The FederatedConfig of ``model``'s paper as its experiment declares it, one round of NLE 1.
+
+    Paper 004's models: ``PAPER004_FEDAVG.fl`` (BS 10, client SGD 0.01, server
+    SGD 1.0); every other model: paper 001's knobs (``EXPERIMENT_FL``: BS 20,
+    client and server Adam 1e-3).
+    """
+    import dataclasses
+    from tff_ser.baselines.paper004.configs import PAPER004_FEDAVG
+    from tff_ser.experiments.configs import EXPERIMENT_FL
     from tff_ser.models import get_spec
-    return RECIPES.get(get_spec(model).paper[:3], PAPER001_RECIPE)
+    fl = PAPER004_FEDAVG.fl if get_spec(model).paper.startswith("004") else EXPERIMENT_FL
+    return dataclasses.replace(fl, local_epochs=1, client_fraction=1.0, eval_every=0, seed=0)
 
 
 def _worker(model: str, engine: str, rounds: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
     import tff_ser  # noqa: F401
-    from tff_ser.fedconfig import FederatedConfig
+    import dataclasses
     from tff_ser.federated import train_federated
     from tff_ser.models import get_spec
     from tff_ser.stack import stack_info
@@ -70,10 +76,7 @@ def _worker(model: str, engine: str, rounds: int) -> None:
     y = rng.integers(0, 4, size=n).astype(np.int32)
     clients = {f"c{i}": np.arange(i * CLIPS, (i + 1) * CLIPS) for i in range(CLIENTS)}
     task = Task(model, x, y, clients, {}, info={"corpus": "random, 12-speaker size"})
-    batch, client_opt, client_lr, server_opt, server_lr = recipe(model)
-    config = FederatedConfig(rounds=rounds + 1, local_epochs=1, batch_size=batch,
-                             client_optimizer=client_opt, client_lr=client_lr,
-                             server_optimizer=server_opt, server_lr=server_lr, seed=0)
+    config = dataclasses.replace(recipe(model), rounds=rounds + 1)
     result = train_federated(task, config, engine=engine, progress=False)
     seconds = [h["seconds"] for h in result.history][1:]  # round 1 warms up
     print(json.dumps({"model": model, "engine": engine, "seconds": seconds,
@@ -147,9 +150,9 @@ def main(argv=None) -> None:
                    "samples": {f"{m}|{l}": s for (m, l), s in samples.items()}}, fh, indent=1)
     cols = list(rows[0])
     recipes = "; ".join(f"{m}: {CLIENTS} IID clients x {CLIPS} clips of "
-                        f"{get_spec(m).input_shape}, BS {recipe(m)[0]}, NLE 1, client "
-                        f"{recipe(m)[1]} {recipe(m)[2]}, server {recipe(m)[3]} {recipe(m)[4]}"
-                        for m in args.models)
+                        f"{get_spec(m).input_shape}, BS {c.batch_size}, NLE 1, client "
+                        f"{c.client_optimizer} {c.client_lr:g}, server {c.server_optimizer} "
+                        f"{c.server_lr:g}" for m, c in ((m, recipe(m)) for m in args.models))
     lines = [f"# FedAvg round by stack and engine (tf on both stacks; TFF; jax), {meta['date']}", "",
              f"{recipes}; median of {args.reps} x {args.rounds} rounds per cell, interleaved; "
              f"{meta['wall_seconds']:.0f} s wall. Stacks: " + "; ".join(
