@@ -570,15 +570,29 @@ def test_exp1_quick_smoke_run_of_all_three_models_on_tff(data_root, tmp_path):
 
 def test_paper004_is_fedavg_with_sgd_over_k_e_b_on_class_balanced_clients():
     from tff_ser.baselines.paper004.configs import PAPER004_FEDAVG
-    runs = PAPER004_FEDAVG.runs()
-    settings = {(r.model, r.clients, r.local_epochs, r.batch_size) for r in runs}
+    grid = with_overrides(PAPER004_FEDAVG, model_settings=(), seed_counts=()).runs()
+    settings = {(r.model, r.clients, r.local_epochs, r.batch_size) for r in grid}
     assert settings == {(m, k, e, b) for m in ("cnn_logmel", "lstm_logmel") for k in (5, 10)
                         for e in (1, 5) for b in (10, 20)}
+    assert len(grid) == 16 * 3
+    runs = PAPER004_FEDAVG.runs()
     for r in runs:
         assert (r.partition, r.rounds, r.client_optimizer, r.client_lr, r.server_optimizer,
                 r.server_lr, r.client_fraction) == ("class_balanced", 200, "sgd", 0.01, "sgd",
                                                     1.0, 1.0)
-    assert len(runs) == 16 * 3
+    # declared: the CNN's whole grid with 3 seeds, the LSTM's two E 1 B 10 settings with one
+    assert {r.run_id for r in runs if r.model == "cnn_logmel"} \
+        == {r.run_id for r in grid if r.model == "cnn_logmel"}
+    assert sorted(r.run_id for r in runs if r.model == "lstm_logmel") \
+        == ["lstm_logmel-K10-E1-B10-s0", "lstm_logmel-K5-E1-B10-s0"]
+
+
+def test_paper004_refuses_a_model_setting_outside_its_grid():
+    from tff_ser.baselines.paper004.configs import PAPER004_FEDAVG
+    with pytest.raises(ValueError, match="each setting one of the grid's"):
+        with_overrides(PAPER004_FEDAVG, model_settings=(("lstm_logmel", ("K7 E1 B10",)),))
+    with pytest.raises(ValueError, match="must be one of"):
+        with_overrides(PAPER004_FEDAVG, model_settings=(("mlp", ("K5 E1 B10",)),))
 
 
 def test_paper004_quick_trains_both_models_and_compares_them_by_uar(data_root, tmp_path):

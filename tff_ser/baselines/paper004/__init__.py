@@ -23,7 +23,8 @@ for _spec in (
 register_experiment(Experiment(
     "paper004_fedavg", configs.PAPER004_FEDAVG, configs.PAPER004_FEDAVG_QUICK,
     "paper 004 Fig 2: FedAvg (SGD 0.01, server lr 1.0), CNN and LSTM on 40-d log-Mel, "
-    "K {5, 10} x E {1, 5} x B {10, 20} class-balanced clients, 200 rounds, UAR"))
+    "K {5, 10} x E {1, 5} x B {10, 20} class-balanced clients, 200 rounds, UAR (the LSTM: "
+    "K {5, 10} at E 1 B 10, one seed: the budget a CPU affords)"))
 
 BASELINE = register_baseline(Baseline(
     "paper004", "Latif et al., Federated learning for speech emotion recognition applications",
