@@ -67,3 +67,23 @@ def test_docs_own_algorithm_example_runs(small_corpus_dir, tmp_path, monkeypatch
         algorithms.ALGORITHMS.pop("fedsgd", None)
     engine, algorithm, accuracy = capsys.readouterr().out.split()[-3:]
     assert (engine, algorithm) == ("tff", "fedsgd") and 0.0 <= float(accuracy) <= 1.0
+
+
+def test_every_readme_link_is_a_file_and_a_page_of_the_docs_site():
+    """README.md is the site's home page (tools/mkdocs_hooks.py): each relative link must name
+    a file in the repository and, rewritten, a page under docs/."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "mkdocs_hooks", os.path.join(ROOT, "tools", "mkdocs_hooks.py"))
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    text = open(README).read()
+    targets = [m.group(1) for m in hooks._LINK.finditer(text)]
+    assert len(targets) > 10
+    for target in targets:
+        assert os.path.isfile(os.path.join(ROOT, target)), target
+        assert os.path.isfile(os.path.join(ROOT, "docs", hooks.site_link(target))), target
+    home = hooks.readme_as_home_page(text)
+    assert "](docs/" not in home and "](tff_ser/" not in home
+    with pytest.raises(ValueError, match="no page on the docs site"):
+        hooks.site_link("data/README.md")
