@@ -74,7 +74,7 @@ test-colab:
 # figures.  The experiment notebooks read the committed results back (minutes, no
 # training); run it after an experiment's results change, then commit the notebooks.
 notebooks: $(STAMP)
-	cd notebooks && for nb in 0*.ipynb; do \
+	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
 	  ../$(PY) -m papermill --kernel python3 --cwd . "$$nb" "$$nb" || exit 1; done
 
 corpus: $(STAMP)
