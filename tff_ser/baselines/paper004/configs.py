@@ -104,10 +104,10 @@ def paper004_comparison(table: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------
 
 # Paper 004 at full size, the budget this project's 2-core machine affords: the CNN on all 8
-# settings x 3 seeds (200 rounds: 10-20 min at E 1, 1-2 h at E 5 on one core); the LSTM on
-# K 5 and K 10 at E 1 B 10, one seed (12-15 s a round on the jax engine, ~1 h a run; E 5 is five
-# times that). Its whole grid, 8 settings x 3 seeds (~60 h on one core on jax; docs/results/paper004.md):
-# with_overrides(PAPER004_FEDAVG, model_settings=(), seed_counts=()).
+# settings x 3 seeds (200 rounds on one core: 10-15 min at E 1, 45 min to 2 h at E 5); the LSTM
+# at K 5 and K 10, E 1, B 10, one seed (12-15 s a round on the jax engine, ~1 h a run; E 5 costs
+# five times that). Its whole grid, 8 settings x 3 seeds (~60 h on one core on jax,
+# docs/results/paper004.md): with_overrides(PAPER004_FEDAVG, model_settings=(), seed_counts=()).
 PAPER004_FEDAVG = Paper004Sweep(
     engine="auto", seeds=(0, 1, 2), seed_counts=(("lstm_logmel", 1),),
     model_settings=(("lstm_logmel", ("K5 E1 B10", "K10 E1 B10")),))
