@@ -276,6 +276,6 @@ def run_main_job(data_dir: Optional[str] = None, out: Optional[str] = None,
     print(f"per run:  {outcome.out_dir / 'runs'}/<run>/result.json, history.csv")
     print("\nnext: `make test`; the papers' experiments: `tff-ser experiment --help`; "
           "notebooks/ (01 corpus, 02 paper 001 Exp 1, 03 Exp 2, 04 HPO grid, 05 this job, "
-          "06 algorithms and privacy, 07 each speaker's own model, 08 distillation, 09 EmotionNAS); "
-          "your own run: `tff-ser train --help`")
+          "06 algorithms and privacy, 07 each speaker's own model, 08 distillation, 09 EmotionNAS, "
+          "10 paper 004's FedAvg with SGD); your own run: `tff-ser train --help`")
     return 0
