@@ -14,7 +14,7 @@
 import pathlib
 import re
 
-_LINK = re.compile(r"\]\((?!https?://)([^)#\s]+)(#[^)\s]*)?\)")
+README_LINK = re.compile(r"\]\((?!https?://)([^)#\s]+)(#[^)\s]*)?\)")
 _BASELINE = re.compile(r"tff_ser/baselines/(paper\d{3})/README\.md")
 
 
@@ -33,7 +33,7 @@ def site_link(target: str) -> str:
 
 def readme_as_home_page(readme: str) -> str:
     """README.md's text with every relative link rewritten by :func:`site_link`."""
-    return _LINK.sub(lambda m: f"]({site_link(m.group(1))}{m.group(2) or ''})", readme)
+    return README_LINK.sub(lambda m: f"]({site_link(m.group(1))}{m.group(2) or ''})", readme)
 
 
 def on_page_markdown(markdown, page, config, **kwargs):

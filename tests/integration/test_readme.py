@@ -78,7 +78,7 @@ def test_every_readme_link_is_a_file_and_a_page_of_the_docs_site():
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
     text = open(README).read()
-    targets = [m.group(1) for m in hooks._LINK.finditer(text)]
+    targets = [m.group(1) for m in hooks.README_LINK.finditer(text)]
     assert len(targets) > 10
     for target in targets:
         assert os.path.isfile(os.path.join(ROOT, target)), target
