@@ -221,7 +221,8 @@ def _add_train(sub):
     r.add_argument("--no-federated-eval", action="store_true",
                    help="skip TFF's federated evaluation at the end (engine tff)")
     r.add_argument("--checkpoint-dir", default=None,
-                   help="save every round here and resume from here (with --folds/--loso: "
+                   help="save every round (--centralized: every epoch, in its subfolder "
+                        "centralized/) here and resume from here (with --folds/--loso: "
                         "every fold, finished folds are skipped on a rerun)")
     r.add_argument("--allow-nonfinite", action="store_true",
                    help="keep training when the loss is non-finite or every client update is "
@@ -370,9 +371,11 @@ def _cmd_train(args):
                                             federated_eval=not args.no_federated_eval,
                                             workers=args.workers,
                                             allow_nonfinite=args.allow_nonfinite)}
-    if args.centralized:
-        results["centralized"] = train_centralized(task, CentralizedConfig.matching(cfg),
-                                                   progress=progress)
+    if args.centralized:  # its epochs are saved beside the federated run's rounds
+        results["centralized"] = train_centralized(
+            task, CentralizedConfig.matching(cfg), progress=progress,
+            checkpoint_dir=os.path.join(args.checkpoint_dir, "centralized")
+            if args.checkpoint_dir else None)
     for name, r in results.items():
         r.extra.pop("weights", None)
         r.extra["corpus_problems"] = problems

@@ -224,16 +224,17 @@ def cross_validate(features, model, config, *, folds: Union[int, str] = 5,
                                               "val_speaker_ids": list(val_speakers)})
         fold_dir = os.path.join(checkpoint_dir, f"fold_{i}") if checkpoint_dir else None
         result = _finished_fold(fold_dir)
+        # a centralized fold keeps its epochs in the same folder as a federated one its rounds
+        state_dir = os.path.join(fold_dir, "rounds") if fold_dir else None
         if result is None and mode == "federated":
             from tff_ser.federated import train_federated
             result = train_federated(task, config, progress=progress, federated_eval=False,
-                                     engine=engine, workers=workers,
-                                     checkpoint_dir=os.path.join(fold_dir, "rounds")
-                                     if fold_dir else None, allow_nonfinite=allow_nonfinite)
+                                     engine=engine, workers=workers, checkpoint_dir=state_dir,
+                                     allow_nonfinite=allow_nonfinite)
         elif result is None:
             from tff_ser.centralized import CentralizedConfig, train_centralized
             result = train_centralized(task, CentralizedConfig.matching(config),
-                                       progress=progress)
+                                       progress=progress, checkpoint_dir=state_dir)
         result.extra.pop("weights", None)
         if fold_dir and not os.path.exists(os.path.join(fold_dir, FOLD_RESULT)):
             _keep_finished_fold(fold_dir, result)
@@ -312,7 +313,7 @@ def _keep_finished_fold(fold_dir: str, result) -> None:
     where = os.path.join(fold_dir, FOLD_RESULT)
     result.save(where)
     mark_complete(where)
-    # the fold's round checkpoints are no longer needed once its result is kept
+    # the fold's round (epoch) checkpoints are no longer needed once its result is kept
     shutil.rmtree(os.path.join(fold_dir, "rounds"), ignore_errors=True)
 
 

@@ -225,10 +225,10 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
                      checkpoint_every=1):
     from tqdm.auto import tqdm
     from tff_ser.callbacks import CsvLogger, TensorBoardLogger
-    from tff_ser.checkpoint import RunCheckpoint
+    from tff_ser.checkpoint import LoopPosition, RunCheckpoint, reporting_stops
     from tff_ser.communication import round_bytes
     from tff_ser.fedconfig import sampled_per_round
-    from tff_ser.errors import DiskFull, TrainingInterrupted, check_stop_requested
+    from tff_ser.errors import check_stop_requested
     from tff_ser.rundir import check_writable
     run_config = {"mode": "federated", "engine": engine, "model": task.model_name,
                   **config.to_dict(), "num_train_clients": len(task.train_clients),
@@ -267,61 +267,48 @@ def _train_federated(task, config, engine, t_start, *, checkpoint_dir, csv_path,
     last = done if stopped else config.rounds
     bar = tqdm(range(done + 1, last + 1), desc=f"FL {task.model_name}", unit="round",
                disable=not progress, initial=done, total=config.rounds)
-    saved, rejected, round_num = done, 0, done + 1
+    rejected = 0
+    position = LoopPosition("round", config.rounds, checkpoint_dir, current=done + 1, saved=done)
     try:
-        for round_num in bar:
-            check_stop_requested()
-            row = rounds.round(round_num)
-            if not allow_nonfinite:
-                rejected = _check_round(row, round_num, last, config, rejected)
-            row.update(per_round_bytes)
-            if epsilons is not None:
-                row["epsilon"] = epsilons[round_num - 1]
-            ev = None
-            if config.eval_every and (round_num % config.eval_every == 0) and task.val_clients:
-                ev = evaluate_weights(task, rounds.weights())
-                row["val_accuracy"] = ev["pooled"]["accuracy"]
-                row["val_client_mean_accuracy"] = ev["client_mean_accuracy"]
-                row["val_f1_macro"] = ev["pooled"]["f1_macro"]
-            history.append(row)
-            bar.set_postfix(train_loss=f"{row['train_loss']:.3f}",
-                            train_acc=f"{row['train_accuracy']:.3f}")
-            for logger in loggers:
-                logger(round_num, dict(row))
-                if ev is not None and hasattr(logger, "per_speaker"):
-                    logger.per_speaker(round_num, "val_speaker_accuracy", ev["per_client_accuracy"])
-            stop = False
-            if callbacks:
-                w = rounds.weights()
-                for cb in callbacks:
-                    stop = (cb(round_num, dict(row), w) is True) or stop
-            if checkpoint and (stop or round_num == last or round_num % checkpoint_every == 0):
-                checkpoint.save(rounds, round_num, history,
-                                earlier_wall + time.perf_counter() - t_start)
-                saved = round_num
-            if stop:
-                stopped = {"round": round_num, "by": [_callback_summary(cb) for cb in callbacks]}
-                if checkpoint:
-                    checkpoint.mark_stopped(stopped)
-                break
-    except KeyboardInterrupt as exc:
-        bar.close()
-        raise TrainingInterrupted(_stopped_message(
-            "interrupted", round_num, saved, config.rounds, checkpoint_dir)) from exc
-    except (SystemError, RuntimeError) as exc:  # Ctrl-C inside a C call of TF or NumPy
-        from tff_ser.errors import interrupt_in_chain
-        if not interrupt_in_chain(exc):
-            raise
-        bar.close()
-        raise TrainingInterrupted(_stopped_message(
-            "interrupted", round_num, saved, config.rounds, checkpoint_dir)) from exc
-    except OSError as exc:
-        from tff_ser.rundir import _is_disk_full
-        if not (isinstance(exc, DiskFull) or _is_disk_full(exc)):
-            raise
-        bar.close()
-        raise DiskFull(f"{exc}. " + _stopped_message(
-            "stopped: disk full", round_num, saved, config.rounds, checkpoint_dir)) from exc
+        with reporting_stops(position, bar):
+            for round_num in bar:
+                position.current = round_num
+                check_stop_requested()
+                row = rounds.round(round_num)
+                if not allow_nonfinite:
+                    rejected = _check_round(row, round_num, last, config, rejected)
+                row.update(per_round_bytes)
+                if epsilons is not None:
+                    row["epsilon"] = epsilons[round_num - 1]
+                ev = None
+                if config.eval_every and (round_num % config.eval_every == 0) and task.val_clients:
+                    ev = evaluate_weights(task, rounds.weights())
+                    row["val_accuracy"] = ev["pooled"]["accuracy"]
+                    row["val_client_mean_accuracy"] = ev["client_mean_accuracy"]
+                    row["val_f1_macro"] = ev["pooled"]["f1_macro"]
+                history.append(row)
+                bar.set_postfix(train_loss=f"{row['train_loss']:.3f}",
+                                train_acc=f"{row['train_accuracy']:.3f}")
+                for logger in loggers:
+                    logger(round_num, dict(row))
+                    if ev is not None and hasattr(logger, "per_speaker"):
+                        logger.per_speaker(round_num, "val_speaker_accuracy",
+                                           ev["per_client_accuracy"])
+                stop = False
+                if callbacks:
+                    w = rounds.weights()
+                    for cb in callbacks:
+                        stop = (cb(round_num, dict(row), w) is True) or stop
+                if checkpoint and (stop or round_num == last or round_num % checkpoint_every == 0):
+                    checkpoint.save(rounds, round_num, history,
+                                    earlier_wall + time.perf_counter() - t_start)
+                    position.saved = round_num
+                if stop:
+                    stopped = {"round": round_num,
+                               "by": [_callback_summary(cb) for cb in callbacks]}
+                    if checkpoint:
+                        checkpoint.mark_stopped(stopped)
+                    break
     finally:
         for logger in loggers:
             if hasattr(logger, "close"):
@@ -392,19 +379,6 @@ def _finish(task, config, engine, rounds, history, stopped, per_round_bytes, sam
     # place in result.json).
     result.weights = weights
     return result
-
-
-def _stopped_message(what: str, round_num: int, saved: int, rounds: int,
-                     checkpoint_dir: Optional[str]) -> str:
-    if checkpoint_dir and saved:
-        where = (f"rounds 1..{saved} are saved in {checkpoint_dir}: run the same command "
-                 "again to resume from there")
-    elif checkpoint_dir:
-        where = f"no round was saved yet in {checkpoint_dir}; the same command starts over"
-    else:
-        where = ("nothing was saved (no checkpoint folder): pass checkpoint_dir "
-                 "(--checkpoint-dir) to make a run resumable")
-    return f"{what} in round {round_num} of {rounds}; {where}"
 
 
 def _epsilons(config: FederatedConfig, num_clients: int, sampled: int):

@@ -37,6 +37,19 @@ def test_a_training_run_prints_a_table_and_no_tensorflow_cpp_lines(small_corpus_
     assert (tmp_path / "run" / "federated" / "result.json").is_file()
 
 
+def test_a_rerun_with_the_same_checkpoint_dir_resumes_the_centralized_baseline_too(
+        small_corpus_dir, tmp_path):
+    args = ["train", "--model", "mlp", "--size", "small", "--max-speakers", "4", "--rounds", "2",
+            "--local-epochs", "1", "--engine", "batched", "--no-progress", "--centralized",
+            "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "run")]
+    assert cli.main(args) == 0
+    assert (tmp_path / "ck" / "centralized" / "centralized_state.npz").is_file()
+    assert cli.main(args) == 0
+    from tff_ser.results import RunResult
+    for name in ("federated", "centralized"):
+        assert RunResult.load(tmp_path / "run" / name).times["resumed_from_round"] == 2, name
+
+
 def test_json_only_when_asked(small_corpus_dir, capsys):
     assert cli.main(["train", "--model", "mlp", "--size", "small", "--max-speakers", "4",
                      "--rounds", "1", "--local-epochs", "1", "--no-progress", "--json"]) == 0

@@ -220,7 +220,7 @@ def test_a_saved_run_is_extended_to_more_rounds_and_never_cut_back(tmp_path):
     assert extended.times["resumed_from_round"] == 2
     assert [h["train_loss"] for h in extended.history] == [h["train_loss"] for h in straight.history]
     assert extended.final_metrics["validation"] == straight.final_metrics["validation"]
-    with pytest.raises(ValueError, match="saved at round 5, past rounds=3"):
+    with pytest.raises(ValueError, match="saved after 5 rounds .epochs., past the 3 asked for"):
         train_federated(task, dataclasses.replace(cfg, rounds=3), checkpoint_dir=ck,
                         progress=False, engine=LOOP_ENGINE)
 

@@ -198,9 +198,9 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
     features : FeatureSet
         Features of the corpus in the kind ``spec.model`` reads.
     run_dir : pathlib.Path, optional
-        With ``checkpoint``, the federated state is saved under
-        ``run_dir/checkpoint`` every round, so a killed run resumes; the
-        checkpoint is deleted once the run has finished.
+        With ``checkpoint``, the state is saved under ``run_dir/checkpoint``
+        every round (a centralized run's every epoch), so a killed run
+        resumes; the checkpoint is deleted once the run has finished.
     checkpoint : bool
     progress : bool
         Progress bar over rounds.
@@ -231,20 +231,21 @@ def train_run(spec: RunSpec, features, *, run_dir: Optional[pathlib.Path] = None
         else:  # DARTS: one client with every training clip, every round
             task = nas.pooled_search_task(task, spec.search, seed=spec.seed)
             config = dataclasses.replace(config, client_fraction=1.0)
+    checkpoint_dir = str(run_dir / "checkpoint") if (checkpoint and run_dir) else None
     if spec.mode == CENTRALIZED and spec.search is None:
         from tff_ser.centralized import train_centralized
-        result = train_centralized(task, spec.centralized_config(), progress=progress)
+        result = train_centralized(task, spec.centralized_config(), progress=progress,
+                                   checkpoint_dir=checkpoint_dir)
     else:
         from tff_ser.federated import train_federated
-        checkpoint_dir = str(run_dir / "checkpoint") if (checkpoint and run_dir) else None
         result = train_federated(task, config, checkpoint_dir=checkpoint_dir,
                                  progress=progress, federated_eval=spec.federated_eval,
                                  engine=spec.engine)
         if spec.personal is not None:
             result.final_metrics["personalized"] = spec.personal.evaluate(
                 task, personal_test, result, seed=spec.seed)
-        if checkpoint_dir:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if checkpoint_dir:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     if spec.genotype_from:
         result.extra["genotype"] = task.model_def.hyperparameters["genotype"]
     if getattr(result, "weights", None) is not None:  # the trained network's size
@@ -392,10 +393,9 @@ def run_experiment(config, out_dir, *, data_dir: Optional[str] = None,
     reuse : bool
         Read back a run already saved under ``out_dir/runs`` with the same
         settings and corpus instead of training it again, and resume a
-        federated run from its checkpoint.  False retrains everything from
-        round 1.
+        run from its checkpoint.  False retrains everything from round 1.
     checkpoint : bool, optional
-        Save federated state every round so a killed run resumes mid-run.
+        Save each run's state every round (epoch) so a killed run resumes mid-run.
         Default: on for full-size configs, off for quick ones.
     only : sequence of str, optional
         Shell-style patterns of run ids (``"lstm-*"``, ``"dense-k?"``): train
