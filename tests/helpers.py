@@ -53,3 +53,30 @@ def notebook_outputs(notebook):
                 text.append(out.data.get("text/plain", ""))
                 text.append(out.data.get("text/markdown", ""))
     return "\n".join(text), images
+
+
+def sigkill_once_saved(proc, history, rows: int, *, timeout: float = 600, poll: float = 0.05):
+    """SIGKILL ``proc`` once its checkpoint ``history`` (a history.json path) holds ``rows`` rows.
+
+    Fails the test if the process ends first or the rows do not come in ``timeout`` seconds.
+    """
+    import json
+    import os
+    import signal
+    import time
+    import pytest
+    deadline = time.monotonic() + timeout
+    while True:
+        if history.exists():
+            try:
+                if len(json.loads(history.read_text())) >= rows:
+                    break
+            except ValueError:  # read mid-write
+                pass
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{history} did not reach {rows} rows in {timeout} s")
+        time.sleep(poll)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -13,15 +13,13 @@ Claims checked:
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from helpers import synthetic_task
+from helpers import sigkill_once_saved, synthetic_task
 from tff_ser import errors
 from tff_ser.centralized import CentralizedConfig, train_centralized
 
@@ -32,7 +30,7 @@ RUN_SCRIPT = r"""
 import json, sys
 sys.path[:0] = [{tests!r}]
 import numpy as np
-from helpers import synthetic_task
+from helpers import sigkill_once_saved, synthetic_task
 from tff_ser.centralized import CentralizedConfig, train_centralized
 ck, out = sys.argv[1], sys.argv[2]
 task = synthetic_task(per_client=150)
@@ -57,20 +55,7 @@ def test_a_centralized_run_killed_mid_way_resumes_and_ends_like_an_uninterrupted
 
     ck = tmp_path / "ck_killed"
     proc = _run(ck, tmp_path / "never.json")
-    history = ck / "history.json"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if history.exists():
-            try:
-                if len(json.loads(history.read_text())) >= 3:
-                    break
-            except ValueError:
-                pass
-        if proc.poll() is not None:
-            pytest.fail("the run ended before it could be killed")
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_once_saved(proc, ck / "history.json", 3, poll=0.01)
     assert not (tmp_path / "never.json").exists()
 
     resumed = tmp_path / "resumed.json"
@@ -82,6 +67,17 @@ def test_a_centralized_run_killed_mid_way_resumes_and_ends_like_an_uninterrupted
     assert b["losses"] == a["losses"]
     assert b["final"] == a["final"]
     assert b["weights"] == a["weights"]
+
+
+def _assert_resumed_the_same(resumed, straight, *, resumed_from: int):
+    """``resumed`` picked up after epoch ``resumed_from`` and ended as ``straight`` did."""
+    assert resumed.times["resumed_from_round"] == resumed_from
+    assert [h["train_loss"] for h in resumed.history] == \
+        [h["train_loss"] for h in straight.history]
+    assert resumed.final_metrics["validation"] == straight.final_metrics["validation"]
+    for x, y in zip(straight.weights[0] + straight.weights[1],
+                    resumed.weights[0] + resumed.weights[1]):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_an_interrupt_between_epochs_says_what_is_saved_and_the_rerun_ends_the_same(
@@ -105,13 +101,7 @@ def test_an_interrupt_between_epochs_says_what_is_saved_and_the_rerun_ends_the_s
     assert len(json.loads(open(os.path.join(ck, "history.json")).read())) == 2
 
     resumed = train_centralized(task, CONFIG, progress=False, checkpoint_dir=ck)
-    assert resumed.times["resumed_from_round"] == 2
-    assert [h["train_loss"] for h in resumed.history] == \
-        [h["train_loss"] for h in straight.history]
-    assert resumed.final_metrics["validation"] == straight.final_metrics["validation"]
-    for x, y in zip(straight.weights[0] + straight.weights[1],
-                    resumed.weights[0] + resumed.weights[1]):
-        np.testing.assert_array_equal(x, y)
+    _assert_resumed_the_same(resumed, straight, resumed_from=2)
     # its wall time counts the first process's epochs too
     assert resumed.times["wall_seconds"] > resumed.times["wall_seconds_this_process"]
 
@@ -171,8 +161,4 @@ def test_a_distilled_student_resumes_with_its_projection_and_optimizer(tmp_path)
     train_centralized(kd, dataclasses.replace(config, epochs=2), progress=False,
                       checkpoint_dir=ck)
     resumed = train_centralized(kd, config, progress=False, checkpoint_dir=ck)
-    assert resumed.times["resumed_from_round"] == 2
-    assert [h["train_loss"] for h in resumed.history] == \
-        [h["train_loss"] for h in straight.history]
-    for x, y in zip(straight.weights[0], resumed.weights[0]):
-        np.testing.assert_array_equal(x, y)
+    _assert_resumed_the_same(resumed, straight, resumed_from=2)

@@ -2,16 +2,14 @@
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tff_ser.stack import has_tff
 
-from helpers import synthetic_task
+from helpers import sigkill_once_saved, synthetic_task
 from tff_ser.federated import FederatedConfig, sample_clients, client_order, train_federated
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -122,7 +120,7 @@ def test_csv_and_a_mismatched_checkpoint_are_handled(tmp_path):
 RUN_SCRIPT = r"""
 import json, sys
 sys.path[:0] = [{here!r}, {tests!r}]
-from helpers import synthetic_task
+from helpers import sigkill_once_saved, synthetic_task
 from tff_ser.federated import FederatedConfig, train_federated
 ck, out, engine = sys.argv[1], sys.argv[2], sys.argv[3]
 task = synthetic_task()
@@ -148,20 +146,7 @@ def test_run_killed_mid_way_resumes_and_ends_like_an_uninterrupted_run(tmp_path,
 
     ck = tmp_path / "ck_killed"
     proc = _run([str(ck), str(tmp_path / "never.json"), engine])
-    history = ck / "history.json"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if history.exists():
-            try:
-                if len(json.loads(history.read_text())) >= 3:
-                    break
-            except ValueError:
-                pass
-        if proc.poll() is not None:
-            pytest.fail("the run ended before it could be killed")
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_once_saved(proc, ck / "history.json", 3)
     assert not (tmp_path / "never.json").exists()
 
     resumed = tmp_path / "resumed.json"
