@@ -377,6 +377,35 @@ def test_an_interrupted_experiment_leaves_partial_saying_so_not_failed(per_speak
     assert "again to resume" in partial
 
 
+def test_a_cut_centralized_run_of_an_experiment_resumes_from_its_saved_epochs(
+        per_speaker_out, data_root, tmp_path, monkeypatch):
+    from tff_ser import errors
+    from tff_ser.results import RunResult
+    out = tmp_path / "cut"
+    shutil.copytree(per_speaker_out, out)
+    run = "mlp-centralized-s0"
+    shutil.rmtree(out / runner.RUNS_DIR / run)
+    calls = []
+
+    def sigterm_before_epoch_2():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(errors, "check_stop_requested", sigterm_before_epoch_2)
+    with pytest.raises(errors.TrainingInterrupted, match="epochs 1..1 are saved"):
+        runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, out, progress=False, checkpoint=True)
+    monkeypatch.undo()
+    assert (out / runner.RUNS_DIR / run / "checkpoint" / "centralized_state.npz").is_file()
+
+    runner.run_experiment(PAPER000_PER_SPEAKER_QUICK, out, progress=False, checkpoint=True)
+    resumed = RunResult.load(out / runner.RUNS_DIR / run)
+    assert resumed.times["resumed_from_round"] == 1
+    assert not (out / runner.RUNS_DIR / run / "checkpoint").exists()
+    whole = RunResult.load(per_speaker_out / runner.RUNS_DIR / run)
+    assert resumed.final_metrics["validation"] == whole.final_metrics["validation"]
+
+
 def test_an_unknown_model_fails_before_any_data_is_touched(tmp_path):
     config = with_overrides(PAPER001_EXP2_QUICK, models=("resnet50",))
     with pytest.raises(ValueError, match="resnet50"):
