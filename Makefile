@@ -58,8 +58,11 @@ endif
 run: $(STAMP)
 	$(VENV)/bin/tff-ser run
 
+# The suite in TEST_WORKERS processes (pytest-xdist; 2 = CI's two cores, 22 min instead of
+# 31 on the reference stack, docs/tests.md).  TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
 
 test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -m slow

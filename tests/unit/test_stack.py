@@ -28,7 +28,13 @@ def test_the_same_seed_builds_the_same_initial_model_on_both_stacks():
         assert [w["shape"] for w in got] == [w["shape"] for w in reference], key
         for a, b in zip(got, reference):
             np.testing.assert_allclose(a["head"], b["head"], rtol=0, atol=1e-6, err_msg=key)
-            assert a["sum"] == pytest.approx(b["sum"], rel=1e-6, abs=1e-6), key
+            # The sum of n weights moves by at most sqrt(n) * |error| (Cauchy-Schwarz): allow
+            # an error of 1e-6 of the weights' norm. LAPACK's QR (orthogonal initializers)
+            # differs in the last float32 bits between CPUs (CI failed at 3e-6 on a 128x512
+            # kernel); seed 3 instead of 2 moves every kernel's sum by over 1,000 tolerances.
+            size = int(np.prod(b["shape"]))
+            norm_tolerance = 1e-6 * np.sqrt(size * b["sumsq"]) + 1e-6
+            assert abs(a["sum"] - b["sum"]) <= norm_tolerance, (key, a["sum"], b["sum"])
             assert a["sumsq"] == pytest.approx(b["sumsq"], rel=1e-6), key
 
 
