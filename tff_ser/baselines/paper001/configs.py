@@ -248,12 +248,11 @@ def f1_by_clients(table: pd.DataFrame, metric: str = "f1_macro") -> pd.DataFrame
 # the declared experiments: full size (the paper's settings) and quick
 # ---------------------------------------------------------------------------
 
-# Seeds: 3 for every conv1d, LSTM and MLP run; 2 for the dense runs, whose full-size runs
-# take 16-26 min each on 2 cores (docs/results/paper001.md says how many each row has).
+# Seeds: 3 for every run of Exp 1 and Exp 2 (docs/results/paper001.md says how many each
+# row has saved).
 # Seed 0 of Exp 1 and Exp 2 ran on TFF's process; further seeds run on the fastest
 # engine (``auto``), which computes the same rounds (tests/integration/test_plain_tf_engine.py).
-PAPER001_EXP1 = BaselineVsFederated(
-    engine="auto", seeds=(0, 1, 2), seed_counts=(("dense", 2),))
+PAPER001_EXP1 = BaselineVsFederated(engine="auto", seeds=(0, 1, 2))
 # Quick: the 12-speaker corpus, 1 round (1 epoch for the baselines), evaluation
 # only at the end, one seed, on the fastest engine (``auto``: the plain-TF engine
 # for these models; the same run on TFF's own process is the slow test
