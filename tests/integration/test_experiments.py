@@ -95,7 +95,12 @@ def test_the_fl_knobs_are_declared_once_and_experiments_hold_a_federated_config(
                     assert all(getattr(run.fl, k) == getattr(config.fl, k) for k in shared)
                     assert run.seed in config.seeds
                     continue
-                base = config.search_fl if run.search is not None else config.fl  # paper 003
+                base = config.fl
+                if run.search is not None:  # paper 003: the search's and the fusion's own knobs
+                    base = config.search_fl
+                elif run.fusion:
+                    base = config.fusion_fl if run.federated else dataclasses.replace(
+                        config.fl, rounds=config.fusion_fl.rounds)
                 assert run.federated_config() == dataclasses.replace(base, seed=run.seed,
                                                                      **swept)
     changed = with_overrides(PAPER001_EXP2, rounds=3, seed=2)
@@ -544,6 +549,7 @@ def test_two_seeds_give_one_row_each_and_a_summary_with_spread(two_seeds_out):
                            outcome.results["mlp-by_speaker-s1"].history[-1]["train_loss"])
     view = report.results_view(outcome.table)
     assert list(view["seeds"]) == [2, 2]
+    assert "run" not in view  # model, setup and clients tell the two rows apart
     mean = fed["f1_macro"].mean()
     assert view.loc[0, "F1 (macro)"] == f"{mean:.3f} ± {fed['f1_macro'].std(ddof=1):.3f}"
     assert view.loc[0, "F1 95 % CI"].startswith("[")

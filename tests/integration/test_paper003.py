@@ -40,7 +40,8 @@ def test_searches_and_branches_train_before_what_reads_them(tmp_path):
             "conv1d-federated-s0", "darts_v2-federated-s0"} <= set(first)
     assert set(second) == {f"derived-{a}-{m}-s0" for a in ("darts", "fednas")
                            for m in ("federated", "centralized")}
-    assert set(third) == {"fusion-decision-s0", "fusion-feature-s0"}
+    assert set(third) == {"fusion-decision-s0", "fusion-feature-s0",
+                          "fusion-decision-centralized-s0"}
 
 
 def test_a_run_whose_upstream_is_not_saved_gets_it_trained_first(tmp_path):
@@ -59,6 +60,22 @@ def test_a_changed_search_makes_the_runs_built_from_it_stale():
     assert other["fusion-decision-s1"] != keys["fusion-decision-s1"]
     assert other["attention_rnn-federated-s1"] == keys["attention_rnn-federated-s1"]
     assert other["conv1d-federated-s0"] == keys["conv1d-federated-s0"]
+
+
+def test_fusion_trains_paper_003s_100_epochs_and_the_networks_paper_001s_20_rounds():
+    """Paper 003 trains its fusion perceptron for 100 epochs with Adam 1e-3: the centralized
+    fusion run as written, the federated ones as 100 rounds of NLE 1 (FUSION_FL)."""
+    specs = {s.condition: s for s in PAPER003_NAS.runs()}
+    assert {c for c, s in specs.items() if s.fl.rounds == 100} == {
+        "fusion-decision", "fusion-feature", "fusion-decision-centralized"}
+    assert {s.fl.rounds for c, s in specs.items() if not c.startswith(("fusion-", "search-"))} \
+        == {20}
+    paper = specs["fusion-decision-centralized"].centralized_config()
+    assert (paper.epochs, paper.optimizer, paper.lr) == (100, "adam", 1e-3)
+    federated = specs["fusion-decision"].fl
+    assert (federated.local_epochs, federated.server_optimizer, federated.server_lr) == \
+        (1, "sgd", 1.0)
+    assert specs["fusion-feature"].fl == federated
 
 
 def test_a_fusion_branch_that_keeps_no_weights_is_refused(tmp_path):

@@ -51,3 +51,21 @@ def test_the_paired_test_finds_a_consistent_gain_that_the_intervals_hide():
 def test_one_seed_per_side_claims_nothing():
     c = compare({0: 0.9}, {0: 0.1})
     assert not c.differs and "no difference claimed" in c.reading("a", "b")
+
+
+def test_results_view_names_the_run_when_two_settings_would_read_the_same():
+    import pandas as pd
+
+    from tff_ser.experiments.report import results_view
+    rows = [{"condition": c, "model": "darts_derived", "setup": "derived", "mode": "federated",
+             "clients": 73, "seed": s, "f1_macro": f, "uar": f}
+            for c, scores in (("derived-darts-federated", (0.30, 0.34)),
+                              ("derived-fednas-federated", (0.26, 0.28)))
+            for s, f in enumerate(scores)]
+    view = results_view(pd.DataFrame(rows))
+    assert list(view["run"]) == ["derived-darts-federated", "derived-fednas-federated"]
+    assert list(view["F1 (macro)"]) == ["0.320 ± 0.028", "0.270 ± 0.014"]
+    # settings that model, setup and clients tell apart keep paper 001's columns
+    rows[2:] = [dict(r, condition="derived-darts-centralized", mode="centralized", clients=None)
+                for r in rows[2:]]
+    assert "run" not in results_view(pd.DataFrame(rows))

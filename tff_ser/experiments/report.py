@@ -431,12 +431,15 @@ def results_view(table: pd.DataFrame) -> pd.DataFrame:
 
     Scores are ``mean ± sd`` over the seeds (just the value with one seed);
     ``F1 95 % CI`` is the t-interval of the macro-F1 mean; ``seeds`` says how
-    many runs each row averages.
+    many runs each row averages.  When two settings share model, setup and
+    clients (paper 003's two searched cells), a first column ``run`` names each
+    row's condition.
     """
     summary = seed_summary(table)
     rows = []
     for _, r in summary.iterrows():
         rows.append({
+            "run": r["condition"],
             "model": r["model"], "setup": SETUP_LABELS.get(r["setup"], r["setup"]),
             # centralized runs train on the pooled clips; say so instead of NaN
             "clients": "pooled" if pd.isna(r["clients"]) else int(r["clients"]),
@@ -446,9 +449,12 @@ def results_view(table: pd.DataFrame) -> pd.DataFrame:
             "F1 95 % CI": interval(r, "f1_macro"), "UAR": mean_sd(r, "uar"),
             "client-mean acc": mean_sd(r, "client_mean_accuracy"),
             "train time (s)": r["train_seconds"]})
-    return pd.DataFrame(rows, columns=["model", "setup", "clients", "seeds", "accuracy",
+    view = pd.DataFrame(rows, columns=["run", "model", "setup", "clients", "seeds", "accuracy",
                                        "precision", "recall", "F1 (macro)", "F1 95 % CI",
                                        "UAR", "client-mean acc", "train time (s)"])
+    if not view.duplicated(["model", "setup", "clients"]).any():
+        view = view.drop(columns="run")
+    return view
 
 
 def seed_comparisons(table: pd.DataFrame, pairs: Sequence[tuple],
